@@ -1,0 +1,61 @@
+"""The ``livermets`` command line: one sub-command group per pipeline stage.
+
+Every stage is a typed Python API first; the groups below are thin wrappers over it. A
+:class:`~livermets.errors.UserInputError` raised anywhere becomes one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from livermets import __version__
+from livermets.errors import EXIT_USER_ERROR, UserInputError
+from livermets.logs import configure, console
+
+app = typer.Typer(
+    name="livermets",
+    help="Liver metastases on CT: segmentation, lesion metrics, radiomics and NE-phenotype prediction (SCLC).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"livermets {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log output (-v: debug)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    configure(-1 if quiet else verbose)
+
+
+def _register_stages() -> None:
+    # Imported here so that `livermets --help` lists exactly the stages that exist.
+    from livermets.cohort.cli import app as cohort_app
+    from livermets.imaging.cli import app as imaging_app
+    from livermets.synth.cli import register as register_synth
+
+    register_synth(app)
+    app.add_typer(cohort_app, name="cohort")
+    app.add_typer(imaging_app, name="imaging")
+
+
+_register_stages()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except UserInputError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(EXIT_USER_ERROR)

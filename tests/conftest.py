@@ -1,0 +1,45 @@
+"""Shared test fixtures.
+
+Real data lives in ``../shared/data`` beside the repository and is never copied into it. A test that needs it calls
+``shared_data(...)``: on a developer machine a missing file skips the test with a message; with ``CI=true`` it fails.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+def _require(path: Path) -> Path:
+    if path.exists():
+        return path
+    message = f"shared data not found: {path} (see DEVELOPERS/README: tests read ../shared/data)"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Callable[..., Path]:
+    """Return a function mapping a path below ``../shared/data`` to an existing Path (skip/fail if missing)."""
+
+    def get(*parts: str) -> Path:
+        return _require(SHARED.joinpath("data", *parts))
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def shared_paper() -> Callable[..., Path]:
+    """Like ``shared_data`` for files below ``../shared/paper``."""
+
+    def get(*parts: str) -> Path:
+        return _require(SHARED.joinpath("paper", *parts))
+
+    return get
