@@ -1,0 +1,1 @@
+"""The cohort manifest: one row per CT series (schema, loading, validation, summary)."""

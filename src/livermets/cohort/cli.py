@@ -1,0 +1,65 @@
+"""``livermets cohort``: validate and summarise a cohort manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from livermets.atomic import write_csv
+from livermets.cohort import manifest as mf
+from livermets.cohort.summary import cohort_summary
+from livermets.errors import EXIT_USER_ERROR
+
+app = typer.Typer(help="Validate and summarise cohort manifests (one CSV row per CT series).", no_args_is_help=True)
+
+
+@app.command("validate")
+def validate(
+    manifest: Path = typer.Argument(..., help="Manifest CSV."),
+    no_files: bool = typer.Option(False, "--no-files", help="Skip the checks that image/label files exist."),
+) -> None:
+    """Check a manifest and report every problem, one line each (exit code 2 if any).
+
+    Checks: required columns, unique series ids, files exist and are readable, a patient in one split only,
+    ne_class == (ne_score > 0), sample_type in {biopsy, cfdna}, split in {train, val, test}.
+
+    Example: ``livermets cohort validate cohort/manifest.csv``
+    """
+    frame = mf.read_manifest(manifest)
+    problems = mf.find_problems(frame, check_files=not no_files)
+    for problem in problems:
+        typer.echo(f"{manifest}: {problem}", err=True)
+    if problems:
+        typer.echo(f"{manifest}: {len(problems)} problem(s) in {len(frame)} rows", err=True)
+        raise typer.Exit(EXIT_USER_ERROR)
+    typer.echo(f"{manifest}: ok ({len(frame)} series, {frame['patient_id'].nunique()} patients, "
+               f"{frame['study_id'].nunique()} studies)")
+
+
+@app.command("summary")
+def summary(
+    manifest: Path = typer.Argument(..., help="Manifest CSV."),
+    out: Path | None = typer.Option(None, "--out", help="Also write the table as CSV here."),
+) -> None:
+    """Print counts per split / NE class / patient / study, like the paper's Tables 1 and 2.
+
+    Example: ``livermets cohort summary cohort/manifest.csv``
+    """
+    frame = mf.load_manifest(manifest, check_files=False)
+    table = cohort_summary(frame)
+    rich_table = Table(title=f"Cohort summary: {manifest}")
+    rich_table.add_column("split")
+    for column in table.columns:
+        rich_table.add_column(column.replace("_", " "), justify="right")
+    for name, row in table.iterrows():
+        rich_table.add_row(str(name), *(_fmt(v) for v in row.tolist()))
+    Console().print(rich_table)
+    if out is not None:
+        write_csv(out, table, index=True)
+
+
+def _fmt(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)

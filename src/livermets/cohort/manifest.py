@@ -1,0 +1,204 @@
+"""The cohort manifest (CSV): schema, loading and validation.
+
+One row per CT series. Required columns: ``series_id, study_id, patient_id, image``. Optional: ``label`` (label map,
+LiTS labels 0/1/2), ``ne_score`` (float, -1..1), ``ne_class`` (0/1, must equal ``ne_score > 0``), ``sample_type``
+(``biopsy`` or ``cfdna``), ``split`` (``train``, ``val``, ``test``). Extra columns are kept. Relative paths resolve
+against the manifest's folder.
+
+Examples
+--------
+>>> from livermets.cohort.manifest import load_manifest
+>>> frame = load_manifest("cohort/manifest.csv")  # doctest: +SKIP
+>>> frame[["series_id", "split"]].head()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from livermets.errors import UserInputError
+
+REQUIRED_COLUMNS = ("series_id", "study_id", "patient_id", "image")
+OPTIONAL_COLUMNS = ("label", "ne_score", "ne_class", "sample_type", "split")
+MANIFEST_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+PATH_COLUMNS = ("image", "label")
+SAMPLE_TYPES = ("biopsy", "cfdna")
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One validation finding; ``row`` is the 1-based data row (header excluded), ``None`` for file-wide problems."""
+
+    message: str
+    row: int | None = None
+    column: str | None = None
+
+    def __str__(self) -> str:
+        where = []
+        if self.row is not None:
+            where.append(f"row {self.row}")
+        if self.column is not None:
+            where.append(f"column {self.column}")
+        return (", ".join(where) + ": " if where else "") + self.message
+
+
+def read_manifest(path: str | Path) -> pd.DataFrame:
+    """Read the CSV with ids kept as strings and paths resolved; checks only that it parses and has the columns.
+
+    Raises
+    ------
+    UserInputError
+        Unreadable file or missing required columns (all of them named).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserInputError(f"{path}: manifest not found")
+    try:
+        frame = pd.read_csv(path, dtype={c: "string" for c in ("series_id", "study_id", "patient_id", "image",
+                                                               "label", "sample_type", "split")})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise UserInputError(f"{path}: cannot parse manifest CSV ({str(exc).splitlines()[0]})") from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise UserInputError(f"{path}: missing required column(s) {', '.join(missing)}")
+    base = path.resolve().parent
+    for column in PATH_COLUMNS:
+        if column in frame.columns:
+            frame[column] = frame[column].map(lambda v: _resolve(base, v), na_action="ignore")
+    frame.attrs["path"] = str(path)
+    return frame
+
+
+def _resolve(base: Path, value: str) -> str:
+    p = Path(str(value).strip())
+    return str(p if p.is_absolute() else (base / p))
+
+
+def find_problems(frame: pd.DataFrame, check_files: bool = True) -> list[Problem]:
+    """Every problem in a manifest (not just the first), in row order per check."""
+    problems: list[Problem] = []
+    rows = pd.RangeIndex(1, len(frame) + 1)
+
+    for column in REQUIRED_COLUMNS:
+        for row in rows[frame[column].isna().to_numpy() | (frame[column].astype("string").str.strip() == "")
+                        .fillna(True).to_numpy()]:
+            problems.append(Problem("empty value", int(row), column))
+
+    duplicated = frame["series_id"].duplicated(keep=False) & frame["series_id"].notna()
+    for sid, group in frame[duplicated].groupby("series_id"):
+        listed = ", ".join(str(i + 1) for i in group.index)
+        problems.append(Problem(f"duplicate series_id {sid!r} (rows {listed})", None, "series_id"))
+
+    # A study belongs to one patient.
+    study_patients = frame.dropna(subset=["study_id", "patient_id"]).groupby("study_id")["patient_id"].nunique()
+    for study in study_patients[study_patients > 1].index:
+        problems.append(Problem(f"study {study!r} is assigned to several patients", None, "study_id"))
+
+    if check_files:
+        for column in PATH_COLUMNS:
+            if column not in frame.columns:
+                continue
+            for i, value in enumerate(frame[column]):
+                if pd.isna(value):
+                    if column == "image":
+                        continue  # reported above as empty
+                    continue
+                p = Path(value)
+                if not p.exists():
+                    problems.append(Problem(f"file not found: {p}", i + 1, column))
+                elif p.is_file() and not _readable(p):
+                    problems.append(Problem(f"file not readable: {p}", i + 1, column))
+
+    if "split" in frame.columns:
+        split = frame["split"].astype("string").str.strip().str.lower()
+        bad = split.notna() & ~split.isin(SPLITS)
+        for i in np.flatnonzero(bad.to_numpy()):
+            problems.append(Problem(f"unknown split {frame['split'].iloc[i]!r} (allowed: {', '.join(SPLITS)})",
+                                    int(i) + 1, "split"))
+        by_patient = frame.assign(_split=split).dropna(subset=["patient_id", "_split"]).groupby("patient_id")["_split"]
+        for patient, splits in by_patient.unique().items():
+            if len(splits) > 1:
+                problems.append(Problem(
+                    f"patient {patient!r} appears in several splits ({', '.join(sorted(splits))}): data leakage",
+                    None, "split"))
+
+    if "sample_type" in frame.columns:
+        st = frame["sample_type"].astype("string").str.strip().str.lower()
+        for i in np.flatnonzero((st.notna() & ~st.isin(SAMPLE_TYPES)).to_numpy()):
+            problems.append(Problem(f"unknown sample_type {frame['sample_type'].iloc[i]!r} "
+                                    f"(allowed: {', '.join(SAMPLE_TYPES)})", int(i) + 1, "sample_type"))
+
+    problems.extend(_ne_problems(frame))
+    return problems
+
+
+def _ne_problems(frame: pd.DataFrame) -> list[Problem]:
+    problems: list[Problem] = []
+    score = None
+    if "ne_score" in frame.columns:
+        score = pd.to_numeric(frame["ne_score"], errors="coerce")
+        for i in np.flatnonzero((score.isna() & frame["ne_score"].notna()).to_numpy()):
+            problems.append(Problem(f"ne_score {frame['ne_score'].iloc[i]!r} is not a number", int(i) + 1, "ne_score"))
+        for i in np.flatnonzero(((score < -1) | (score > 1)).to_numpy()):
+            problems.append(Problem(f"ne_score {score.iloc[i]} outside [-1, 1]", int(i) + 1, "ne_score"))
+    if "ne_class" in frame.columns:
+        cls = pd.to_numeric(frame["ne_class"], errors="coerce")
+        invalid = frame["ne_class"].notna() & ~cls.isin([0, 1])
+        for i in np.flatnonzero(invalid.to_numpy()):
+            problems.append(Problem(f"ne_class {frame['ne_class'].iloc[i]!r} is not 0 or 1", int(i) + 1, "ne_class"))
+        if score is not None:
+            both = score.notna() & cls.isin([0, 1])
+            disagree = both & ((score > 0).astype(int) != cls)
+            for i in np.flatnonzero(disagree.to_numpy()):
+                problems.append(Problem(
+                    f"ne_class {int(cls.iloc[i])} disagrees with ne_score {score.iloc[i]} (class is 1 iff score > 0)",
+                    int(i) + 1, "ne_class"))
+    return problems
+
+
+def _readable(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            handle.read(1)
+        return True
+    except OSError:
+        return False
+
+
+def load_manifest(path: str | Path, check_files: bool = True) -> pd.DataFrame:
+    """Read and validate a manifest; raise one :class:`UserInputError` listing every problem, one per line.
+
+    Numeric columns ``ne_score``/``ne_class`` are converted; ``split`` and ``sample_type`` are lower-cased.
+    """
+    frame = read_manifest(path)
+    problems = find_problems(frame, check_files=check_files)
+    if problems:
+        raise UserInputError(f"{path}: {len(problems)} problem(s)\n" + "\n".join(f"  {p}" for p in problems))
+    return normalise(frame)
+
+
+def normalise(frame: pd.DataFrame) -> pd.DataFrame:
+    """Typed copy: numeric NE columns, lower-case split and sample_type, stripped ids."""
+    out = frame.copy()
+    for column in ("series_id", "study_id", "patient_id"):
+        out[column] = out[column].astype("string").str.strip()
+    if "ne_score" in out.columns:
+        out["ne_score"] = pd.to_numeric(out["ne_score"], errors="coerce")
+    if "ne_class" in out.columns:
+        out["ne_class"] = pd.to_numeric(out["ne_class"], errors="coerce").astype("Int64")
+    for column in ("split", "sample_type"):
+        if column in out.columns:
+            out[column] = out[column].astype("string").str.strip().str.lower()
+    return out
+
+
+def select_split(frame: pd.DataFrame, split: str) -> pd.DataFrame:
+    """Rows of one split; raises :class:`UserInputError` when the manifest has no ``split`` column."""
+    if "split" not in frame.columns:
+        raise UserInputError(f"{frame.attrs.get('path', 'manifest')}: no 'split' column (needed to select {split!r})")
+    return frame[frame["split"] == split]

@@ -1,0 +1,1 @@
+"""CT and label-map input/output with exact geometry (SimpleITK)."""
