@@ -117,7 +117,8 @@ def find_problems(frame: pd.DataFrame, check_files: bool = True) -> list[Problem
     if "split" in frame.columns:
         split = frame["split"].astype("string").str.strip().str.lower()
         bad = split.notna() & ~split.isin(SPLITS)
-        for i in np.flatnonzero(bad.to_numpy()):
+        for j in np.flatnonzero(bad.to_numpy()):
+            i = int(j)
             problems.append(Problem(f"unknown split {frame['split'].iloc[i]!r} (allowed: {', '.join(SPLITS)})",
                                     int(i) + 1, "split"))
         by_patient = frame.assign(_split=split).dropna(subset=["patient_id", "_split"]).groupby("patient_id")["_split"]
@@ -129,7 +130,8 @@ def find_problems(frame: pd.DataFrame, check_files: bool = True) -> list[Problem
 
     if "sample_type" in frame.columns:
         st = frame["sample_type"].astype("string").str.strip().str.lower()
-        for i in np.flatnonzero((st.notna() & ~st.isin(SAMPLE_TYPES)).to_numpy()):
+        for j in np.flatnonzero((st.notna() & ~st.isin(SAMPLE_TYPES)).to_numpy()):
+            i = int(j)
             problems.append(Problem(f"unknown sample_type {frame['sample_type'].iloc[i]!r} "
                                     f"(allowed: {', '.join(SAMPLE_TYPES)})", int(i) + 1, "sample_type"))
 

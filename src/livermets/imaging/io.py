@@ -122,10 +122,10 @@ def write_label(label: sitk.Image | np.ndarray, path: str | Path, reference: sit
     if isinstance(label, np.ndarray):
         if reference is None:
             raise ValueError("writing a numpy label map needs a reference image for its geometry")
-        label = label_image(label, reference)
-    elif label.GetPixelID() != sitk.sitkUInt8:
-        label = sitk.Cast(label, sitk.sitkUInt8)
-    return write_image(label, path)
+        image = label_image(label, reference)
+    else:
+        image = label if label.GetPixelID() == sitk.sitkUInt8 else sitk.Cast(label, sitk.sitkUInt8)
+    return write_image(image, path)
 
 
 def image_info(image: sitk.Image) -> dict[str, object]:
