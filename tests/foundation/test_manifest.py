@@ -1,0 +1,93 @@
+"""Cohort manifest: loading, path resolution, every validation rule, summary counts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from livermets.cohort import manifest as mf
+from livermets.cohort.summary import cohort_summary
+from livermets.errors import UserInputError
+
+
+def _write(tmp_path: Path, rows: list[dict], name: str = "manifest.csv") -> Path:
+    path = tmp_path / name
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def _row(series: str, study: str, patient: str, **extra) -> dict:
+    return {"series_id": series, "study_id": study, "patient_id": patient, "image": f"images/{series}.nii.gz", **extra}
+
+
+@pytest.fixture
+def cohort_dir(tmp_path: Path) -> Path:
+    (tmp_path / "images").mkdir()
+    for sid in ("a1", "a2", "b1", "c1"):
+        (tmp_path / "images" / f"{sid}.nii.gz").write_bytes(b"x")
+    return tmp_path
+
+
+def test_valid_manifest_loads_with_resolved_paths_and_extra_columns(cohort_dir: Path):
+    rows = [
+        _row("a1", "A_1", "A", ne_score=0.2, ne_class=1, sample_type="biopsy", split="train", scanner="GE"),
+        _row("a2", "A_1", "A", ne_score=0.2, ne_class=1, sample_type="biopsy", split="train", scanner="GE"),
+        _row("b1", "B_1", "B", ne_score=-0.1, ne_class=0, sample_type="cfDNA", split="test", scanner="Siemens"),
+    ]
+    frame = mf.load_manifest(_write(cohort_dir, rows))
+    assert frame["image"].iloc[0] == str(cohort_dir.resolve() / "images" / "a1.nii.gz")
+    assert frame["scanner"].tolist() == ["GE", "GE", "Siemens"]
+    assert frame["sample_type"].tolist() == ["biopsy", "biopsy", "cfdna"]
+    assert frame["ne_class"].tolist() == [1, 1, 0]
+
+
+def test_every_problem_is_reported_not_just_the_first(cohort_dir: Path):
+    rows = [
+        _row("a1", "A_1", "A", ne_score=0.3, ne_class=0, split="train", sample_type="tissue"),
+        _row("a1", "A_2", "A", ne_score=0.1, ne_class=1, split="test", sample_type="biopsy"),
+        _row("zz", "Z_1", "Z", ne_score=0.1, ne_class=1, split="holdout", sample_type="biopsy"),
+    ]
+    problems = [str(p) for p in mf.find_problems(mf.read_manifest(_write(cohort_dir, rows)))]
+    text = "\n".join(problems)
+    assert "duplicate series_id 'a1' (rows 1, 2)" in text
+    assert "patient 'A' appears in several splits (test, train)" in text
+    assert "row 1, column ne_class: ne_class 0 disagrees with ne_score 0.3" in text
+    assert "row 1, column sample_type: unknown sample_type 'tissue'" in text
+    assert "row 3, column image: file not found" in text
+    assert "row 3, column split: unknown split 'holdout'" in text
+    assert len(problems) == 6
+
+
+def test_missing_columns_are_all_named(tmp_path: Path):
+    path = _write(tmp_path, [{"series_id": "a", "image": "x.nii.gz"}])
+    with pytest.raises(UserInputError, match="missing required column\\(s\\) study_id, patient_id"):
+        mf.read_manifest(path)
+
+
+def test_load_manifest_raises_with_all_problems(cohort_dir: Path):
+    rows = [_row("a1", "A_1", "A", split="train"), _row("a2", "A_2", "A", split="val")]
+    with pytest.raises(UserInputError) as info:
+        mf.load_manifest(_write(cohort_dir, rows))
+    assert "1 problem(s)" in str(info.value) and "'A' appears in several splits (train, val)" in str(info.value)
+
+
+def test_summary_counts_match_an_independent_count(cohort_dir: Path):
+    rows = [
+        _row("a1", "A_1", "A", ne_score=0.2, ne_class=1, split="train", n_lesions=3),
+        _row("a2", "A_1", "A", ne_score=0.2, ne_class=1, split="train", n_lesions=4),
+        _row("b1", "B_1", "B", ne_score=-0.1, ne_class=0, split="test", n_lesions=0),
+        _row("c1", "C_1", "C", ne_score=0.5, ne_class=1, split="test", n_lesions=12),
+    ]
+    frame = mf.load_manifest(_write(cohort_dir, rows))
+    table = cohort_summary(frame)
+    assert list(table.index) == ["train", "test", "all"]
+    parts = [("train", frame[frame.split == "train"]), ("test", frame[frame.split == "test"]), ("all", frame)]
+    for split, part in parts:
+        assert table.loc[split, "patients"] == part.patient_id.nunique()
+        assert table.loc[split, "studies"] == part.study_id.nunique()
+        assert table.loc[split, "series"] == len(part)
+        assert table.loc[split, "ne_positive_series"] == int((part.ne_score > 0).sum())
+    assert table.loc["all", "series_without_lesions"] == 1
+    assert table.loc["all", "lesions_median"] == 4.0 and table.loc["all", "lesions_max"] == 12
