@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from rich.markup import escape
 
 from livermets import __version__
 from livermets.errors import EXIT_USER_ERROR, UserInputError
@@ -57,5 +58,5 @@ def main() -> None:
     try:
         app()
     except UserInputError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(EXIT_USER_ERROR)
