@@ -1,0 +1,108 @@
+"""Cross-validation protocols: the paper's row-level ShuffleSplit and the patient-grouped splitter.
+
+``paper``: ``ShuffleSplit(n_splits=5, test_size=0.2, random_state=2024)`` over train+val rows, as in notebooks 2-3.
+Rows of the same patient and study can land on both sides of a split, which inflates nothing in the paper's
+test-set numbers but makes its CV numbers optimistic or noisy.
+
+``grouped``: ``StratifiedGroupKFold`` by patient, so every patient's series are on one side of every split.
+
+Examples
+--------
+>>> import numpy as np
+>>> groups = np.repeat(np.arange(10), 3); y = np.repeat(np.arange(10) % 2, 3)
+>>> splits = grouped_splits(y, groups, n_splits=5, seed=0)
+>>> all(set(groups[tr]).isdisjoint(groups[te]) for tr, te in splits)
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike, NDArray
+from sklearn.base import clone
+from sklearn.metrics import f1_score, roc_auc_score
+from sklearn.model_selection import ShuffleSplit, StratifiedGroupKFold
+
+from livermets.errors import UserInputError
+
+PAPER_CV_SEED = 2024
+Split = tuple[NDArray[np.intp], NDArray[np.intp]]
+
+
+def paper_splits(n_rows: int, n_splits: int = 5, seed: int = PAPER_CV_SEED) -> list[Split]:
+    """The notebooks' row-level ``ShuffleSplit(5, test_size=0.2, random_state=2024)``."""
+    splitter = ShuffleSplit(n_splits=n_splits, test_size=0.2, random_state=seed)
+    return list(splitter.split(np.zeros((n_rows, 1))))
+
+
+def grouped_splits(y: ArrayLike, groups: ArrayLike, n_splits: int = 5, seed: int = 0) -> list[Split]:
+    """Patient-grouped, class-stratified K-fold (``StratifiedGroupKFold`` with shuffling)."""
+    labels = np.asarray(y)
+    group_ids = np.asarray(groups)
+    n_groups = np.unique(group_ids).size
+    if n_groups < n_splits:
+        raise UserInputError(f"grouped CV: {n_groups} patients is fewer than {n_splits} folds")
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    return list(splitter.split(np.zeros((labels.size, 1)), labels, group_ids))
+
+
+def check_two_classes(y: ArrayLike, where: str) -> None:
+    """Raise a one-line UserInputError if ``y`` holds only one class."""
+    values = np.unique(np.asarray(y))
+    if values.size < 2:
+        raise UserInputError(f"{where}: only one class ({values.tolist()}) — cannot train or score a classifier")
+
+
+@dataclass
+class CVResult:
+    """Fold models and per-fold train/validation F1 and AUC (the paper's Supplementary Table 2 columns)."""
+
+    estimators: list[Any]
+    folds: pd.DataFrame
+
+    def summary(self) -> dict[str, float]:
+        """Mean, min and max of the validation F1 and AUC over folds."""
+        out: dict[str, float] = {}
+        for metric in ("f1", "auc"):
+            values = self.folds[f"val_{metric}"].to_numpy(dtype=float)
+            out[f"{metric}_mean"] = float(np.nanmean(values))
+            out[f"{metric}_min"] = float(np.nanmin(values))
+            out[f"{metric}_max"] = float(np.nanmax(values))
+        return out
+
+
+def _score(model: Any, X: Any, y: NDArray[np.int64]) -> tuple[float, float]:
+    probability = model.predict_proba(X)[:, 1]
+    predicted = model.predict(X)
+    auc = float(roc_auc_score(y, probability)) if np.unique(y).size == 2 else float("nan")
+    return float(f1_score(y, predicted, zero_division=0.0)), auc
+
+
+def _fit_fold(estimator: Any, X: pd.DataFrame, y: NDArray[np.int64], train: Any, val: Any) -> tuple[Any, list[float]]:
+    model = clone(estimator).fit(X.iloc[train], y[train])
+    train_f1, train_auc = _score(model, X.iloc[train], y[train])
+    val_f1, val_auc = _score(model, X.iloc[val], y[val])
+    return model, [train_f1, val_f1, train_auc, val_auc]
+
+
+def cross_validate_folds(
+    estimator: Any, X: pd.DataFrame, y: ArrayLike, splits: list[Split], n_jobs: int = 1
+) -> CVResult:
+    """Fit ``estimator`` on every training fold; score F1 and AUC on both sides (like ``cross_validate``).
+
+    Folds run in parallel with joblib when ``n_jobs != 1``.
+    """
+    from joblib import Parallel, delayed
+
+    labels = np.asarray(y).astype(np.int64)
+    check_two_classes(labels, "cross-validation")
+    results = Parallel(n_jobs=n_jobs)(delayed(_fit_fold)(estimator, X, labels, tr, va) for tr, va in splits)
+    frame = pd.DataFrame(
+        [scores for _, scores in results], columns=["train_f1", "val_f1", "train_auc", "val_auc"]
+    )
+    frame.insert(0, "fold", np.arange(1, len(splits) + 1))
+    return CVResult(estimators=[model for model, _ in results], folds=frame)
