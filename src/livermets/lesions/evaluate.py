@@ -1,0 +1,189 @@
+"""Evaluate a folder of predicted label maps against a manifest's reference labels (``livermets seg evaluate``).
+
+Predictions are named ``<series_id>.nii.gz`` in one folder. Each manifest row with a ``label`` is evaluated with
+:func:`livermets.lesions.scan_metrics.evaluate_scan`; problems with one series (missing prediction, unreadable file,
+unexpected label values, different geometry) are logged as one line each and listed in ``skipped.csv``. A missing
+prediction is evaluated as an empty prediction (every reference lesion a false negative) unless ``skip_missing``.
+
+Outputs in ``out_dir``: ``per_scan.csv``, ``per_lesion.csv``, ``skipped.csv``, ``table3.csv``, ``table3.md``,
+``provenance.json`` and, on request, ``figures/<series_id>.png``.
+
+Examples
+--------
+>>> from livermets.lesions.evaluate import EvaluationSettings, evaluate_cohort
+>>> evaluate_cohort("manifest.csv", "predictions/", "eval/", EvaluationSettings(rule="lits"))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import SimpleITK as sitk
+
+from livermets.atomic import write_csv, write_json, write_text
+from livermets.cohort.manifest import load_manifest
+from livermets.errors import UserInputError
+from livermets.imaging.geometry import check_same_geometry
+from livermets.imaging.io import read_image, read_label
+from livermets.lesions.cohort_metrics import default_group_column, table3, table3_markdown
+from livermets.lesions.components import check_connectivity
+from livermets.lesions.figures import overlay_figure
+from livermets.lesions.matching import RULES
+from livermets.lesions.scan_metrics import ScanEvaluation, evaluate_scan, stratum_names
+from livermets.progress import track
+from livermets.provenance import provenance
+
+log = logging.getLogger(__name__)
+
+PREDICTION_SUFFIX = ".nii.gz"
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """Parameters of a cohort evaluation (recorded in ``provenance.json``)."""
+
+    rule: str = "paper"
+    iou_threshold: float = 0.5
+    connectivity: int = 26
+    group_by: str | None = None
+    skip_missing: bool = False
+    size_strata_mm: tuple[float, ...] = ()
+    figures: bool = False
+    n_boot: int = 1000
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        """Raise :class:`UserInputError` for an invalid parameter."""
+        if self.rule not in RULES:
+            raise UserInputError(f"--rule must be one of {list(RULES)} (got {self.rule!r})")
+        if not 0.0 <= self.iou_threshold < 1.0:
+            raise UserInputError(f"--iou must lie in [0, 1) (got {self.iou_threshold})")
+        check_connectivity(self.connectivity)
+        if self.n_boot < 0:
+            raise UserInputError(f"--n-boot must be >= 0 (got {self.n_boot})")
+        try:
+            stratum_names(self.size_strata_mm)
+        except ValueError as exc:
+            raise UserInputError(f"--size-strata: {exc}") from exc
+
+
+def _evaluate_row(row: pd.Series, pred_dir: Path, settings: EvaluationSettings,
+                  figure_dir: Path | None) -> ScanEvaluation | str:
+    """Evaluate one manifest row; returns the evaluation or the reason it was skipped."""
+    series_id = str(row["series_id"])
+    label_path = row.get("label")
+    if label_path is None or pd.isna(label_path) or str(label_path).strip() == "":
+        return "no reference label in the manifest"
+    pred_path = pred_dir / f"{series_id}{PREDICTION_SUFFIX}"
+    try:
+        reference = read_label(label_path)
+        prediction: sitk.Image | None = None
+        if pred_path.exists():
+            prediction = read_label(pred_path)
+            check_same_geometry(reference, prediction, str(label_path), str(pred_path))
+        elif settings.skip_missing:
+            return f"missing prediction {pred_path} (skipped: --skip-missing)"
+        else:
+            log.warning("%s: missing prediction %s, counted as empty (all reference lesions FN)", series_id,
+                        pred_path)
+    except UserInputError as exc:
+        return str(exc)
+    ref_array = sitk.GetArrayViewFromImage(reference)
+    pred_array = sitk.GetArrayViewFromImage(prediction) if prediction is not None else None
+    evaluation = evaluate_scan(ref_array, pred_array, reference.GetSpacing(), series_id=series_id,
+                               rule=settings.rule, iou_threshold=settings.iou_threshold,
+                               connectivity=settings.connectivity, size_strata_mm=settings.size_strata_mm)
+    if figure_dir is not None and evaluation.figure_slice is not None:
+        ct = None
+        image_path = row.get("image")
+        if image_path is not None and not pd.isna(image_path):
+            try:
+                ct_image = read_image(image_path)
+                check_same_geometry(ct_image, reference, str(image_path), str(label_path))
+                ct = sitk.GetArrayViewFromImage(ct_image)
+            except UserInputError as exc:
+                log.warning("%s: figure without CT background (%s)", series_id, exc)
+        shown = pred_array if pred_array is not None else np.zeros_like(ref_array)
+        overlay_figure(ref_array, shown, evaluation.figure_slice, figure_dir / f"{series_id}.png", ct=ct,
+                       spacing_xyz=reference.GetSpacing(),
+                       title=f"{series_id}: lesion Dice {evaluation.row['dice_lesion']:.2f}, "
+                             f"TP {evaluation.row['tp']} FN {evaluation.row['fn']} FP {evaluation.row['fp']} "
+                             f"({settings.rule} rule)")
+    return evaluation
+
+
+def evaluate_cohort(manifest: str | Path, pred_dir: str | Path, out_dir: str | Path,
+                    settings: EvaluationSettings | None = None) -> pd.DataFrame:
+    """Evaluate every labelled series of ``manifest`` against ``pred_dir/<series_id>.nii.gz``; write outputs.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The Table 3 frame (also written to ``out_dir/table3.csv``).
+
+    Raises
+    ------
+    UserInputError
+        Invalid settings, unreadable manifest, missing prediction folder, or no series could be evaluated.
+    """
+    settings = settings or EvaluationSettings()
+    settings.validate()
+    pred_dir = Path(pred_dir)
+    out_dir = Path(out_dir)
+    if not pred_dir.is_dir():
+        raise UserInputError(f"{pred_dir}: prediction folder not found")
+    frame = load_manifest(manifest)
+    group_by = settings.group_by or default_group_column(list(frame.columns))
+    if settings.group_by is not None and settings.group_by not in frame.columns:
+        raise UserInputError(f"--group-by: column {settings.group_by!r} not in {manifest}")
+    known = set(frame["series_id"].astype(str))
+    orphans = sorted(p.name for p in pred_dir.glob(f"*{PREDICTION_SUFFIX}")
+                     if p.name[: -len(PREDICTION_SUFFIX)] not in known)
+    if orphans:
+        log.warning("%d prediction(s) in %s not in the manifest, ignored (e.g. %s)", len(orphans), pred_dir,
+                    orphans[0])
+
+    figure_dir = out_dir / "figures" if settings.figures else None
+    rows: list[dict[str, Any]] = []
+    lesion_frames: list[pd.DataFrame] = []
+    skipped: list[dict[str, str]] = []
+    for _, row in track(list(frame.iterrows()), "evaluating"):
+        outcome = _evaluate_row(row, pred_dir, settings, figure_dir)
+        if isinstance(outcome, str):
+            log.warning("%s: skipped: %s", row["series_id"], outcome)
+            skipped.append({"series_id": str(row["series_id"]), "reason": outcome})
+            continue
+        extra = {"patient_id": row["patient_id"], "study_id": row["study_id"]}
+        if group_by is not None:
+            extra[group_by] = row[group_by]
+        rows.append({**outcome.row, **extra})
+        lesion_frames.append(outcome.lesions)
+
+    write_csv(out_dir / "skipped.csv", pd.DataFrame(skipped, columns=["series_id", "reason"]))
+    if not rows:
+        raise UserInputError(f"nothing could be evaluated: all {len(frame)} series of {manifest} were skipped "
+                             f"(reasons in {out_dir / 'skipped.csv'})")
+    per_scan = pd.DataFrame(rows)
+    strata = stratum_names(settings.size_strata_mm)
+    table = table3(per_scan, group_by=group_by, n_boot=settings.n_boot, seed=settings.seed, strata=strata)
+    table.insert(2, "rule", settings.rule)
+    table.insert(3, "iou_threshold", settings.iou_threshold if settings.rule == "lits" else np.nan)
+    write_csv(out_dir / "per_scan.csv", per_scan)
+    write_csv(out_dir / "per_lesion.csv", pd.concat(lesion_frames, ignore_index=True))
+    write_csv(out_dir / "table3.csv", table)
+    rule_text = (f"LiTS rule, IoU > {settings.iou_threshold:g}" if settings.rule == "lits"
+                 else "paper rule (any overlap)")
+    title = (f"Lesion segmentation metrics ({rule_text}, cc3d connectivity {settings.connectivity}); "
+             f"95% CIs: patient-level bootstrap, {settings.n_boot} samples, seed {settings.seed}")
+    write_text(out_dir / "table3.md", table3_markdown(table, title=title))
+    parameters = {**asdict(settings), "group_by": group_by, "manifest": str(manifest), "pred_dir": str(pred_dir),
+                  "n_evaluated": len(per_scan), "n_skipped": len(skipped)}
+    write_json(out_dir / "provenance.json", provenance(parameters, command="livermets seg evaluate"))
+    log.info("evaluated %d series (%d skipped); wrote %s", len(per_scan), len(skipped), out_dir)
+    return table
