@@ -102,8 +102,9 @@ class BootstrapResult:
                 mean = float(finite.mean())
             else:
                 mean = low = high = float("nan")
-            rows.append({"metric": name, "mean": mean, "low95": low, "high95": high,
-                         "n_undefined": int(np.isnan(values).sum())})
+            rows.append(
+                {"metric": name, "mean": mean, "low95": low, "high95": high, "n_undefined": int(np.isnan(values).sum())}
+            )
         return pd.DataFrame(rows)
 
 

@@ -74,8 +74,12 @@ def make_classifier(name: str, weighting: Weighting = None, stage: str = "final"
         )
     if name == "RF":
         return RandomForestClassifier(
-            n_estimators=1000, random_state=200, criterion="gini", min_samples_leaf=2,
-            class_weight=class_weight, n_jobs=n_jobs,
+            n_estimators=1000,
+            random_state=200,
+            criterion="gini",
+            min_samples_leaf=2,
+            class_weight=class_weight,
+            n_jobs=n_jobs,
         )
     if weighting == "balanced":
         return BalancedXGBClassifier()

@@ -7,6 +7,7 @@ with the best validation F1 (the first one on ties). Candidates run in parallel 
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,9 @@ def paper_weight_grid() -> NDArray[np.float64]:
 
 
 def _evaluate(name: str, weight: float, X_train: Any, y_train: Any, X_val: Any, y_val: Any) -> tuple[float, float]:
-    model = make_classifier(name, weighting=weight, stage="search").fit(X_train, y_train)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # see cv._fit_fold: expected solver/parameter warnings of the recipe
+        model = make_classifier(name, weighting=weight, stage="search").fit(X_train, y_train)
     probability = model.predict_proba(X_val)[:, 1]
     return float(roc_auc_score(y_val, probability)), float(f1_score(y_val, model.predict(X_val), zero_division=0.0))
 

@@ -1,0 +1,1 @@
+"""Tumour-burden statistics (paper Figure 3) and classifier failure analysis (Figure 5)."""
