@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 
 from livermets.featuretable import FEATURE_COLUMNS, TARGET_COLUMNS, feature_group, read_feature_table
 from livermets.phenotype.bootstrap import BootstrapResult, bootstrap_metrics, study_bootstrap_indices
-from livermets.phenotype.cv import CVResult, fit_fold, check_two_classes, paper_splits
+from livermets.phenotype.cv import CVResult, check_two_classes, fit_fold, paper_splits
 from livermets.phenotype.ensemble import FoldEnsemble
 from livermets.phenotype.models import MODEL_NAMES, Weighting, balanced_positive_weight, make_classifier
 from livermets.phenotype.selection import PAPER_ALPHA, LassoSelector

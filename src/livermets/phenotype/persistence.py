@@ -1,0 +1,141 @@
+"""Model folders without pickle: scikit-learn parts as skops files, XGBoost as its JSON, metadata as JSON.
+
+Layout of ``MODEL_DIR``::
+
+    config.json           protocol, model, input features, selected features, training ranges, threshold, versions
+    fold_1.skops ...      one fitted pipeline/classifier per fold (skops; loaded with an explicit type allow-list)
+    fold_1.xgb.json ...   the XGBoost booster of a fold when the model is XGB (the skops file then holds the rest)
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import skops.io as sio
+from sklearn.pipeline import Pipeline
+from xgboost import XGBClassifier
+
+from livermets.atomic import atomic_path, write_json
+from livermets.errors import UserInputError
+from livermets.phenotype.models import BalancedXGBClassifier
+
+FORMAT_VERSION = 1
+# Types a livermets model folder may contain; anything else in a .skops file is refused.
+ALLOWED_TYPES = {
+    "livermets.phenotype.selection.LassoSelector",
+    "livermets.phenotype.selection.FixedSelector",
+    "sklearn.pipeline.Pipeline",
+    "sklearn.preprocessing._data.StandardScaler",
+    "sklearn.linear_model._logistic.LogisticRegression",
+    "sklearn.ensemble._forest.RandomForestClassifier",
+    "sklearn.tree._classes.DecisionTreeClassifier",
+    "sklearn.tree._tree.Tree",
+    "sklearn.utils._metadata_requests.MetadataRequest",
+    "sklearn.utils._metadata_requests.MethodMetadataRequest",
+    "sklearn.utils._metadata_requests.MetadataRouter",
+    "builtins.slice",
+    "collections.OrderedDict",
+    "numpy.dtype",
+    "numpy.ndarray",
+    "numpy.float64",
+    "numpy.int64",
+    "numpy.random.mtrand.RandomState",
+    "numpy.random._mt19937.MT19937",
+}
+
+
+def _split_xgb(model: Any) -> tuple[Any, XGBClassifier | None]:
+    """Separate an XGBoost classifier (saved as JSON) from the scikit-learn part (saved with skops)."""
+    if isinstance(model, Pipeline):
+        head, last = model.steps[:-1], model.steps[-1][1]
+        booster = last.estimator_ if isinstance(last, BalancedXGBClassifier) else last
+        if isinstance(booster, XGBClassifier):
+            return Pipeline(head) if head else None, booster
+        return model, None
+    if isinstance(model, BalancedXGBClassifier):
+        return None, model.estimator_
+    if isinstance(model, XGBClassifier):
+        return None, model
+    return model, None
+
+
+def _without_routing_requests(model: Any) -> Any:
+    """A copy without metadata-routing requests (fit-time only; their back-references defeat skops)."""
+    fitted = copy.deepcopy(model)
+    steps = [step for _, step in fitted.steps] if isinstance(fitted, Pipeline) else [fitted]
+    for step in steps:
+        if "_metadata_request" in vars(step):
+            del step._metadata_request
+    return fitted
+
+
+def save_model_folder(out_dir: str | os.PathLike[str], fold_models: list[Any], config: dict[str, Any]) -> Path:
+    """Write fold models and ``config.json`` (config must be JSON-ready) into ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    parts = []
+    for k, model in enumerate(fold_models, start=1):
+        sk_part, xgb_part = _split_xgb(_without_routing_requests(model))
+        entry: dict[str, str | None] = {"skops": None, "xgboost": None}
+        if sk_part is not None:
+            with atomic_path(out / f"fold_{k}.skops") as tmp:
+                sio.dump(sk_part, tmp)
+            entry["skops"] = f"fold_{k}.skops"
+        if xgb_part is not None:
+            with atomic_path(out / f"fold_{k}.xgb.json") as tmp:
+                xgb_part.save_model(str(tmp))
+            entry["xgboost"] = f"fold_{k}.xgb.json"
+        parts.append(entry)
+    write_json(out / "config.json", {**config, "format_version": FORMAT_VERSION, "folds": parts})
+    return out
+
+
+class LoadedFoldModel:
+    """A fold model rebuilt from a model folder: optional scikit-learn part, then optional XGBoost booster."""
+
+    def __init__(self, sk_part: Any, xgb_part: XGBClassifier | None) -> None:
+        self.sk_part = sk_part
+        self.xgb_part = xgb_part
+
+    def predict_proba(self, X: Any) -> Any:
+        if self.xgb_part is None:
+            return self.sk_part.predict_proba(X)
+        features = self.sk_part.transform(X) if self.sk_part is not None else X
+        return self.xgb_part.predict_proba(np.asarray(features))
+
+
+def load_model_folder(model_dir: str | os.PathLike[str]) -> tuple[dict[str, Any], list[LoadedFoldModel]]:
+    """Read ``config.json`` and the fold models; refuses skops files containing types outside the allow-list."""
+    folder = Path(model_dir)
+    config_path = folder / "config.json"
+    if not config_path.is_file():
+        raise UserInputError(f"model folder {folder}: config.json not found")
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise UserInputError(f"{config_path}: not valid JSON ({exc.msg}, line {exc.lineno})") from exc
+    models = []
+    for k, entry in enumerate(config.get("folds", []), start=1):
+        sk_part = None
+        if entry.get("skops"):
+            path = folder / entry["skops"]
+            if not path.is_file():
+                raise UserInputError(f"model folder {folder}: fold {k} file {entry['skops']} missing")
+            untrusted = set(sio.get_untrusted_types(file=path))
+            refused = sorted(untrusted - ALLOWED_TYPES)
+            if refused:
+                raise UserInputError(f"{path}: refuses to load untrusted type {refused[0]}")
+            sk_part = sio.load(path, trusted=sorted(untrusted))
+        xgb_part = None
+        if entry.get("xgboost"):
+            xgb_part = XGBClassifier()
+            xgb_part.load_model(str(folder / entry["xgboost"]))
+        models.append(LoadedFoldModel(sk_part, xgb_part))
+    if not models:
+        raise UserInputError(f"model folder {folder}: no fold models listed in config.json")
+    return config, models

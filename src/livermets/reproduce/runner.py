@@ -1,0 +1,205 @@
+"""``livermets reproduce paper``: write every table, figure and REPORT.md of the paper reproduction to a folder."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from livermets.atomic import write_csv, write_json
+from livermets.errors import UserInputError
+from livermets.phenotype.grouped import GroupedConfig, evaluate_grouped
+from livermets.phenotype.metrics import METRICS
+from livermets.phenotype.models import MODEL_NAMES
+from livermets.phenotype.plots import plot_feature_groups, plot_reliability, plot_roc_band
+from livermets.phenotype.roc import bootstrap_roc
+from livermets.provenance import provenance
+from livermets.reproduce.paper import (
+    ModelRun,
+    ModelSpec,
+    PaperData,
+    lasso_selection,
+    load_paper_data,
+    paper_indices,
+    run_models,
+    weight_search,
+)
+from livermets.reproduce.report import write_report
+from livermets.stats.burden import burden_statistics, one_series_per_study
+from livermets.stats.failure import failure_analysis
+from livermets.stats.plots import plot_burden, plot_failure
+
+log = logging.getLogger(__name__)
+TABLE_CHOICES = ("4", "all")
+
+
+def _table4(runs: list[ModelRun]) -> pd.DataFrame:
+    rows = []
+    for run in runs:
+        summary = run.bootstrap.summary()
+        for row in summary.itertuples():
+            rows.append(
+                {
+                    "model": run.spec.name,
+                    "metric": row.metric,
+                    "mean": row.mean,
+                    "low95": row.low95,
+                    "high95": row.high95,
+                    "n_undefined": row.n_undefined,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _supp_table2(runs: list[ModelRun]) -> pd.DataFrame:
+    rows = []
+    for run in runs:
+        s = run.cv.summary()
+        weight = run.spec.weighting
+        rows.append(
+            {
+                "model": run.spec.name,
+                "weighting": run.spec.label,
+                "pos_weight": weight if isinstance(weight, float) else ("balanced" if weight else ""),
+                **{k: s[k] for k in ("f1_mean", "f1_min", "f1_max", "auc_mean", "auc_min", "auc_max")},
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _supp_table3(runs: list[ModelRun]) -> pd.DataFrame:
+    rows = []
+    for run in runs:
+        for row in run.bootstrap.summary().itertuples():
+            rows.append(
+                {
+                    "model": run.spec.name,
+                    "weighting": run.spec.label,
+                    "metric": row.metric,
+                    "mean": row.mean,
+                    "low95": row.low95,
+                    "high95": row.high95,
+                    "n_undefined": row.n_undefined,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _roc_figure(data: PaperData, runs: list[ModelRun], indices: np.ndarray, path: Path) -> None:
+    curves = {}
+    y = data.y_test
+    for run in runs:
+        grid, samples = bootstrap_roc(y[indices], run.test_probability[indices])
+        _, point = bootstrap_roc(y, run.test_probability)
+        curves[run.spec.name] = (grid, point[0], samples, float(np.nanmean(run.bootstrap.samples["auc"])))
+    plot_roc_band(curves, path)
+
+
+def reproduce_paper(
+    features_csv: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    tables: str = "all",
+    n_jobs: int = -1,
+    n_permutations: int = 200,
+    n_repeats: int = 5,
+    weight_grid: Any = None,
+    n_boot: int = 1000,
+) -> dict[str, Any]:
+    """Run the reproduction and write all outputs into ``out_dir``; returns a dict of the main numbers.
+
+    ``tables="4"`` runs notebooks 1, 3 and 4 (LASSO, the three unweighted models, bootstrap, figures);
+    ``"all"`` adds notebook 2's weight search (Supplementary Tables 2-3) and the grouped protocol.
+    """
+    if tables not in TABLE_CHOICES:
+        raise UserInputError(f"--tables must be one of {', '.join(TABLE_CHOICES)}, got {tables!r}")
+    started = time.perf_counter()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    data = load_paper_data(features_csv)
+    selected, lasso_table = lasso_selection(data)
+    if not selected:
+        raise UserInputError(f"{features_csv}: LASSO selected no feature (alpha 0.35); cannot train the models")
+    write_csv(out / "lasso_features.csv", lasso_table)
+    indices = paper_indices(data, n_boot=n_boot)
+    base_specs = [ModelSpec(name) for name in MODEL_NAMES]
+    specs = list(base_specs)
+    search_table = None
+    if tables == "all":
+        search_table, weighted = weight_search(data, selected, grid=weight_grid, n_jobs=n_jobs)
+        write_csv(out / "weight_search.csv", search_table)
+        specs += weighted
+    runs = run_models(data, selected, specs, indices, n_jobs=n_jobs)
+    unweighted = runs[: len(base_specs)]
+    table4 = _table4(unweighted)
+    write_csv(out / "table4.csv", table4)
+    supp2 = _supp_table2(runs)
+    write_csv(out / "supp_table2.csv", supp2)
+    if tables == "all":
+        write_csv(out / "supp_table3.csv", _supp_table3(runs[len(base_specs) :]))
+
+    predictions = data.test[["File", "unique_scandate", "unique_pt", "NE_Score", "NE_Class"]].copy()
+    for run in unweighted:
+        predictions[f"{run.spec.name}_probability"] = run.test_probability
+        predictions[f"{run.spec.name}_soft"] = run.test_soft
+        predictions[f"{run.spec.name}_hard"] = run.test_hard
+    write_csv(out / "test_predictions.csv", predictions)
+
+    _roc_figure(data, unweighted, indices, out / "roc_test.png")
+    plot_feature_groups(lasso_table, out / "figure4_feature_groups.png")
+    figure3 = burden_statistics(data.frame)
+    write_json(out / "figure3_stats.json", figure3)
+    plot_burden(one_series_per_study(data.frame), out / "figure3_burden.png")
+    lr = unweighted[0]
+    figure5 = failure_analysis(data.test, lr.test_soft, lr.test_probability)
+    figure5["model"] = "LR soft vote"
+    write_json(out / "figure5_stats.json", figure5)
+    plot_failure(data.test["NE_Score"].to_numpy(), lr.test_soft == data.y_test, out / "figure5_failure.png")
+
+    grouped = None
+    if tables == "all":
+        config = GroupedConfig(model="LR", n_permutations=n_permutations, n_repeats=n_repeats, n_jobs=n_jobs)
+        from livermets.featuretable import FEATURE_COLUMNS
+
+        result = evaluate_grouped(data.frame, FEATURE_COLUMNS, config)
+        grouped = result.summary
+        write_json(out / "grouped_summary.json", grouped)
+        plot_reliability(
+            result.oof["probability"].to_numpy(), result.oof["NE_Class"].to_numpy(), out / "grouped_reliability.png"
+        )
+    elapsed = time.perf_counter() - started
+    numbers = {
+        "table4": table4,
+        "supp2": supp2,
+        "selected": selected,
+        "figure3": figure3,
+        "figure5": figure5,
+        "grouped": grouped,
+        "lr_fold_auc": lr.cv.folds["val_auc"].tolist(),
+        "elapsed_s": elapsed,
+        "tables": tables,
+    }
+    write_report(out / "REPORT.md", numbers)
+    write_json(
+        out / "provenance.json",
+        provenance(
+            {
+                "features": str(features_csv),
+                "tables": tables,
+                "n_permutations": n_permutations,
+                "n_boot": n_boot,
+                "n_repeats": n_repeats,
+                "bootstrap_draw": "paper (np.random.seed(822) legacy order)",
+            },
+            command="livermets reproduce paper",
+        ),
+    )
+    log.info("reproduction written to %s in %.1f s", out, elapsed)
+    return numbers
+
+
+__all__ = ["METRICS", "reproduce_paper"]
