@@ -111,7 +111,7 @@ def _evaluate_row(row: pd.Series, pred_dir: Path, settings: EvaluationSettings,
                 log.warning("%s: figure without CT background (%s)", series_id, exc)
         shown = pred_array if pred_array is not None else np.zeros_like(ref_array)
         overlay_figure(ref_array, shown, evaluation.figure_slice, figure_dir / f"{series_id}.png", ct=ct,
-                       spacing_xyz=reference.GetSpacing(),
+                       spacing_xyz=reference.GetSpacing(), direction=reference.GetDirection(),
                        title=f"{series_id}: lesion Dice {evaluation.row['dice_lesion']:.2f}, "
                              f"TP {evaluation.row['tp']} FN {evaluation.row['fn']} FP {evaluation.row['fp']} "
                              f"({settings.rule} rule)")

@@ -41,17 +41,28 @@ def overlay_figure(
     ct: np.ndarray | None = None,
     spacing_xyz: Sequence[float] = (1.0, 1.0, 1.0),
     title: str = "",
+    direction: Sequence[float] | None = None,
 ) -> Path:
-    """Write the two-panel PNG for axial slice ``slice_index`` of ``(z, y, x)`` label arrays; returns the path."""
+    """Write the two-panel PNG for axial slice ``slice_index`` of ``(z, y, x)`` label arrays; returns the path.
+
+    ``direction`` (SimpleITK's 9 direction cosines) orients the slice in radiological convention (patient's
+    right on the image's left, anterior up) for axis-aligned images; without it the array is shown as stored.
+    """
     aspect = float(spacing_xyz[1]) / float(spacing_xyz[0])
+    flip_x = direction is not None and float(direction[0]) < 0
+    flip_y = direction is not None and float(direction[4]) < 0
+
+    def oriented(plane: np.ndarray) -> np.ndarray:
+        return plane[:: -1 if flip_y else 1, :: -1 if flip_x else 1]
+
     figure, axes = plt.subplots(1, 2, figsize=(10, 5.4), constrained_layout=True)
     for axis, labels, name in ((axes[0], reference, "Reference"), (axes[1], prediction, "Prediction")):
         if ct is not None:
-            axis.imshow(ct[slice_index], cmap="gray", vmin=WINDOW_HU[0], vmax=WINDOW_HU[1], aspect=aspect,
+            axis.imshow(oriented(ct[slice_index]), cmap="gray", vmin=WINDOW_HU[0], vmax=WINDOW_HU[1], aspect=aspect,
                         interpolation="nearest")
         else:
             axis.imshow(np.zeros(labels.shape[1:]), cmap="gray", vmin=0, vmax=1, aspect=aspect)
-        plane = labels[slice_index]
+        plane = oriented(labels[slice_index])
         for mask, colour in ((plane >= 1, LIVER_COLOUR), (plane == 2, LESION_COLOUR)):
             if mask.any():
                 axis.contour(mask.astype(float), levels=[0.5], colors=colour, linewidths=1.2)
