@@ -56,7 +56,18 @@ def _register_stages() -> None:
     seg_app = typer.Typer(help="Segmentation: train, predict and evaluate liver and lesion label maps.",
                           no_args_is_help=True)
     register_seg_evaluate(seg_app)
+    from livermets.segmentation.cli import register as register_segmentation
+
+    register_segmentation(seg_app)
     app.add_typer(seg_app, name="seg")
+
+    from livermets.phenotype.cli import app as phenotype_app
+    from livermets.reproduce.cli import app as reproduce_app
+    from livermets.stats.cli import app as stats_app
+
+    app.add_typer(phenotype_app, name="phenotype")
+    app.add_typer(stats_app, name="stats")
+    app.add_typer(reproduce_app, name="reproduce")
 
 
 _register_stages()

@@ -1,0 +1,124 @@
+"""``livermets phenotype``: evaluate a protocol, train a fold-ensemble model, predict new series."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from livermets.atomic import write_csv, write_json
+from livermets.featuretable import FEATURE_COLUMNS, read_feature_table
+from livermets.phenotype.models import check_model_name
+from livermets.provenance import provenance
+
+app = typer.Typer(
+    help="NE-phenotype classification from radiomics (paper and grouped protocols).", no_args_is_help=True
+)
+
+FEATURES = typer.Option(..., "--features", exists=False, help="Feature table CSV (published schema).")
+
+
+@app.command("evaluate")
+def evaluate(
+    features: Path = FEATURES,
+    out: Path = typer.Option(..., "--out", help="Output folder (summary.json, oof_predictions.csv, plots)."),
+    protocol: str = typer.Option("grouped", help="grouped (default, rigorous) or paper (the notebooks)."),
+    model: str = typer.Option("LR", help="LR, RF or XGB."),
+    n_permutations: int = typer.Option(200, help="Patient-level label permutations (grouped)."),
+    n_repeats: int = typer.Option(5, help="Repeats of the outer grouped CV."),
+    n_boot: int = typer.Option(1000, help="Bootstrap samples for CIs."),
+    seed: int = typer.Option(0, help="Seed of splits, permutations and bootstrap (grouped)."),
+    n_jobs: int = typer.Option(-1, help="Parallel jobs (-1 = all cores)."),
+) -> None:
+    """Estimate performance under a protocol and write DIR/summary.json."""
+    from livermets.errors import UserInputError
+
+    name = check_model_name(model)
+    if protocol == "grouped":
+        from livermets.phenotype.grouped import GroupedConfig, evaluate_grouped
+        from livermets.phenotype.plots import plot_reliability
+
+        frame = read_feature_table(features, targets=["NE_Score", "NE_Class"])
+        config = GroupedConfig(
+            model=name, n_permutations=n_permutations, n_repeats=n_repeats, n_boot=n_boot, seed=seed, n_jobs=n_jobs
+        )
+        result = evaluate_grouped(frame, FEATURE_COLUMNS, config)
+        summary = result.summary
+        write_csv(out / "oof_predictions.csv", result.oof)
+        plot_reliability(
+            result.oof["probability"].to_numpy(), result.oof["NE_Class"].to_numpy(), out / "reliability.png"
+        )
+    elif protocol == "paper":
+        from livermets.reproduce.paper import ModelSpec, lasso_selection, load_paper_data, paper_indices, run_models
+
+        data = load_paper_data(features)
+        selected, _ = lasso_selection(data)
+        run = run_models(data, selected, [ModelSpec(name)], paper_indices(data, n_boot=n_boot), n_jobs=n_jobs)[0]
+        test = {str(r["metric"]): r for r in run.bootstrap.summary().to_dict("records")}
+        cv = run.cv.summary()
+        summary = {
+            "protocol": "paper",
+            "model": name,
+            "cv_auc": cv["auc_mean"],
+            "cv_auc_low95": cv["auc_min"],
+            "cv_auc_high95": cv["auc_max"],
+            "cv_auc_ci_method": "min/max over the 5 ShuffleSplit folds",
+            "permutation_p": None,
+            "n_permutations": 0,
+            "test_auc": float(test["auc"]["mean"]),
+            "test_auc_low95": float(test["auc"]["low95"]),
+            "test_auc_high95": float(test["auc"]["high95"]),
+            "test_metrics": {m: float(row["mean"]) for m, row in test.items()},
+        }
+    else:
+        raise UserInputError(f"unknown protocol {protocol!r}; choose grouped or paper")
+    summary["provenance"] = provenance(
+        {"protocol": protocol, "model": name, "features": str(features)}, "livermets phenotype evaluate"
+    )
+    write_json(out / "summary.json", summary)
+    typer.echo(
+        f"{protocol} {name}: CV AUC {summary['cv_auc']:.3f} "
+        f"[{summary['cv_auc_low95']:.3f}, {summary['cv_auc_high95']:.3f}]"
+        + (f", permutation p {summary['permutation_p']:.3f}" if summary.get("permutation_p") else "")
+        + (f", test AUC {summary['test_auc']:.3f}" if "test_auc" in summary else "")
+    )
+
+
+@app.command("train")
+def train(
+    features: Path = FEATURES,
+    out: Path = typer.Option(..., "--out", help="Model folder to write."),
+    protocol: str = typer.Option("grouped", help="grouped (default) or paper."),
+    model: str = typer.Option("LR", help="LR, RF or XGB."),
+    seed: int = typer.Option(0, help="Seed (grouped protocol)."),
+    n_jobs: int = typer.Option(-1, help="Parallel jobs."),
+) -> None:
+    """Train a 5-fold ensemble on the development rows (Group != test) and store it without pickle."""
+    from livermets.phenotype.training import train_to_folder
+
+    frame = read_feature_table(features, targets=["NE_Score", "NE_Class"])
+    config = train_to_folder(frame, out, protocol=protocol, model=model, n_jobs=n_jobs, seed=seed)
+    typer.echo(f"model written to {out} ({config['protocol']} {config['model']}, threshold {config['threshold']:.3f})")
+
+
+@app.command("predict")
+def predict(
+    model: Path = typer.Option(..., "--model", help="Model folder from `phenotype train`."),
+    features: Path = FEATURES,
+    out: Path = typer.Option(..., "--out", help="Predictions CSV."),
+) -> None:
+    """Predict NE phenotype for every series; Group/NE columns are not needed."""
+    import pandas as pd
+
+    from livermets.errors import UserInputError
+    from livermets.phenotype.training import predict_with_folder
+
+    if not features.is_file():
+        raise UserInputError(f"feature table not found: {features}")
+    try:
+        frame = pd.read_csv(features)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise UserInputError(f"{features}: not a readable CSV") from exc
+    predictions = predict_with_folder(model, frame, str(features))
+    write_csv(out, predictions)
+    typer.echo(f"{len(predictions)} predictions written to {out}")

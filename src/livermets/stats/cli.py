@@ -1,0 +1,67 @@
+"""``livermets stats``: tumour burden vs NE score (Figure 3) and failure analysis (Figure 5)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from livermets.atomic import write_json
+
+app = typer.Typer(help="Tumour-burden statistics and failure analysis.", no_args_is_help=True)
+
+
+@app.command("burden")
+def burden(
+    features: Path = typer.Option(..., "--features", help="Feature table CSV (needs volume, NE_Score, NE_Class)."),
+    out: Path = typer.Option(..., "--out", help="Output folder (burden_stats.json, burden.png)."),
+    choice: str = typer.Option("first", help="Series kept per study: first, last or largest."),
+) -> None:
+    """Spearman and Wilcoxon rank-sum between tumour volume and NE score/class, overall and per sample_type."""
+    from livermets.featuretable import TUMOUR_VOLUME_COLUMN, read_feature_table
+    from livermets.stats.burden import burden_statistics, one_series_per_study
+    from livermets.stats.plots import plot_burden
+
+    frame = read_feature_table(features, targets=["NE_Score", "NE_Class"], features=[TUMOUR_VOLUME_COLUMN])
+    result = burden_statistics(frame, choice=choice)
+    write_json(out / "burden_stats.json", result)
+    plot_burden(one_series_per_study(frame, choice), out / "burden.png")
+    overall = result["all"]
+    typer.echo(
+        f"n={overall['n']} studies: Spearman rho {overall['spearman_rho']:.3f} (p {overall['spearman_p']:.4f}), "
+        f"rank-sum z {overall['ranksum_stat']:.3f} (p {overall['ranksum_p']:.3f})"
+    )
+
+
+@app.command("failure")
+def failure(
+    features: Path = typer.Option(..., "--features", help="Feature table CSV with NE_Score and NE_Class."),
+    predictions: Path = typer.Option(..., "--predictions", help="CSV from `phenotype predict` (File column)."),
+    out: Path = typer.Option(..., "--out", help="Output folder (failure_stats.json, failure.png)."),
+) -> None:
+    """NE score of correctly vs incorrectly classified series (optionally by sample_type)."""
+    import pandas as pd
+
+    from livermets.errors import UserInputError
+    from livermets.featuretable import read_feature_table
+    from livermets.stats.failure import failure_analysis
+    from livermets.stats.plots import plot_failure
+
+    frame = read_feature_table(features, targets=["NE_Score", "NE_Class"], features=[])
+    if not predictions.is_file():
+        raise UserInputError(f"predictions not found: {predictions}")
+    predicted = pd.read_csv(predictions)
+    for column in ("File", "predicted_class", "probability"):
+        if column not in predicted.columns:
+            raise UserInputError(f"{predictions}: missing column {column!r}")
+    merged = frame.merge(predicted[["File", "predicted_class", "probability"]], on="File", how="inner")
+    if merged.empty:
+        raise UserInputError(f"{predictions}: no File matches the feature table")
+    result = failure_analysis(merged, merged["predicted_class"], merged["probability"])
+    write_json(out / "failure_stats.json", result)
+    plot_failure(
+        merged["NE_Score"].to_numpy(),
+        merged["predicted_class"].to_numpy() == merged["NE_Class"].to_numpy(),
+        out / "failure.png",
+    )
+    typer.echo(f"{result['incorrect'].get('n', 0)} of {result['n']} series misclassified")
