@@ -1,0 +1,95 @@
+"""``livermets seg train`` and ``livermets seg predict`` (the ``seg`` group also holds ``seg evaluate``)."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+
+def register(seg_app: typer.Typer) -> None:
+    """Add ``train`` and ``predict`` to the ``seg`` group."""
+    seg_app.command("train")(train)
+    seg_app.command("predict")(predict)
+
+
+def train(
+    model: str | None = typer.Option(None, "--model", help="Network: unet or segresnet (required unless --resume)."),
+    manifest: Path = typer.Option(..., "--manifest", help="Cohort manifest CSV with image, label and split."),
+    out: Path = typer.Option(..., "--out", help="Model folder to create (or to continue with --resume)."),
+    config: str = typer.Option("cpu", "--config", help="Preset (cpu, paper) or a YAML config file."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA if available), cpu or cuda."),
+    max_epochs: int | None = typer.Option(None, "--max-epochs", help="Override train.max_epochs."),
+    max_minutes: float | None = typer.Option(None, "--max-minutes",
+                                             help="Wall-time budget; stops before an epoch that would exceed it."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the folder's last checkpoint."),
+) -> None:
+    """Train a 3D U-Net or SegResNet on split == train, validate on split == val, keep the best lesion Dice.
+
+    Writes OUT/config.yaml, OUT/model.safetensors, OUT/train_log.csv, OUT/training_curve.png and OUT/checkpoint/.
+
+    Example: ``livermets seg train --model unet --manifest cohort/manifest.csv --out models/unet --config cpu``
+    """
+    from livermets.errors import UserInputError
+    from livermets.segmentation.config import MODELS
+    from livermets.segmentation.train import train_model
+
+    if model is None and not resume:
+        raise UserInputError("--model is required (unet or segresnet)")
+    if model is not None and model not in MODELS:
+        raise UserInputError(f"--model {model!r}: choose one of {', '.join(MODELS)}")
+    result = train_model(
+        manifest, out, model=model, config=config, device=device, max_epochs=max_epochs, max_minutes=max_minutes,
+        resume=resume, command=shlex.join(["livermets", *sys.argv[1:]]),
+    )
+    typer.echo(
+        f"{result.model_dir}: {result.last_epoch} epoch(s) in {result.minutes:.1f} min; best "
+        f"{result.selection_metric} {result.best_lesion_dice:.3f} at epoch {result.best_epoch}"
+    )
+
+
+def predict(
+    model: Path = typer.Option(..., "--model", help="Model folder written by `livermets seg train`."),
+    out: Path = typer.Option(..., "--out", help="Output folder for <series_id>.nii.gz label maps."),
+    manifest: Path | None = typer.Option(None, "--manifest", help="Segment every row of this manifest."),
+    image: Path | None = typer.Option(None, "--image", help="Segment one image (file or DICOM folder)."),
+    split: str | None = typer.Option(None, "--split", help="Only manifest rows of this split (e.g. test)."),
+    tta: bool = typer.Option(False, "--tta", help="Average over flips (inference.tta_flip_axes)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    overlap: float | None = typer.Option(None, "--overlap", help="Sliding-window overlap in [0, 1)."),
+    blend: str | None = typer.Option(None, "--blend", help="Sliding-window blending: gaussian or constant."),
+    sw_batch_size: int | None = typer.Option(None, "--sw-batch-size", help="Windows per forward pass."),
+    resample: str | None = typer.Option(None, "--resample",
+                                        help="Back to the input grid: probabilities (linear) or labels (nearest)."),
+    largest_liver: bool | None = typer.Option(None, "--largest-liver/--all-liver",
+                                              help="Keep only the largest liver component (default: config)."),
+    lesion_distance: float | None = typer.Option(None, "--lesion-max-distance-mm",
+                                                 help="Drop lesion voxels farther than this from the liver."),
+    keep_all_lesions: bool = typer.Option(False, "--keep-all-lesions", help="Keep lesions anywhere."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Redo series whose output already exists."),
+) -> None:
+    """Predict label maps (0 background, 1 liver, 2 lesion) on the exact grid of each input CT.
+
+    Example: ``livermets seg predict --model models/unet --manifest cohort/manifest.csv --split test --out preds``
+    """
+    from livermets.errors import UserInputError
+    from livermets.segmentation.predict import predict_cohort
+
+    if keep_all_lesions and lesion_distance is not None:
+        raise UserInputError("--keep-all-lesions and --lesion-max-distance-mm exclude each other")
+    overrides: dict[str, Any] = {
+        key: value
+        for key, value in {
+            "overlap": overlap, "blend_mode": blend, "sw_batch_size": sw_batch_size, "resample": resample,
+            "largest_liver": largest_liver, "lesion_max_distance_mm": lesion_distance,
+        }.items()
+        if value is not None
+    }
+    if keep_all_lesions:
+        overrides["lesion_max_distance_mm"] = None
+    table = predict_cohort(model, out, manifest=manifest, image=image, split=split, tta=tta, device=device,
+                           overwrite=overwrite, **overrides)
+    typer.echo(f"{out}: wrote {len(table)} label map(s); summary in {out / 'predictions.csv'}")

@@ -1,0 +1,38 @@
+"""Choose the torch device for training and prediction."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+
+from livermets.errors import UserInputError
+
+DeviceName = Literal["auto", "cpu", "cuda"]
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` → CUDA when available, else CPU; ``cuda`` without a GPU is a user error.
+
+    Examples
+    --------
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise UserInputError("--device cuda: no CUDA device is available (use --device cpu or auto)")
+        return torch.device("cuda")
+    raise UserInputError(f"--device {name!r}: expected auto, cpu or cuda")
+
+
+def out_of_memory_message(device: torch.device, what: str) -> str:
+    """One line advising how to fit into GPU memory."""
+    return (
+        f"out of memory on {device} during {what}: use a config with a smaller sampling.patch_size or "
+        "sampling.samples_per_image, or a smaller --sw-batch-size / inference.sw_batch_size"
+    )

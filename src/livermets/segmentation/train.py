@@ -1,0 +1,333 @@
+"""Train a MONAI 3D U-Net or SegResNet on a manifest's ``train`` split, select on validation lesion Dice.
+
+Model folder layout (every file written atomically)::
+
+    MODEL_DIR/
+      config.yaml            validated config: preprocessing, spacing, window, network, classes, inference defaults
+      model.safetensors      weights of the epoch with the best validation lesion Dice (what predict loads)
+      train_log.csv          one row per epoch: loss, validation liver/lesion Dice, best so far, timings
+      training_curve.png     loss and Dice curves
+      provenance.json        command, parameters, library versions
+      checkpoint/            last epoch for --resume: state.json, weights (safetensors), optimizer (torch state_dict)
+      cache/                 preprocessed volumes when train.cache = disk (safe to delete)
+
+Examples
+--------
+>>> from livermets.segmentation.train import train_model
+>>> result = train_model("cohort/manifest.csv", "models/unet", model="unet", config="cpu")  # doctest: +SKIP
+>>> result.best_lesion_dice  # doctest: +SKIP
+0.71
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from monai.data import CacheDataset, DataLoader, Dataset, PersistentDataset, decollate_batch
+from monai.inferers import sliding_window_inference
+from monai.losses import DiceCELoss, DiceLoss
+from monai.metrics import DiceMetric
+from monai.transforms import AsDiscrete
+from monai.utils import set_determinism
+
+from livermets.atomic import append_csv_rows, atomic_path, write_json
+from livermets.cohort.manifest import load_manifest
+from livermets.errors import UserInputError
+from livermets.progress import track
+from livermets.provenance import provenance
+from livermets.segmentation.checks import check_training_case, training_frames
+from livermets.segmentation.config import CLASS_NAMES, SegConfig, load_config, save_config
+from livermets.segmentation.device import out_of_memory_message, resolve_device
+from livermets.segmentation.networks import build_network, load_weights, save_weights
+from livermets.segmentation.transforms import IMAGE, LABEL, eval_transforms, train_transforms
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.yaml"
+WEIGHTS_FILE = "model.safetensors"
+LOG_FILE = "train_log.csv"
+CURVE_FILE = "training_curve.png"
+PROVENANCE_FILE = "provenance.json"
+CHECKPOINT_DIR = "checkpoint"
+STATE_FILE = "state.json"
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Outcome of :func:`train_model`."""
+
+    model_dir: Path
+    last_epoch: int
+    best_epoch: int
+    best_lesion_dice: float
+    selection_metric: str
+    minutes: float
+
+
+def _files(frame: pd.DataFrame) -> list[dict[str, str]]:
+    return [{IMAGE: str(r.image), LABEL: str(r.label), "series_id": str(r.series_id)} for r in frame.itertuples()]
+
+
+def _dataset(files: list[dict[str, str]], transform: Any, config: SegConfig, cache_dir: Path) -> Dataset:
+    if config.train.cache == "memory":
+        return CacheDataset(files, transform, cache_rate=1.0, num_workers=1, progress=False)
+    if config.train.cache == "disk":
+        # The cache key includes the preprocessing settings, so a changed config never reads stale volumes.
+        digest = hashlib.sha256(config.preprocess.model_dump_json().encode()).hexdigest()[:12]
+        return PersistentDataset(files, transform, cache_dir=cache_dir / digest)
+    return Dataset(files, transform)
+
+
+def _read_state(model_dir: Path) -> dict[str, Any]:
+    path = model_dir / CHECKPOINT_DIR / STATE_FILE
+    if not path.is_file():
+        raise UserInputError(
+            f"{model_dir}: nothing to resume (no {CHECKPOINT_DIR}/{STATE_FILE}); train without --resume"
+        )
+    state: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return state
+
+
+def _save_checkpoint(
+    model_dir: Path, epoch: int, network: torch.nn.Module, optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler, state: dict[str, Any],
+) -> None:
+    """Epoch-tagged weights and optimizer first, then state.json pointing to them, then old files removed.
+
+    A kill at any moment leaves a state.json whose files exist (the previous or the new epoch).
+    """
+    folder = model_dir / CHECKPOINT_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = f"last_model_e{epoch:05d}.safetensors"
+    optim = f"last_optimizer_e{epoch:05d}.pt"
+    save_weights(network, folder / weights)
+    with atomic_path(folder / optim) as tmp:
+        torch.save({"optimizer": optimizer.state_dict(), "scaler": scaler.state_dict()}, tmp)
+    write_json(folder / STATE_FILE, {**state, "epoch": epoch, "weights": weights, "optimizer": optim})
+    for old in folder.glob("last_*_e*"):
+        if old.name not in (weights, optim):
+            old.unlink(missing_ok=True)
+
+
+def _plot_curves(log_path: Path, out: Path) -> None:
+    from matplotlib.figure import Figure
+
+    frame = pd.read_csv(log_path)
+    fig = Figure(figsize=(9, 3.5))
+    ax_loss, ax_dice = fig.subplots(1, 2)
+    ax_loss.plot(frame["epoch"], frame["train_loss"], marker=".")
+    ax_loss.set(xlabel="epoch", ylabel="training loss", title="Loss")
+    validated = frame.dropna(subset=["val_liver_dice"])
+    ax_dice.plot(validated["epoch"], validated["val_liver_dice"], marker=".", label="liver")
+    ax_dice.plot(validated["epoch"], validated["val_lesion_dice"], marker=".", label="lesion")
+    ax_dice.set(xlabel="epoch", ylabel="validation Dice", ylim=(0, 1), title="Validation Dice")
+    ax_dice.legend()
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=100)
+
+
+def _validate(
+    network: torch.nn.Module, loader: DataLoader, config: SegConfig, device: torch.device, amp: bool
+) -> tuple[float, float]:
+    """Mean per-scan liver and lesion Dice on the network grid (scans without lesions leave lesion Dice out)."""
+    metric = DiceMetric(include_background=False, reduction="none", ignore_empty=True)
+    to_pred = AsDiscrete(argmax=True, to_onehot=len(CLASS_NAMES))
+    to_true = AsDiscrete(to_onehot=len(CLASS_NAMES))
+    network.eval()
+    with torch.no_grad(), torch.autocast(device.type, enabled=amp):
+        for batch in loader:
+            logits = sliding_window_inference(
+                batch[IMAGE].to(device), config.sampling.patch_size, config.inference.sw_batch_size, network,
+                overlap=config.inference.overlap, mode=config.inference.blend_mode,
+            )
+            preds = [torch.as_tensor(to_pred(p)) for p in decollate_batch(logits)]
+            trues = [torch.as_tensor(to_true(t)) for t in decollate_batch(batch[LABEL].to(device))]
+            metric(y_pred=preds, y=trues)
+    aggregated = metric.aggregate()
+    assert isinstance(aggregated, torch.Tensor)  # reduction="none" without get_not_nans returns one tensor
+    scores = aggregated.float().cpu().numpy()  # (cases, [liver, lesion]); NaN where the truth is empty
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN column: no lesion in any validation scan
+        liver, lesion = float(np.nanmean(scores[:, 0])), float(np.nanmean(scores[:, 1]))
+    return liver, lesion
+
+
+def train_model(
+    manifest: str | Path,
+    model_dir: str | Path,
+    model: str | None = "unet",
+    config: str | Path = "cpu",
+    device: str = "auto",
+    max_epochs: int | None = None,
+    max_minutes: float | None = None,
+    resume: bool = False,
+    command: str | None = None,
+) -> TrainResult:
+    """Train on ``split == train``, validate on ``split == val`` and keep the best-lesion-Dice weights.
+
+    Parameters
+    ----------
+    manifest
+        Cohort manifest with ``image``, ``label`` and ``split`` columns.
+    model_dir
+        Output folder (see the module docstring for its layout).
+    model
+        ``unet`` or ``segresnet`` (``None`` on resume: the saved config's model).
+    config
+        Preset name (``cpu``, ``paper``) or YAML path; ignored on resume (the saved config is used).
+    device
+        ``auto``, ``cpu`` or ``cuda``.
+    max_epochs, max_minutes
+        Override ``train.max_epochs`` / ``train.max_minutes``; training stops before an epoch that would exceed the
+        time budget (estimated from the previous epoch).
+    resume
+        Continue from ``MODEL_DIR/checkpoint`` after an interruption; the epoch count continues.
+
+    Raises
+    ------
+    UserInputError
+        Bad manifest, labels, intensities or config; an existing model without ``--resume``; CUDA out of memory.
+    """
+    model_dir = Path(model_dir)
+    started = time.monotonic()
+    if resume:
+        state = _read_state(model_dir)
+        cfg = load_config(
+            model_dir / CONFIG_FILE, **{"train.max_epochs": max_epochs, "train.max_minutes": max_minutes}
+        )
+        if model is not None and model != cfg.model:
+            raise UserInputError(
+                f"--model {model}: {model_dir} holds a {cfg.model} model; resume it with --model {cfg.model}"
+            )
+    else:
+        if (model_dir / CHECKPOINT_DIR / STATE_FILE).exists() or (model_dir / WEIGHTS_FILE).exists():
+            raise UserInputError(
+                f"{model_dir}: already holds a trained model; use --resume to continue or another --out"
+            )
+        cfg = load_config(
+            config, model=model, **{"train.max_epochs": max_epochs, "train.max_minutes": max_minutes}
+        )
+        state = {"epoch": 0, "best_metric": -1.0, "best_epoch": 0, "selection_metric": "val_lesion_dice"}
+    torch_device = resolve_device(device)
+    amp = cfg.train.amp and torch_device.type == "cuda"
+
+    frame = load_manifest(manifest)
+    train_frame, val_frame = training_frames(frame, cfg.train.val_fraction, cfg.train.seed, str(manifest))
+    pre = cfg.preprocess
+    summaries = [
+        check_training_case(str(r.series_id), str(r.image), str(r.label), pre.min_ct_hu, pre.foreground_hu)
+        for r in track(list(pd.concat([train_frame, val_frame]).itertuples()), "Checking training data")
+    ]
+    n_lesion = sum(s.lesion_voxels > 0 for s in summaries)
+    log.info(
+        "training %s (%s preset) on %d scans, validating on %d (%d of them with lesions), device %s",
+        cfg.model, cfg.preset, len(train_frame), len(val_frame), n_lesion, torch_device,
+    )
+
+    set_determinism(seed=cfg.train.seed)
+    train_tf = train_transforms(cfg)
+    cache_dir = model_dir / "cache"
+    train_ds = _dataset(_files(train_frame), train_tf, cfg, cache_dir)
+    val_ds = _dataset(_files(val_frame), eval_transforms(cfg, with_label=True), cfg, cache_dir)
+    val_loader = DataLoader(val_ds, batch_size=1, num_workers=cfg.train.num_workers)
+
+    network = build_network(cfg).to(torch_device)
+    optimizer = torch.optim.Adam(network.parameters(), lr=cfg.train.learning_rate, weight_decay=cfg.train.weight_decay)
+    loss_cls = DiceLoss if cfg.train.loss == "dice" else DiceCELoss
+    loss_fn = loss_cls(to_onehot_y=True, softmax=True, include_background=True)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    if resume:
+        folder = model_dir / CHECKPOINT_DIR
+        load_weights(network, folder / state["weights"])
+        saved = torch.load(folder / state["optimizer"], map_location=torch_device, weights_only=True)
+        optimizer.load_state_dict(saved["optimizer"])
+        scaler.load_state_dict(saved["scaler"])
+        log.info("resuming after epoch %d (best %s %.4f at epoch %d)", state["epoch"], state["selection_metric"],
+                 state["best_metric"], state["best_epoch"])
+    save_config(cfg, model_dir / CONFIG_FILE)
+    write_json(model_dir / PROVENANCE_FILE, provenance(
+        {"manifest": str(manifest), "model": cfg.model, "preset": cfg.preset, "device": str(torch_device),
+         "resume": resume, "train_series": train_frame["series_id"].astype(str).tolist(),
+         "val_series": val_frame["series_id"].astype(str).tolist()}, command,
+    ))
+
+    budget_s = cfg.train.max_minutes * 60 if cfg.train.max_minutes else math.inf
+    epoch_seconds = 0.0
+    epoch = int(state["epoch"])
+    first_epoch = epoch + 1
+    try:
+        for epoch in range(first_epoch, cfg.train.max_epochs + 1):
+            tick = time.monotonic()
+            # Re-seeding per epoch makes a resumed run draw the same crops and jitter as an uninterrupted one.
+            seed = cfg.train.seed + epoch
+            torch.manual_seed(seed)
+            train_tf.set_random_state(seed=seed)
+            loader = DataLoader(
+                train_ds, batch_size=cfg.train.images_per_batch, shuffle=True, num_workers=cfg.train.num_workers,
+                generator=torch.Generator().manual_seed(seed),
+            )
+            network.train()
+            losses = []
+            for batch in loader:
+                optimizer.zero_grad(set_to_none=True)
+                with torch.autocast(torch_device.type, enabled=amp):
+                    logits = network(batch[IMAGE].to(torch_device))
+                    loss = loss_fn(logits, batch[LABEL].to(torch_device))
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                losses.append(float(loss.detach()))
+            epoch_seconds = time.monotonic() - tick
+            elapsed = time.monotonic() - started
+            stopping = epoch == cfg.train.max_epochs or elapsed + epoch_seconds > budget_s
+            liver = lesion = math.nan
+            improved = False
+            if epoch % cfg.train.val_interval == 0 or stopping:
+                liver, lesion = _validate(network, val_loader, cfg, torch_device, amp)
+                if math.isnan(lesion) and state["selection_metric"] == "val_lesion_dice":
+                    log.warning("no lesion in the validation scans: selecting the model on validation liver Dice")
+                    state["selection_metric"] = "val_liver_dice"
+                score = lesion if state["selection_metric"] == "val_lesion_dice" else liver
+                if not math.isnan(score) and score > state["best_metric"]:
+                    state.update(best_metric=score, best_epoch=epoch)
+                    save_weights(network, model_dir / WEIGHTS_FILE)
+                    improved = True
+            _save_checkpoint(model_dir, epoch, network, optimizer, scaler, state)
+            row = {
+                "epoch": epoch, "train_loss": float(np.mean(losses)) if losses else math.nan,
+                "val_liver_dice": liver, "val_lesion_dice": lesion,
+                "best_metric": state["best_metric"] if state["best_epoch"] else math.nan,
+                "best_epoch": state["best_epoch"],
+                "epoch_seconds": round(time.monotonic() - tick, 2), "elapsed_minutes": round(elapsed / 60, 3),
+            }
+            append_csv_rows(model_dir / LOG_FILE, pd.DataFrame([row]))
+            _plot_curves(model_dir / LOG_FILE, model_dir / CURVE_FILE)
+            log.info(
+                "epoch %d: loss %.4f%s", epoch, row["train_loss"],
+                f", val liver Dice {liver:.3f}, lesion Dice {lesion:.3f}{' (best)' if improved else ''}"
+                if not math.isnan(liver) else "",
+            )
+            if stopping:
+                if epoch < cfg.train.max_epochs:
+                    log.info("stopping after epoch %d: the next epoch would exceed %.1f min", epoch,
+                             cfg.train.max_minutes or math.inf)
+                break
+    except torch.OutOfMemoryError:
+        raise UserInputError(out_of_memory_message(torch_device, "training")) from None
+    return TrainResult(
+        model_dir=model_dir, last_epoch=epoch, best_epoch=int(state["best_epoch"]),
+        best_lesion_dice=float(state["best_metric"]), selection_metric=str(state["selection_metric"]),
+        minutes=(time.monotonic() - started) / 60,
+    )

@@ -1,0 +1,126 @@
+"""MONAI transform pipelines built from a :class:`~livermets.segmentation.config.SegConfig`.
+
+Deterministic steps (load, orient, resample, foreground crop, window to [-0.5, 0.5] around the window centre, pad,
+class indices) come first so that ``CacheDataset``/``PersistentDataset`` store their result; the random steps follow:
+``RandCropByLabelClassesd`` and the window jitter. The jitter scales the centred intensities (window width) and
+shifts them (window level) before the final clip to [0, 1], which is exactly a random CT window.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Hashable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+from monai.transforms import (
+    ClassesToIndicesd,
+    Compose,
+    CropForegroundd,
+    EnsureTyped,
+    MapTransform,
+    Orientationd,
+    RandCropByLabelClassesd,
+    RandScaleIntensityd,
+    RandShiftIntensityd,
+    ScaleIntensityRanged,
+    Spacingd,
+    SpatialPadd,
+)
+
+from livermets.imaging.io import read_image, read_label
+from livermets.segmentation.config import CLASS_NAMES, SegConfig
+from livermets.segmentation.convert import image_to_metatensor
+
+IMAGE = "image"
+LABEL = "label"
+INDICES = "label_cls_indices"
+_CENTRED_LOW = -0.5  # window minimum after centring; padding uses it so that padded voxels look like air
+
+
+class LoadSimpleITKd(MapTransform):
+    """Load ``image``/``label`` entries (a path or a SimpleITK image) into (1, x, y, z) MetaTensors with RAS affines.
+
+    Images go through :func:`livermets.imaging.io.read_image` (NIfTI/NRRD/MHA/DICOM, HU) and labels through
+    :func:`~livermets.imaging.io.read_label` (LiTS values checked), so MONAI sees exactly the geometry SimpleITK reads.
+    """
+
+    def __init__(self, keys: tuple[str, ...] = (IMAGE, LABEL), allow_missing_keys: bool = True) -> None:
+        super().__init__(keys, allow_missing_keys)
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        out = dict(data)
+        for key in self.key_iterator(out):
+            value = out[key]
+            source = str(value) if not isinstance(value, sitk.Image) else ""
+            if isinstance(value, str | Path):
+                value = read_label(value) if key == LABEL else read_image(value)
+            out[key] = image_to_metatensor(value, np.float32, source)
+        return out
+
+
+def _above(values: torch.Tensor, threshold: float) -> torch.Tensor:
+    return values > threshold
+
+
+def _deterministic(config: SegConfig, keys: tuple[str, ...]) -> list[Any]:
+    pre = config.preprocess
+    window = pre.window
+    modes = tuple("nearest" if k == LABEL else "bilinear" for k in keys)
+    steps: list[Any] = [
+        LoadSimpleITKd(keys),
+        Orientationd(keys, axcodes=pre.orientation, labels=None),
+        Spacingd(keys, pixdim=pre.spacing_mm, mode=modes, padding_mode="border", dtype=np.float32),
+        CropForegroundd(
+            keys,
+            source_key=IMAGE,
+            select_fn=functools.partial(_above, threshold=pre.foreground_hu),
+            margin=pre.foreground_margin,
+            allow_smaller=True,
+        ),
+        ScaleIntensityRanged(
+            IMAGE, a_min=window.hu_min, a_max=window.hu_max, b_min=_CENTRED_LOW, b_max=-_CENTRED_LOW, clip=False
+        ),
+    ]
+    return steps
+
+
+def _final_clip() -> ScaleIntensityRanged:
+    return ScaleIntensityRanged(IMAGE, a_min=_CENTRED_LOW, a_max=-_CENTRED_LOW, b_min=0.0, b_max=1.0, clip=True)
+
+
+def train_transforms(config: SegConfig) -> Compose:
+    """Training pipeline: deterministic preprocessing, label-class crops and window jitter."""
+    keys = (IMAGE, LABEL)
+    sampling = config.sampling
+    window = config.preprocess.window
+    width = window.hu_max - window.hu_min
+    steps = _deterministic(config, keys) + [
+        SpatialPadd(IMAGE, spatial_size=sampling.patch_size, mode="constant", value=_CENTRED_LOW),
+        SpatialPadd(LABEL, spatial_size=sampling.patch_size, mode="constant", value=0),
+        ClassesToIndicesd(LABEL, num_classes=len(CLASS_NAMES)),
+        RandCropByLabelClassesd(
+            keys,
+            label_key=LABEL,
+            spatial_size=sampling.patch_size,
+            ratios=list(sampling.class_ratios),
+            num_classes=len(CLASS_NAMES),
+            num_samples=sampling.samples_per_image,
+            indices_key=INDICES,
+            warn=False,
+        ),
+        RandScaleIntensityd(IMAGE, factors=window.width_jitter_fraction, prob=1.0),
+        RandShiftIntensityd(IMAGE, offsets=window.level_jitter_hu / width, prob=1.0),
+        _final_clip(),
+        EnsureTyped(keys, track_meta=False),
+    ]
+    return Compose(steps)
+
+
+def eval_transforms(config: SegConfig, with_label: bool = True) -> Compose:
+    """Validation/prediction pipeline: the deterministic preprocessing and the fixed window (no randomness)."""
+    keys = (IMAGE, LABEL) if with_label else (IMAGE,)
+    return Compose([*_deterministic(config, keys), _final_clip()])
