@@ -1,0 +1,94 @@
+"""``livermets radiomics``: PyRadiomics features per series (the paper's table) or per lesion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import typer
+
+from livermets.atomic import write_csv
+from livermets.cohort.manifest import load_manifest
+from livermets.errors import UserInputError
+from livermets.radiomics.aggregate import aggregate_lesions
+from livermets.radiomics.extractor import PAPER_PARAMS
+from livermets.radiomics.runner import build_tasks, run_extraction
+from livermets.radiomics.series import ExtractionOptions
+
+app = typer.Typer(help="Radiomics with PyRadiomics: the paper's 108 features per series, or per lesion.",
+                  no_args_is_help=True)
+
+
+@app.command("extract")
+def extract(
+    manifest: Path = typer.Option(..., "--manifest", help="Cohort manifest CSV (series_id, study_id, patient_id, "
+                                  "image, label, ne_score, ne_class, split)."),
+    out: Path = typer.Option(..., "--out", help="Feature table CSV (created, or continued when it exists)."),
+    masks: Path | None = typer.Option(None, "--masks", help="Folder of predicted label maps <series_id>.nii.gz "
+                                      "(LiTS labels) used instead of the manifest's label column."),
+    params: Path | None = typer.Option(None, "--params", help="PyRadiomics parameter YAML (default: the paper's "
+                                       "settings shipped with livermets)."),
+    roi: str = typer.Option("lesion", "--roi", help="lesion: label 2 (the paper); liver: labels 1+2."),
+    per_lesion: bool = typer.Option(False, "--per-lesion", help="One row per connected lesion (with id, volume, "
+                                    "location) instead of one row per series."),
+    workers: int | None = typer.Option(None, "--workers", "-j", help="Worker processes (default: all cores)."),
+    scheduler: str | None = typer.Option(None, "--scheduler", help="Run on Dask: 'local' (LocalCluster with "
+                                         "--workers processes) or a scheduler address, e.g. tcp://host:8786."),
+    lesion_count: str = typer.Option("published", "--num-lesions", help="published: Num_Lesions = components + 1 "
+                                     "as in the published table; components: the plain component count."),
+    no_crop: bool = typer.Option(False, "--no-crop", help="Give PyRadiomics the whole scan (slower; for checks)."),
+) -> None:
+    """Extract radiomics for every series of a manifest (resumable; failures in <out stem>.failures.csv).
+
+    Default = the paper: the whole lesion mask (label 2) of each series → PyRadiomics 3.0.1, 1 mm B-spline
+    resampling, bin width 25, Original image, 7 classes = 107 features + Num_Lesions, in the published table's
+    152 columns. Series already in --out are skipped; a series that fails (unreadable file, geometry mismatch,
+    unexpected labels, NaN voxels, empty mask = "no lesion") is recorded and the others continue. Exit code 2 only
+    when no series could be processed.
+
+    Example: ``livermets radiomics extract --manifest cohort/manifest.csv --out features.csv -j 8``
+    """
+    if roi not in ("lesion", "liver"):
+        raise UserInputError(f"--roi must be 'lesion' or 'liver' (got {roi!r})")
+    if lesion_count not in ("published", "components"):
+        raise UserInputError(f"--num-lesions must be 'published' or 'components' (got {lesion_count!r})")
+    if per_lesion and roi != "lesion":
+        raise UserInputError("--per-lesion works with --roi lesion only")
+    if workers is not None and workers < 1:
+        raise UserInputError(f"--workers must be at least 1 (got {workers})")
+    if not out.name.endswith(".csv"):
+        raise UserInputError(f"--out must be a .csv file (got {out})")
+    frame = load_manifest(manifest, check_files=False)  # missing files become per-series failures
+    tasks = build_tasks(frame, masks)
+    options = ExtractionOptions(params=None if params is None else str(params), roi=roi,  # type: ignore[arg-type]
+                                per_lesion=per_lesion, crop=not no_crop,
+                                lesion_count=lesion_count)  # type: ignore[arg-type]
+    summary = run_extraction(tasks, out, options, workers=workers, scheduler=scheduler)
+    typer.echo(f"{out}: {summary.succeeded} series computed, {summary.already_done} already there, "
+               f"{summary.failed} failed ({summary.failures}); {summary.seconds:.1f} s, "
+               f"{summary.series_per_second:.2f} series/s")
+    if summary.attempted and summary.succeeded == 0 and summary.already_done == 0:
+        raise UserInputError(f"no series could be processed; reasons in {summary.failures}")
+
+
+@app.command("aggregate")
+def aggregate(
+    lesions: Path = typer.Option(..., "--lesions", help="Per-lesion table from `extract --per-lesion`."),
+    out: Path = typer.Option(..., "--out", help="Series-level CSV to write."),
+) -> None:
+    """Per-lesion rows → one row per series: largest lesion, volume-weighted mean of each feature, count.
+
+    Example: ``livermets radiomics aggregate --lesions lesions.csv --out series.csv``
+    """
+    if not lesions.is_file():
+        raise UserInputError(f"--lesions: file not found: {lesions}")
+    table = aggregate_lesions(pd.read_csv(lesions), str(lesions))
+    write_csv(out, table)
+    typer.echo(f"{out}: {len(table)} series from {int(table['lesion_count'].sum())} lesions")
+
+
+@app.command("params")
+def show_params() -> None:
+    """Print the paper's PyRadiomics parameter file (a starting point for --params)."""
+    typer.echo(f"# {PAPER_PARAMS}")
+    typer.echo(PAPER_PARAMS.read_text(encoding="utf-8"), nl=False)

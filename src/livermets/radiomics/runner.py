@@ -1,0 +1,329 @@
+"""Cohort job: radiomics of every manifest series, in parallel, resumable, failures recorded.
+
+Execution: in-process (1 worker), a :class:`concurrent.futures.ProcessPoolExecutor` (default, ``os.cpu_count()``
+workers, SimpleITK limited to one thread per worker), or a Dask distributed cluster (``scheduler="local"`` starts a
+``LocalCluster`` of single-threaded worker processes; any other value is a scheduler address such as
+``tcp://10.0.0.5:8786``). The work unit is :func:`livermets.radiomics.series.run_series` in every case.
+
+Kill safety and resuming (the *parts* design):
+
+* each finished series is written atomically to its own small CSV in ``<out>.parts/`` as soon as it arrives, so
+  killing the job at any moment loses at most the series being computed;
+* at the end of a run (also after Ctrl-C) and at the start of the next one, the parts are merged with the existing
+  ``<out>`` into a new ``<out>`` written atomically (temporary file + rename), then removed; a kill during the merge
+  leaves the old ``<out>`` and the parts, and the next run merges again (rows are de-duplicated by key);
+* series whose ``File`` is already in ``<out>`` are skipped, so re-running the same command continues the job.
+
+Failures go to ``<out stem>.failures.csv`` (``File, series_id, reason``), rewritten atomically after each failure.
+Failed series are retried by the next run; entries of series not attempted in this run are kept.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import hashlib
+import logging
+import multiprocessing
+import os
+import shutil
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from livermets.atomic import write_csv, write_json
+from livermets.errors import UserInputError
+from livermets.featuretable import order_columns
+from livermets.progress import make_progress
+from livermets.provenance import provenance
+from livermets.radiomics.extractor import make_extractor, resolve_params
+from livermets.radiomics.series import ExtractionOptions, SeriesResult, SeriesTask, manifest_ids, run_series
+
+log = logging.getLogger(__name__)
+
+KEY = "File"
+FAILURE_COLUMNS = ["File", "series_id", "reason"]
+
+
+@dataclass
+class RunSummary:
+    """What one run did; ``series_per_second`` and ``lesion_voxels_per_second`` count this run's attempts."""
+
+    out: Path
+    failures: Path
+    already_done: int
+    attempted: int
+    succeeded: int
+    failed: int
+    seconds: float
+    lesion_voxels: int
+
+    @property
+    def series_per_second(self) -> float:
+        return self.attempted / self.seconds if self.seconds > 0 else float("nan")
+
+    @property
+    def lesion_voxels_per_second(self) -> float:
+        return self.lesion_voxels / self.seconds if self.seconds > 0 else float("nan")
+
+
+def failures_path(out: str | os.PathLike[str]) -> Path:
+    """``features.csv`` → ``features.failures.csv``."""
+    out = Path(out)
+    stem = out.name[: -len(".csv")] if out.name.endswith(".csv") else out.name
+    return out.with_name(f"{stem}.failures.csv")
+
+
+def provenance_path(out: str | os.PathLike[str]) -> Path:
+    """``features.csv`` → ``features.provenance.json``."""
+    out = Path(out)
+    stem = out.name[: -len(".csv")] if out.name.endswith(".csv") else out.name
+    return out.with_name(f"{stem}.provenance.json")
+
+
+def parts_dir(out: str | os.PathLike[str]) -> Path:
+    """Folder of per-series part files of a running (or killed) job."""
+    out = Path(out)
+    return out.with_name(f"{out.name}.parts")
+
+
+def build_tasks(manifest: pd.DataFrame, masks: str | os.PathLike[str] | None = None) -> list[SeriesTask]:
+    """One task per manifest row; the label map is ``masks/<series_id>.nii.gz`` when ``masks`` is given.
+
+    Raises
+    ------
+    UserInputError
+        Two series with the same image file name (``File`` identifies a series in the output), or a missing
+        ``masks`` folder.
+    """
+    if masks is not None and not Path(masks).is_dir():
+        raise UserInputError(f"--masks: folder not found: {masks}")
+    tasks: list[SeriesTask] = []
+    seen: dict[str, int] = {}
+    for i, (_, row) in enumerate(manifest.iterrows()):
+        ids = manifest_ids(row)
+        key = str(ids[KEY])
+        if key in seen:
+            raise UserInputError(
+                f"manifest rows {seen[key] + 1} and {i + 1}: same image file name {key!r}; the File column "
+                "identifies a series in the feature table, so image file names must be unique"
+            )
+        seen[key] = i
+        if masks is not None:
+            label: str | None = str(Path(masks) / f"{row['series_id']}.nii.gz")
+        else:
+            value = row.get("label")
+            label = None if value is None or pd.isna(value) else str(value)
+        tasks.append(SeriesTask(key=key, series_id=str(row["series_id"]), image=str(row["image"]), label=label,
+                                ids=ids))
+    return tasks
+
+
+def _part_path(parts: Path, key: str) -> Path:
+    return parts / f"{hashlib.sha1(key.encode('utf-8')).hexdigest()[:24]}.csv"
+
+
+def merge_parts(out: str | os.PathLike[str], order: Sequence[str] = (), per_lesion: bool = False) -> int:
+    """Merge ``<out>.parts/*.csv`` into ``<out>`` atomically, then delete the parts; return the number of rows.
+
+    Rows are ordered by ``order`` (manifest order of ``File``), rows of other files after them; a series present
+    both in ``<out>`` and in a part keeps the part's rows.
+    """
+    out = Path(out)
+    parts = parts_dir(out)
+    part_files = sorted(parts.glob("*.csv")) if parts.is_dir() else []
+    frames = []
+    if out.exists() and out.stat().st_size > 0:
+        frames.append(pd.read_csv(out))
+    new = [pd.read_csv(p) for p in part_files]
+    if not new:
+        if parts.is_dir():
+            shutil.rmtree(parts, ignore_errors=True)
+        return len(frames[0]) if frames else 0
+    new_frame = pd.concat(new, ignore_index=True)
+    if frames:
+        frames[0] = frames[0][~frames[0][KEY].astype(str).isin(set(new_frame[KEY].astype(str)))]
+    frame = pd.concat([*frames, new_frame], ignore_index=True)
+    rank = {k: i for i, k in enumerate(order)}
+    position = frame[KEY].astype(str).map(lambda k: rank.get(k, len(rank))).to_numpy()
+    lesion = (pd.to_numeric(frame["lesion_id"], errors="coerce").fillna(0).to_numpy()
+              if per_lesion and "lesion_id" in frame.columns else np.zeros(len(frame)))
+    frame = frame.iloc[np.lexsort((np.arange(len(frame)), lesion, position))].reset_index(drop=True)
+    if not per_lesion:
+        frame = order_columns(frame)
+    write_csv(out, frame)
+    shutil.rmtree(parts, ignore_errors=True)
+    return len(frame)
+
+
+def completed_keys(out: str | os.PathLike[str]) -> set[str]:
+    """``File`` values already in ``<out>`` (call :func:`merge_parts` first to include a killed run's parts)."""
+    out = Path(out)
+    if not out.exists() or out.stat().st_size == 0:
+        return set()
+    try:
+        done = pd.read_csv(out, usecols=[KEY])
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise UserInputError(f"{out}: existing output is not a feature table with a File column ({exc})") from None
+    return set(done[KEY].astype(str))
+
+
+def _worker_init() -> None:
+    import SimpleITK as sitk
+
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+
+
+def _results(
+    tasks: list[SeriesTask], options: ExtractionOptions, workers: int, scheduler: str | None
+) -> Iterator[tuple[SeriesTask, SeriesResult]]:
+    """Yield ``(task, result)`` as series finish, on the chosen executor."""
+    if scheduler is not None:
+        yield from _dask_results(tasks, options, workers, scheduler)
+        return
+    if workers <= 1:
+        for task in tasks:
+            yield task, run_series(task, options)
+        return
+    context = multiprocessing.get_context("fork")
+    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init) as pool:
+        futures = {pool.submit(run_series, task, options): task for task in tasks}
+        try:
+            for future in cf.as_completed(futures):
+                task = futures[future]
+                yield task, _outcome(task, future.result)
+        finally:
+            for future in futures:
+                future.cancel()
+
+
+def _dask_results(
+    tasks: list[SeriesTask], options: ExtractionOptions, workers: int, scheduler: str
+) -> Iterator[tuple[SeriesTask, SeriesResult]]:
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    if scheduler == "local":
+        cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        client = Client(cluster)
+    else:
+        try:
+            client = Client(scheduler, timeout=30)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise UserInputError(f"--scheduler {scheduler}: cannot connect to the Dask scheduler ({exc})") from None
+    try:
+        futures = client.map(run_series, tasks, options=options, pure=False)
+        task_of = {future.key: task for future, task in zip(futures, tasks, strict=True)}
+        for future in as_completed(futures):
+            task = task_of[future.key]
+            yield task, _outcome(task, future.result)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _outcome(task: SeriesTask, get: Any) -> SeriesResult:
+    try:
+        result: SeriesResult = get()
+    except UserInputError:
+        raise
+    except Exception as exc:  # a dead worker process or a lost Dask worker: record it, the next run retries
+        return SeriesResult(task.key, task.series_id, [], f"worker error: {type(exc).__name__}: {exc}")
+    return result
+
+
+def run_extraction(
+    tasks: list[SeriesTask],
+    out: str | os.PathLike[str],
+    options: ExtractionOptions | None = None,
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    show_progress: bool = True,
+    command: str = "livermets radiomics extract",
+) -> RunSummary:
+    """Extract features of all ``tasks`` not yet in ``out``; see the module docstring for resuming and failures.
+
+    Parameters
+    ----------
+    tasks
+        From :func:`build_tasks`.
+    out
+        Feature table CSV (created or extended).
+    options
+        Extraction options (default: the paper's extraction).
+    workers
+        Worker processes (default ``os.cpu_count()``; 1 = in this process).
+    scheduler
+        ``None`` (process pool), ``"local"`` (Dask LocalCluster) or a Dask scheduler address.
+
+    Examples
+    --------
+    >>> from livermets.cohort.manifest import load_manifest
+    >>> tasks = build_tasks(load_manifest("cohort/manifest.csv"))  # doctest: +SKIP
+    >>> run_extraction(tasks, "features.csv", workers=2).succeeded  # doctest: +SKIP
+    20
+    """
+    options = options or ExtractionOptions()
+    out = Path(out)
+    options = replace(options, params=str(resolve_params(options.params)))
+    make_extractor(options.params)  # a bad parameter file stops here, once, not in every worker
+    workers = workers if workers is not None else (os.cpu_count() or 1)
+    if scheduler is not None or workers > 1:
+        options = replace(options, single_thread=True)
+    order = [t.key for t in tasks]
+    merge_parts(out, order, options.per_lesion)  # a killed run's finished series count as done
+    done = completed_keys(out)
+    todo = [t for t in tasks if t.key not in done]
+    fail_path = failures_path(out)
+    kept_failures = _kept_failures(fail_path, {t.key for t in todo} | done)
+    new_failures: list[dict[str, Any]] = []
+    parts = parts_dir(out)
+    parts.mkdir(parents=True, exist_ok=True)
+    log.info("%d series in manifest, %d already in %s, %d to compute (%s)", len(tasks), len(tasks) - len(todo),
+             out, len(todo), f"Dask {scheduler}" if scheduler else f"{workers} worker(s)")
+    succeeded = failed = voxels = 0
+    start = time.perf_counter()
+    try:
+        with make_progress() as progress:
+            bar = progress.add_task("radiomics", total=len(todo), visible=show_progress)
+            for task, result in _results(todo, options, workers, scheduler):
+                voxels += result.lesion_voxels
+                if result.failure is None:
+                    write_csv(_part_path(parts, task.key), pd.DataFrame(result.rows))
+                    succeeded += 1
+                else:
+                    failed += 1
+                    new_failures.append({"File": task.key, "series_id": task.series_id, "reason": result.failure})
+                    write_csv(fail_path, pd.DataFrame(kept_failures + new_failures, columns=FAILURE_COLUMNS))
+                    log.warning("%s: %s", task.series_id, result.failure)
+                progress.advance(bar)
+    finally:
+        seconds = time.perf_counter() - start
+        merge_parts(out, order, options.per_lesion)
+        write_csv(fail_path, pd.DataFrame(kept_failures + new_failures, columns=FAILURE_COLUMNS))
+    summary = RunSummary(out, fail_path, len(tasks) - len(todo), len(todo), succeeded, failed, seconds, voxels)
+    parameters = {"options": asdict(options), "workers": workers, "scheduler": scheduler,
+                  "params_yaml": Path(str(options.params)).read_text(encoding="utf-8"),
+                  "summary": {k: v for k, v in asdict(summary).items() if k not in ("out", "failures")}}
+    write_json(provenance_path(out), provenance(parameters, command))
+    return summary
+
+
+def _kept_failures(path: Path, attempted_or_done: set[str]) -> list[dict[str, Any]]:
+    if not path.exists() or path.stat().st_size == 0:
+        return []
+    try:
+        old = pd.read_csv(path, dtype=str)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError):
+        return []
+    if not set(FAILURE_COLUMNS) <= set(old.columns):
+        return []
+    keep = old[~old["File"].isin(attempted_or_done)]
+    return [{str(k): v for k, v in record.items()} for record in keep[FAILURE_COLUMNS].to_dict("records")]

@@ -1,0 +1,204 @@
+"""One manifest series → its feature row(s) in the published schema, or a one-line failure reason.
+
+:func:`run_series` never raises for bad data: an unreadable file, a label map with unexpected values, image/label
+geometry mismatch, NaN voxels, an empty ROI ("no lesion", as the paper excluded its false-negative volumes) or a
+PyRadiomics error become :attr:`SeriesResult.failure`, so that one bad series never stops a cohort job.
+
+Examples
+--------
+>>> task = SeriesTask(key="s1.nii.gz", series_id="s1", image="s1.nii.gz", label="s1_seg.nii.gz",
+...                   ids={"File": "s1.nii.gz"})
+>>> run_series(task, ExtractionOptions()).failure  # doctest: +ELLIPSIS
+'s1.nii.gz: file or folder does not exist'
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import SimpleITK as sitk
+
+from livermets.errors import UserInputError
+from livermets.featuretable import ID_COLUMNS, LESION_COUNT_COLUMN, TARGET_COLUMNS
+from livermets.imaging.geometry import check_same_geometry
+from livermets.imaging.io import read_image, read_label
+from livermets.lesions.components import LESION_VALUE, LIVER_VALUE, label_components
+from livermets.radiomics.extractor import extract_roi, make_extractor
+from livermets.radiomics.per_lesion import extract_lesions
+
+Roi = Literal["lesion", "liver"]
+LesionCount = Literal["published", "components"]
+
+NO_LESION = "no lesion"
+"""Failure reason of a series whose lesion mask is empty (the paper's 6 false-negative volumes)."""
+
+
+@dataclass(frozen=True)
+class ExtractionOptions:
+    """How every series of a job is processed.
+
+    Attributes
+    ----------
+    params
+        PyRadiomics parameter YAML (``None``: the packaged paper settings).
+    roi
+        ``lesion``: all voxels of label 2 (the paper); ``liver``: labels 1 and 2 (whole liver incl. lesions).
+    per_lesion
+        One row per connected lesion instead of one row per series.
+    crop
+        Crop around the ROI before PyRadiomics (identical features, cost ∝ ROI; see :mod:`.extractor`).
+    lesion_count
+        ``published``: ``Num_Lesions`` = components + 1, the convention of the published table (it equals
+        PyRadiomics' 26-connected ``VolumeNum`` + 1 in all 227 rows, i.e. cc3d's labels *including background*);
+        ``components``: the number of 26-connected components.
+    single_thread
+        Run SimpleITK with one thread (set by the runner for parallel workers).
+    """
+
+    params: str | None = None
+    roi: Roi = "lesion"
+    per_lesion: bool = False
+    crop: bool = True
+    lesion_count: LesionCount = "published"
+    single_thread: bool = False
+
+
+@dataclass(frozen=True)
+class SeriesTask:
+    """One series to process: ``key`` identifies it in the output (the ``File`` column)."""
+
+    key: str
+    series_id: str
+    image: str
+    label: str | None
+    ids: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SeriesResult:
+    """Rows of one series (empty on failure), the failure reason, lesion voxels and wall time (s)."""
+
+    key: str
+    series_id: str
+    rows: list[dict[str, Any]]
+    failure: str | None
+    lesion_voxels: int = 0
+    seconds: float = 0.0
+
+
+class SeriesFailure(Exception):
+    """A series that cannot be processed; the message is the reason written to the failures file."""
+
+
+def manifest_ids(row: pd.Series | dict[str, Any]) -> dict[str, Any]:
+    """Published id and target columns of one manifest row.
+
+    ``File`` = image file (or folder) name, ``unique_scandate`` = study_id, ``unique_pt`` = patient_id,
+    ``NE_Score`` = ne_score, ``NE_Class`` = ne_class, ``NE_Status`` = ``positive``/``negative`` from ne_class,
+    ``Group`` = split. Missing optional values stay empty (NaN).
+
+    Examples
+    --------
+    >>> manifest_ids({"image": "/d/P1_S1.nii.gz", "study_id": "P1_20200101", "patient_id": "P1",
+    ...               "ne_score": 0.4, "ne_class": 1, "split": "train"})["NE_Status"]
+    'positive'
+    """
+
+    def get(name: str) -> Any:
+        value = row.get(name) if hasattr(row, "get") else None
+        return None if value is None or (not isinstance(value, str) and pd.isna(value)) else value
+
+    ne_class = get("ne_class")
+    status = None if ne_class is None else ("positive" if int(ne_class) == 1 else "negative")
+    return {
+        "File": Path(str(get("image"))).name,
+        "unique_scandate": get("study_id"),
+        "unique_pt": get("patient_id"),
+        "NE_Score": math.nan if get("ne_score") is None else float(get("ne_score")),
+        "NE_Status": status,
+        "NE_Class": None if ne_class is None else int(ne_class),
+        "Group": get("split"),
+    }
+
+
+def load_series(task: SeriesTask) -> tuple[sitk.Image, sitk.Image]:
+    """Read and check image and label map; raise :class:`SeriesFailure` with the reason."""
+    if task.label is None:
+        raise SeriesFailure("no label map (manifest has no label for this series and no --masks folder given)")
+    try:
+        image = read_image(task.image)
+        label = read_label(task.label, allowed=(0, LIVER_VALUE, LESION_VALUE))
+        check_same_geometry(image, label, task.image, task.label)
+    except UserInputError as exc:
+        raise SeriesFailure(str(exc)) from None
+    if image.GetPixelID() in (sitk.sitkFloat32, sitk.sitkFloat64):
+        n_nan = int(np.isnan(sitk.GetArrayViewFromImage(image)).sum())
+        if n_nan:
+            raise SeriesFailure(f"{task.image}: image has {n_nan} NaN voxel(s)")
+    return image, label
+
+
+def run_series(task: SeriesTask, options: ExtractionOptions) -> SeriesResult:
+    """Process one series; every data problem becomes ``failure`` (never raises for bad input)."""
+    if options.single_thread:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+    start = time.perf_counter()
+    lesion_voxels = 0
+    try:
+        image, label = load_series(task)
+        label_array = sitk.GetArrayViewFromImage(label)
+        lesion = label_array == LESION_VALUE
+        lesion_voxels = int(lesion.sum())
+        if options.roi == "lesion" and lesion_voxels == 0:
+            raise SeriesFailure(NO_LESION)
+        extractor = make_extractor(options.params)
+        if options.per_lesion:
+            rows = [{**_ids_only(task.ids), **row, **_targets(task.ids)}
+                    for row in extract_lesions(image, label, extractor, crop=options.crop)]
+        else:
+            rows = [_series_row(task, image, label_array, lesion, extractor, options)]
+    except SeriesFailure as exc:
+        return SeriesResult(task.key, task.series_id, [], str(exc), lesion_voxels, time.perf_counter() - start)
+    except UserInputError:  # a bad --params file concerns every series: stop the job
+        raise
+    except Exception as exc:  # a cohort job records any other failure of one series and goes on
+        reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+        return SeriesResult(task.key, task.series_id, [], reason, lesion_voxels, time.perf_counter() - start)
+    return SeriesResult(task.key, task.series_id, rows, None, lesion_voxels, time.perf_counter() - start)
+
+
+def _series_row(
+    task: SeriesTask,
+    image: sitk.Image,
+    label_array: np.ndarray,
+    lesion: np.ndarray,
+    extractor: Any,
+    options: ExtractionOptions,
+) -> dict[str, Any]:
+    roi = lesion if options.roi == "lesion" else label_array > 0
+    if not roi.any():
+        raise SeriesFailure(f"no {options.roi}")
+    mask = sitk.GetImageFromArray(roi.astype(np.uint8))
+    mask.CopyInformation(image)
+    try:
+        features = extract_roi(image, mask, extractor, crop=options.crop)
+    except ValueError as exc:
+        raise SeriesFailure(f"PyRadiomics: {' '.join(str(exc).split())[:300]}") from None
+    count = label_components(lesion).count
+    if options.lesion_count == "published":
+        count += 1
+    return {**_ids_only(task.ids), **features, LESION_COUNT_COLUMN: count, **_targets(task.ids)}
+
+
+def _ids_only(ids: dict[str, Any]) -> dict[str, Any]:
+    return {c: ids.get(c) for c in ID_COLUMNS}
+
+
+def _targets(ids: dict[str, Any]) -> dict[str, Any]:
+    return {c: ids.get(c) for c in TARGET_COLUMNS}
