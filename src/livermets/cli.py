@@ -69,6 +69,10 @@ def _register_stages() -> None:
     app.add_typer(stats_app, name="stats")
     app.add_typer(reproduce_app, name="reproduce")
 
+    from livermets.radiomics.cli import app as radiomics_app
+
+    app.add_typer(radiomics_app, name="radiomics")
+
 
 _register_stages()
 
