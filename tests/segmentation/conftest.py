@@ -96,3 +96,17 @@ def tiny_config(tmp_path: Path) -> Path:
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(tiny_config_dict()))
     return path
+
+
+@pytest.fixture(scope="session")
+def trained_model(tiny_cohort: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A U-Net trained for 6 short epochs on the phantom cohort (a few seconds on CPU)."""
+    from livermets.segmentation.train import train_model
+
+    folder = tmp_path_factory.mktemp("seg_model")
+    data = tiny_config_dict()
+    data["train"]["max_epochs"] = 6  # type: ignore[index]
+    config = folder / "tiny.yaml"
+    config.write_text(yaml.safe_dump(data))
+    train_model(tiny_cohort, folder / "model", model="unet", config=config, device="cpu")
+    return folder / "model"

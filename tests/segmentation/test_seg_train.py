@@ -1,0 +1,146 @@
+"""Training: the loss falls, --resume continues the epoch count, bad inputs give one clear error."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+import yaml
+
+from conftest import tiny_config_dict, write_cohort
+from livermets.errors import UserInputError
+from livermets.segmentation.config import load_config
+from livermets.segmentation.train import train_model
+
+
+def test_training_lowers_the_loss_and_writes_the_model_folder(trained_model: Path) -> None:
+    log = pd.read_csv(trained_model / "train_log.csv")
+    assert log["epoch"].tolist() == [1, 2, 3, 4, 5, 6]
+    assert log["train_loss"].iloc[-1] < 0.8 * log["train_loss"].iloc[0]
+    assert log["val_liver_dice"].notna().all()
+    for name in ("config.yaml", "model.safetensors", "training_curve.png", "provenance.json"):
+        assert (trained_model / name).is_file(), name
+    cfg = load_config(trained_model / "config.yaml")
+    assert cfg.model == "unet" and cfg.preprocess.spacing_mm == (4.0, 4.0, 6.0)
+    state = json.loads((trained_model / "checkpoint" / "state.json").read_text())
+    assert state["epoch"] == 6
+    assert state["best_epoch"] == int(log["val_lesion_dice"].idxmax()) + 1
+    # One checkpoint generation only, and no temporary files left behind.
+    assert sorted(p.name for p in (trained_model / "checkpoint").iterdir()) == [
+        "last_model_e00006.safetensors", "last_optimizer_e00006.pt", "state.json"]
+    assert not list(trained_model.rglob(".*tmp*"))
+
+
+def test_segresnet_trains(tiny_cohort: Path, tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(tiny_config_dict("segresnet")))
+    result = train_model(tiny_cohort, tmp_path / "m", model="segresnet", config=config, device="cpu", max_epochs=1)
+    assert result.last_epoch == 1
+    assert (tmp_path / "m" / "model.safetensors").is_file()
+
+
+def test_resume_continues_the_epoch_count(tiny_cohort: Path, tiny_config: Path, tmp_path: Path) -> None:
+    out = tmp_path / "m"
+    train_model(tiny_cohort, out, model="unet", config=tiny_config, device="cpu", max_epochs=1)
+    with pytest.raises(UserInputError, match="already holds a trained model"):
+        train_model(tiny_cohort, out, model="unet", config=tiny_config, device="cpu", max_epochs=2)
+    result = train_model(tiny_cohort, out, model=None, device="cpu", max_epochs=2, resume=True)
+    assert result.last_epoch == 2
+    assert pd.read_csv(out / "train_log.csv")["epoch"].tolist() == [1, 2]
+    assert json.loads((out / "checkpoint" / "state.json").read_text())["epoch"] == 2
+
+
+def test_resume_without_checkpoint(tmp_path: Path, tiny_cohort: Path) -> None:
+    with pytest.raises(UserInputError, match="nothing to resume"):
+        train_model(tiny_cohort, tmp_path / "none", model="unet", resume=True)
+
+
+def test_no_val_split_falls_back_to_a_share_of_train(
+    tmp_path: Path, tiny_config: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    manifest = write_cohort(tmp_path / "c", ["train"] * 5)
+    result = train_model(manifest, tmp_path / "m", model="unet", config=tiny_config, device="cpu", max_epochs=1)
+    assert result.last_epoch == 1
+    assert "no 'val' split" in caplog.text
+    prov = json.loads((tmp_path / "m" / "provenance.json").read_text())["parameters"]
+    assert len(prov["val_series"]) == 1 and len(prov["train_series"]) == 4
+    assert not set(prov["val_series"]) & set(prov["train_series"])
+
+
+def _edit_manifest(manifest: Path, **column_values: object) -> Path:
+    frame = pd.read_csv(manifest)
+    for column, value in column_values.items():
+        if value is None:
+            frame = frame.drop(columns=column)
+        else:
+            frame.loc[0, column] = value
+    frame.to_csv(manifest, index=False)
+    return manifest
+
+
+def _overwrite_first(manifest: Path, kind: str, array: np.ndarray) -> None:
+    frame = pd.read_csv(manifest)
+    path = manifest.parent / frame.loc[0, kind]
+    reference = sitk.ReadImage(str(path))
+    image = sitk.GetImageFromArray(array.astype(sitk.GetArrayViewFromImage(reference).dtype))
+    image.CopyInformation(reference)
+    sitk.WriteImage(image, str(path))
+
+
+@pytest.mark.parametrize("problem", ["no_label_column", "missing_label", "no_split", "uint8_ct", "empty_label",
+                                     "all_lesion_label", "label_values"])
+def test_bad_training_input(tmp_path: Path, tiny_config: Path, problem: str) -> None:
+    manifest = write_cohort(tmp_path / "c", ["train", "train", "val"])
+    first = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "c" / "images" / "S00.nii.gz")))
+    expected = {
+        "no_label_column": "needs a 'label' column",
+        "missing_label": r"row 1 \(series S00\): no label",
+        "no_split": "needs a 'split' column",
+        "uint8_ct": "do not look like CT",
+        "empty_label": "is empty",
+        "all_lesion_label": "no background",
+        "label_values": "unexpected label values",
+    }[problem]
+    if problem == "no_label_column":
+        _edit_manifest(manifest, label=None)
+    elif problem == "missing_label":
+        frame = pd.read_csv(manifest)
+        frame["label"] = frame["label"].astype(object)
+        frame.loc[0, "label"] = None
+        frame.to_csv(manifest, index=False)
+    elif problem == "no_split":
+        _edit_manifest(manifest, split=None)
+    elif problem == "uint8_ct":  # an 8-bit export: intensities rescaled to 0..255
+        scaled = (first - first.min()) * 255.0 / (first.max() - first.min())
+        _overwrite_first(manifest, "image", np.round(scaled))
+    elif problem == "empty_label":
+        _overwrite_first(manifest, "label", np.zeros(first.shape))
+    elif problem == "all_lesion_label":
+        _overwrite_first(manifest, "label", np.full(first.shape, 2))
+    elif problem == "label_values":
+        _overwrite_first(manifest, "label", np.full(first.shape, 7))
+    with pytest.raises(UserInputError, match=expected):
+        train_model(manifest, tmp_path / "m", model="unet", config=tiny_config, device="cpu", max_epochs=1)
+    assert not (tmp_path / "m").exists()  # nothing written before the inputs are checked
+
+
+def test_cli_train_bad_input_exit_2_and_good_run(tmp_path: Path, tiny_cohort: Path, tiny_config: Path) -> None:
+    broken = tmp_path / "c"
+    shutil.copytree(tiny_cohort.parent, broken)
+    _edit_manifest(broken / "manifest.csv", label=None)
+    base = [sys.executable, "-m", "livermets", "seg", "train", "--model", "unet", "--config", str(tiny_config),
+            "--device", "cpu", "--max-epochs", "1"]
+    proc = subprocess.run([*base, "--manifest", str(broken / "manifest.csv"), "--out", str(tmp_path / "bad")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "label" in proc.stderr and "Traceback" not in proc.stderr
+    proc = subprocess.run([*base, "--manifest", str(tiny_cohort), "--out", str(tmp_path / "good")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "1 epoch(s)" in proc.stdout
