@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +49,7 @@ def test_table3_values_by_hand() -> None:
     assert msclc["median_dice_lesion"] == pytest.approx(0.5)
     assert (msclc["n_scans_lesion_both_empty"], msclc["n_scans_with_lesions"]) == (1, 1)
     assert table.loc["all", "n_scans"] == 5
+    assert table.loc["msclc", "dice_per_case_lesion"] == pytest.approx((1.0 + 0.5) / 2)  # LiTS: both-empty = 1
     markdown = table3_markdown(table.reset_index())
     assert "| Median lesion Dice (scans with lesions) | 0.600 |" in markdown
 
@@ -115,13 +116,34 @@ def cohort(tmp_path: Path, shared_data: Callable[..., Path]) -> dict[str, Path]:
     return {"root": tmp_path, "manifest": tmp_path / "manifest.csv", "pred": tmp_path / "pred", "ref": ref}  # type: ignore[dict-item]
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "livermets", *args], capture_output=True, text=True, timeout=120)
+@dataclass
+class _Run:
+    returncode: int
+    stderr: str
 
 
-def test_seg_evaluate_end_to_end(cohort: dict[str, Path]) -> None:
+@pytest.fixture()
+def cli(capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., _Run]:
+    """Run ``livermets.cli.main`` in-process (exit code and stderr as from the console script)."""
+
+    def run(*args: str) -> _Run:
+        from livermets.cli import main
+
+        monkeypatch.setattr(sys, "argv", ["livermets", *args])
+        capfd.readouterr()
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        return _Run(code, capfd.readouterr().err)
+
+    return run
+
+
+def test_seg_evaluate_end_to_end(cohort: dict[str, Path], cli: Callable[..., _Run]) -> None:
     out = cohort["root"] / "eval"
-    result = _cli("seg", "evaluate", "--pred-dir", str(cohort["pred"]), "--manifest", str(cohort["manifest"]),
+    result = cli("seg", "evaluate", "--pred-dir", str(cohort["pred"]), "--manifest", str(cohort["manifest"]),
                   "--out", str(out), "--rule", "lits", "--size-strata", "10", "--figures", "--n-boot", "50")
     assert result.returncode == 0, result.stderr
     per_scan = pd.read_csv(out / "per_scan.csv").set_index("series_id")
@@ -137,13 +159,13 @@ def test_seg_evaluate_end_to_end(cohort: dict[str, Path]) -> None:
     lesions = pd.read_csv(out / "per_lesion.csv")
     assert set(lesions["status"]) <= {"TP", "FN", "FP"} and len(lesions[lesions["side"] == "reference"]) == 27
 
-    skipped = _cli("seg", "evaluate", "--pred-dir", str(cohort["pred"]), "--manifest", str(cohort["manifest"]),
+    skipped = cli("seg", "evaluate", "--pred-dir", str(cohort["pred"]), "--manifest", str(cohort["manifest"]),
                    "--out", str(cohort["root"] / "eval2"), "--skip-missing", "--n-boot", "0")
     assert skipped.returncode == 0
     assert list(pd.read_csv(cohort["root"] / "eval2" / "per_scan.csv")["series_id"]) == ["s1", "s2"]
 
 
-def test_seg_evaluate_bad_input(cohort: dict[str, Path]) -> None:
+def test_seg_evaluate_bad_input(cohort: dict[str, Path], cli: Callable[..., _Run]) -> None:
     """Different geometry, label value 3: one line each, scan skipped; nothing evaluable: exit code 2."""
     label = sitk.ReadImage(str(cohort["manifest"].parent / "ref" / "s1.nii.gz"))
     bad_values = cohort["ref"].copy()
@@ -153,7 +175,7 @@ def test_seg_evaluate_bad_input(cohort: dict[str, Path]) -> None:
     shifted_origin.SetOrigin((0.0, 0.0, 10.0))
     sitk.WriteImage(shifted_origin, str(cohort["pred"] / "s2.nii.gz"))
     out = cohort["root"] / "bad"
-    result = _cli("seg", "evaluate", "--pred-dir", str(cohort["pred"]), "--manifest", str(cohort["manifest"]),
+    result = cli("seg", "evaluate", "--pred-dir", str(cohort["pred"]), "--manifest", str(cohort["manifest"]),
                   "--out", str(out), "--skip-missing")
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
@@ -161,15 +183,15 @@ def test_seg_evaluate_bad_input(cohort: dict[str, Path]) -> None:
     assert "geometry mismatch" in result.stderr and "nothing could be evaluated" in result.stderr
     assert len(pd.read_csv(out / "skipped.csv")) == 3
 
-    wrong_rule = _cli("seg", "evaluate", "--pred-dir", str(cohort["pred"]), "--manifest", str(cohort["manifest"]),
+    wrong_rule = cli("seg", "evaluate", "--pred-dir", str(cohort["pred"]), "--manifest", str(cohort["manifest"]),
                       "--out", str(out), "--rule", "dice")
     assert wrong_rule.returncode == 2 and "--rule" in wrong_rule.stderr
 
 
-def test_lesions_table_cli(cohort: dict[str, Path]) -> None:
+def test_lesions_table_cli(cohort: dict[str, Path], cli: Callable[..., _Run]) -> None:
     out = cohort["root"] / "lesions.csv"
     ref = cohort["manifest"].parent / "ref"
-    result = _cli("lesions", "table", str(ref / "s1.nii.gz"), "--image", str(ref / "s1_ct.nii.gz"), "--out", str(out))
+    result = cli("lesions", "table", str(ref / "s1.nii.gz"), "--image", str(ref / "s1_ct.nii.gz"), "--out", str(out))
     assert result.returncode == 0, result.stderr
     table = pd.read_csv(out)
     assert len(table) == 9 and table["hu_mean"].notna().all()

@@ -5,7 +5,9 @@ For each group of scans (e.g. ``dataset`` = LiTS / mSCLC, or ``split``) :func:`t
 - ``median_dice_lesion``: median per-scan lesion Dice over scans whose reference has at least one lesion (the
   paper's "Median DICE"); scans where reference and prediction are both lesion-free (Dice 1.0 by convention) are
   counted in ``n_scans_lesion_both_empty`` and left out of the median, as are other lesion-free references.
-- ``mean_dice_lesion``: the mean of the same per-scan values (LiTS "Dice per case" over lesion-bearing cases).
+- ``mean_dice_lesion``: the mean of the same per-scan values.
+- ``dice_per_case_lesion``: mean per-scan lesion Dice over *all* scans, both-empty scans counting 1.0 (exactly the
+  LiTS evaluation script's "Dice per case").
 - ``global_dice_lesion``: ``2 sum|P & R| / (sum|P| + sum|R|)`` over all scans of the group (LiTS "Dice global").
 - ``sensitivity`` / ``ppv``: pooled over lesions, ``sum tp / sum n_ref`` and ``sum tp / (sum tp + sum fp)``;
   ``sensitivity_mean_per_scan`` / ``ppv_mean_per_scan``: means of the per-scan values where defined.
@@ -24,7 +26,7 @@ Examples
 ...     "sensitivity": [0.75, 4 / 6], "ppv": [0.75, 0.8], "ref_lesion_voxels": [100, 100],
 ...     "pred_lesion_voxels": [100, 100], "lesion_intersection_voxels": [80, 60], "missing_prediction": [False, False]})
 >>> row = table3(per_scan, group_by="dataset", n_boot=200).iloc[0]
->>> round(row["sensitivity"], 3), round(row["median_dice_lesion"], 2), row["fp_per_scan_mean"]
+>>> float(round(row["sensitivity"], 3)), float(round(row["median_dice_lesion"], 2)), float(row["fp_per_scan_mean"])
 (0.7, 0.7, 1.0)
 """
 
@@ -92,6 +94,7 @@ def _group_metrics(frame: pd.DataFrame, strata: Sequence[str]) -> dict[str, Any]
         "fp": int(sums["fp"]),
         "median_dice_lesion": float(np.median(dice_lesion[has_ref])) if has_ref.any() else float("nan"),
         "mean_dice_lesion": float(np.mean(dice_lesion[has_ref])) if has_ref.any() else float("nan"),
+        "dice_per_case_lesion": float(dice_lesion.mean()),
         "global_dice_lesion": float(_ratio(2 * sums["lesion_intersection_voxels"],
                                            sums["ref_lesion_voxels"] + sums["pred_lesion_voxels"])),
         "sensitivity": float(_ratio(sums["tp"], sums["n_ref"])),
@@ -213,6 +216,7 @@ def table3_markdown(table: pd.DataFrame, title: str = "") -> str:
                                     for _, r in table.iterrows()]),
         ("Global lesion Dice", with_ci("global_dice_lesion")),
         ("Mean lesion Dice (scans with lesions)", with_ci("mean_dice_lesion")),
+        ("Lesion Dice per case (all scans, LiTS)", with_ci("dice_per_case_lesion")),
         ("Sensitivity, mean per scan", with_ci("sensitivity_mean_per_scan")),
         ("PPV, mean per scan", with_ci("ppv_mean_per_scan")),
         ("Median liver Dice", with_ci("median_dice_liver")),
