@@ -190,10 +190,10 @@ def sample_anatomy(rng: np.random.Generator) -> Anatomy:
            _u(rng, 8.0, 11.0))
 
     # Liver: right lobe against the right wall, left lobe anterior-medial; the dome sits under the right diaphragm.
-    rx, ry, rz = _u(rng, 55.0, 75.0), _u(rng, 60.0, 85.0), _u(rng, 55.0, 80.0)
+    rx, ry, rz = _u(rng, 65.0, 85.0), _u(rng, 70.0, 95.0), _u(rng, 60.0, 85.0)
     dome_z = _u(rng, 180.0, 205.0)
     cx = -a_in + rx * _u(rng, 0.8, 1.0)
-    cy = _u(rng, -20.0, 10.0)
+    cy = _u(rng, -25.0, 0.0)
     cz = dome_z - rz * _u(rng, 0.7, 0.85)
     right = ((cx, cy, cz), (rx, ry, rz))
     left = ((cx + rx * _u(rng, 0.95, 1.25), cy - ry * _u(rng, 0.35, 0.55), cz + rz * _u(rng, 0.05, 0.3)),

@@ -17,6 +17,7 @@ import cc3d
 import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
+from threadpoolctl import threadpool_limits
 
 from livermets.synth.anatomy import Anatomy, sample_anatomy
 from livermets.synth.burden import LesionDraw
@@ -118,8 +119,11 @@ def _render_body(hu: Array, grid: Grid, a: Anatomy, rng: np.random.Generator, wi
     paint(hu, occupancy(cavity, width), visceral)
 
     diaphragm = a.diaphragm_z(x, y)
-    top = grid.z >= float(diaphragm.min()) - 5.0
-    if top.any():
+    in_body = (x / a.body_a) ** 2 + (y / a.body_b_anterior) ** 2 < 1.0
+    lowest = float(diaphragm[in_body].min()) if in_body.any() else float(diaphragm.min())
+    first = int(np.searchsorted(grid.z, lowest + 5.0))
+    if first < grid.z.size:
+        top = slice(first, None)  # a slice keeps hu[top] a view, so painting writes through
         zt = z[top]
         lung_sd = np.maximum(cavity[top], (diaphragm + 5.0) - zt)
         mediastinum = ellipse_sd(x, y, (0.0, a.vertebra_y - 10.0), a.vertebra_r + 30.0, a.vertebra_r + 40.0)
@@ -353,6 +357,12 @@ def render_study(anatomy: Anatomy, draw: LesionDraw, spec: SizeSpec, rng: np.ran
     >>> study.images["SOFT"].GetSize(), study.images["CAP"].GetSize()
     ((64, 64, 48), (64, 64, 24))
     """
+    # One BLAS thread: the renderer's matrix products are small, and multi-threaded BLAS on a busy machine is slower.
+    with threadpool_limits(limits=1):
+        return _render_study(anatomy, draw, spec, rng)
+
+
+def _render_study(anatomy: Anatomy, draw: LesionDraw, spec: SizeSpec, rng: np.random.Generator) -> RenderedStudy:
     lesions = place_lesions(anatomy, draw, rng)
     shift = rng.normal(0.0, 1.0, 3) * np.array([3.0, 3.0, 6.0])  # positioning and breathing between studies
     grid = make_grid(anatomy, spec, shift)

@@ -69,19 +69,33 @@ def paint(volume: Array, occ: Array, value: Array | float) -> None:
     volume -= occ * (volume - value)
 
 
-def smooth_field(rng: np.random.Generator, shape: tuple[int, ...], spacing: tuple[float, ...],
+def _linear_upsampling(n_out: int, n_in: int) -> Array:
+    """(n_out, n_in) matrix of linear-interpolation weights mapping ``n_in`` samples onto ``n_out`` (aligned ends)."""
+    position = np.linspace(0.0, n_in - 1.0, n_out)
+    low = np.minimum(np.floor(position).astype(np.int64), n_in - 2)
+    frac = (position - low).astype(F32)
+    matrix = np.zeros((n_out, n_in), F32)
+    rows = np.arange(n_out)
+    matrix[rows, low] = 1.0 - frac
+    matrix[rows, low + 1] = frac
+    return matrix
+
+
+def smooth_field(rng: np.random.Generator, shape: tuple[int, int, int], spacing: tuple[float, float, float],
                  scale_mm: float) -> Array:
     """Unit-variance random field with correlation length ~``scale_mm``: coarse white noise, blurred, upsampled.
 
-    ``spacing`` is per axis of ``shape`` (mm). Cost is one trilinear upsampling of the full grid.
+    ``spacing`` is per axis of ``shape`` (mm). The trilinear upsampling is done as three small matrix products, which
+    is much faster than interpolating every voxel.
     """
     step = scale_mm / 2.0
-    coarse_shape = tuple(max(2, int(np.ceil(n * s / step)) + 3) for n, s in zip(shape, spacing, strict=True))
+    coarse_shape = tuple(max(2, int(np.ceil(n * s / step)) + 1) for n, s in zip(shape, spacing, strict=True))
     coarse = ndimage.gaussian_filter(rng.standard_normal(coarse_shape, dtype=F32), 1.0, mode="wrap")
     coarse /= max(float(coarse.std()), 1e-6)
-    zoom = tuple(n / c for n, c in zip(shape, coarse_shape, strict=True))
-    field = ndimage.zoom(coarse, zoom, order=1, grid_mode=True, mode="grid-mirror")
-    return field[tuple(slice(0, n) for n in shape)].astype(F32, copy=False)
+    mz, my, mx = (_linear_upsampling(n, c) for n, c in zip(shape, coarse_shape, strict=True))
+    field = np.tensordot(mz, coarse, axes=(1, 0))  # (nz, cy, cx)
+    field = np.matmul(my, field)  # (nz, ny, cx)
+    return np.ascontiguousarray(np.matmul(field, mx.T), dtype=F32)
 
 
 def random_rotation(rng: np.random.Generator) -> Array:
