@@ -28,7 +28,7 @@ import SimpleITK as sitk
 from livermets.atomic import write_csv, write_json, write_text
 from livermets.cohort.manifest import load_manifest
 from livermets.errors import UserInputError
-from livermets.imaging.geometry import check_same_geometry
+from livermets.imaging.geometry import check_same_geometry, geometry_differences
 from livermets.imaging.io import read_image, read_label
 from livermets.lesions.cohort_metrics import default_group_column, table3, table3_markdown
 from livermets.lesions.components import check_connectivity
@@ -86,7 +86,11 @@ def _evaluate_row(row: pd.Series, pred_dir: Path, settings: EvaluationSettings,
         prediction: sitk.Image | None = None
         if pred_path.exists():
             prediction = read_label(pred_path)
-            check_same_geometry(reference, prediction, str(label_path), str(pred_path))
+            differences = geometry_differences(reference, prediction)
+            if differences:
+                return (f"geometry mismatch between reference {label_path} and prediction {pred_path}: "
+                        + "; ".join(differences) + " (predictions must lie on the reference grid; resample with "
+                        "`livermets imaging check REFERENCE PREDICTION --resample-label OUT`)")
         elif settings.skip_missing:
             return f"missing prediction {pred_path} (skipped: --skip-missing)"
         else:
