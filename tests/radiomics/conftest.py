@@ -54,7 +54,7 @@ def write_cohort(root: Path, n_series: int, shape_zyx: tuple[int, int, int] = (1
         score = 0.5 if i % 4 < 3 else -0.3
         rows.append({"series_id": series_id, "study_id": f"P{i // 2:03d}_20200101", "patient_id": f"P{i // 2:03d}",
                      "image": f"images/{series_id}.nii.gz", "label": f"labels/{series_id}.nii.gz",
-                     "ne_score": score, "ne_class": int(score > 0), "split": "train" if i < n_series - 2 else "test"})
+                     "ne_score": score, "ne_class": int(score > 0), "split": "test" if i // 2 == (n_series - 1) // 2 and n_series > 2 else "train"})
     manifest = root / "manifest.csv"
     pd.DataFrame(rows).to_csv(manifest, index=False)
     return manifest

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import nibabel as nib
 import numpy as np
 import pandas as pd
 import SimpleITK as sitk
@@ -138,10 +139,23 @@ def load_series(task: SeriesTask) -> tuple[sitk.Image, sitk.Image]:
     except UserInputError as exc:
         raise SeriesFailure(str(exc)) from None
     if image.GetPixelID() in (sitk.sitkFloat32, sitk.sitkFloat64):
-        n_nan = int(np.isnan(sitk.GetArrayViewFromImage(image)).sum())
+        n_nan = max(int(np.isnan(sitk.GetArrayViewFromImage(image)).sum()), _nifti_nan_count(task.image))
         if n_nan:
             raise SeriesFailure(f"{task.image}: image has {n_nan} NaN voxel(s)")
     return image, label
+
+
+def _nifti_nan_count(path: str) -> int:
+    """NaN voxels of a floating-point NIfTI file, read with nibabel.
+
+    ITK's NIfTI reader silently turns NaN into 0, so SimpleITK alone cannot see them.
+    """
+    if not path.lower().endswith((".nii", ".nii.gz")):
+        return 0
+    image = nib.load(path)
+    if not np.issubdtype(image.get_data_dtype(), np.floating):  # type: ignore[union-attr]
+        return 0
+    return int(np.isnan(np.asanyarray(image.dataobj)).sum())  # type: ignore[union-attr]
 
 
 def run_series(task: SeriesTask, options: ExtractionOptions) -> SeriesResult:
