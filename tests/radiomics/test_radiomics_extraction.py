@@ -12,12 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk
-from conftest import make_series
-from radiomics import featureextractor
+from radiomics_synthetic import make_series
 
 from livermets.featuretable import ALL_COLUMNS, DIAGNOSTICS_COLUMNS, RADIOMICS_COLUMNS
 from livermets.radiomics.extractor import PAPER_PARAMS, crop_margin, extract_roi, make_extractor
 from livermets.radiomics.series import ExtractionOptions, SeriesTask, manifest_ids, run_series
+from radiomics import featureextractor
 
 PAPER_SETTINGS = {"resampledPixelSpacing": [1, 1, 1], "interpolator": "sitkBSpline", "label": 1}
 
