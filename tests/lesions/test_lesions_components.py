@@ -11,7 +11,7 @@ from scipy.spatial.distance import pdist
 
 from livermets.errors import UserInputError
 from livermets.lesions.components import label_components, lesion_table, longest_axial_diameters
-from livermets.lesions.overlap import overlap_matrix
+from livermets.lesions.overlap import component_overlaps, overlap_matrix
 
 
 def _random_label_map(seed: int, shape: tuple[int, int, int] = (12, 40, 44)) -> np.ndarray:
@@ -58,6 +58,7 @@ def test_overlap_matrix_matches_loops() -> None:
     expected = np.array([[np.count_nonzero((ref.labels == i) & (pred.labels == j)) for j in range(1, pred.count + 1)]
                          for i in range(1, ref.count + 1)])
     np.testing.assert_array_equal(matrix, expected)
+    np.testing.assert_array_equal(component_overlaps(ref, pred), expected)
     assert matrix.sum() > 0
 
 

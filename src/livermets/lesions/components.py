@@ -61,6 +61,10 @@ class LesionComponents:
         Centroid of each component in voxel index coordinates ``(z, y, x)``, shape ``(count, 3)``.
     connectivity
         The cc3d connectivity used.
+    voxels
+        Flat (C-order) indices of all component voxels, ascending.
+    voxel_ids
+        Component id of each entry of ``voxels``.
     """
 
     labels: np.ndarray
@@ -69,6 +73,8 @@ class LesionComponents:
     bounding_boxes: tuple[Box, ...]
     centroids_zyx: np.ndarray
     connectivity: int
+    voxels: np.ndarray
+    voxel_ids: np.ndarray
 
 
 def check_connectivity(connectivity: int) -> int:
@@ -94,12 +100,12 @@ def label_components(mask: np.ndarray, connectivity: int = 26) -> LesionComponen
         binary, connectivity=connectivity, return_N=True, binary_image=True  # type: ignore[call-overload]
     )
     if count == 0:
-        return LesionComponents(labels, 0, np.zeros(0, np.int64), (), np.zeros((0, 3)), connectivity)
+        none = np.zeros(0, np.intp)
+        return LesionComponents(labels, 0, np.zeros(0, np.int64), (), np.zeros((0, 3)), connectivity, none, none)
     # Statistics from the lesion voxels only (a few % of the volume): one flatnonzero pass, then bincount and
     # reduceat on the small arrays. cc3d.statistics scans the whole volume and was 3x slower on a 512x512x700 scan.
-    flat = labels.reshape(-1)
-    voxels = np.flatnonzero(flat)
-    ids = flat[voxels].astype(np.intp)
+    voxels = np.flatnonzero(binary)  # the 1-byte mask: faster to scan than the component ids
+    ids = labels.reshape(-1)[voxels].astype(np.intp)
     voxel_counts = np.bincount(ids, minlength=count + 1)[1:].astype(np.int64)
     coords = np.unravel_index(voxels, labels.shape)
     sums = np.stack([np.bincount(ids, weights=c, minlength=count + 1)[1:] for c in coords], axis=1)
@@ -113,7 +119,7 @@ def label_components(mask: np.ndarray, connectivity: int = 26) -> LesionComponen
          slice(int(lows[2][i]), int(highs[2][i])))
         for i in range(int(count))
     )
-    return LesionComponents(labels, int(count), voxel_counts, boxes, centroids, connectivity)
+    return LesionComponents(labels, int(count), voxel_counts, boxes, centroids, connectivity, voxels, ids)
 
 
 def index_to_physical(index_zyx: np.ndarray, image: sitk.Image) -> np.ndarray:
@@ -245,8 +251,8 @@ def lesion_table(
         "longest_axial_diameter_mm": longest_axial_diameters(components, spacing),
         "liver_contact_fraction": liver_contact_fractions(components, array, liver_value),
     })
-    lesion_voxels = np.flatnonzero(components.labels)
-    ids = components.labels.ravel()[lesion_voxels].astype(np.intp)
+    lesion_voxels = components.voxels
+    ids = components.voxel_ids
     table["hu_mean"] = np.nan
     table["hu_std"] = np.nan
     if image is not None and n:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from livermets.lesions.components import LesionComponents
+
 
 def overlap_matrix(ref_labels: np.ndarray, pred_labels: np.ndarray, n_ref: int, n_pred: int) -> np.ndarray:
     """Voxel counts of the intersection of each reference and each predicted component.
@@ -41,5 +43,23 @@ def overlap_matrix(ref_labels: np.ndarray, pred_labels: np.ndarray, n_ref: int, 
     pred_flat = pred_labels.reshape(-1)
     both = np.flatnonzero((ref_flat != 0) & (pred_flat != 0))
     joint = ref_flat[both].astype(np.int64) * (n_pred + 1) + pred_flat[both].astype(np.int64)
+    counts = np.bincount(joint, minlength=(n_ref + 1) * (n_pred + 1))
+    return counts.reshape(n_ref + 1, n_pred + 1)[1:, 1:]
+
+
+def component_overlaps(reference: LesionComponents, prediction: LesionComponents) -> np.ndarray:
+    """:func:`overlap_matrix` of two labelled volumes, reading only the reference lesion voxels.
+
+    The predicted ids are gathered at the (stored) reference lesion voxels, so the cost scales with the lesion
+    volume rather than the scan volume.
+    """
+    if reference.labels.shape != prediction.labels.shape:
+        raise ValueError(f"shape mismatch: {reference.labels.shape} vs {prediction.labels.shape}")
+    n_ref, n_pred = reference.count, prediction.count
+    if n_ref == 0 or n_pred == 0:
+        return np.zeros((n_ref, n_pred), dtype=np.int64)
+    pred_ids = prediction.labels.reshape(-1)[reference.voxels].astype(np.int64)
+    both = pred_ids != 0
+    joint = reference.voxel_ids[both].astype(np.int64) * (n_pred + 1) + pred_ids[both]
     counts = np.bincount(joint, minlength=(n_ref + 1) * (n_pred + 1))
     return counts.reshape(n_ref + 1, n_pred + 1)[1:, 1:]

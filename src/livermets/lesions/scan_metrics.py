@@ -28,7 +28,7 @@ import pandas as pd
 from livermets.lesions.components import LESION_VALUE, LesionComponents, label_components, longest_axial_diameters
 from livermets.lesions.dice import dice_from_counts
 from livermets.lesions.matching import MatchResult, match
-from livermets.lesions.overlap import overlap_matrix
+from livermets.lesions.overlap import component_overlaps
 
 PER_SCAN_COLUMNS = (
     "series_id", "dice_liver", "dice_lesion", "lesion_both_empty", "n_ref", "n_pred", "tp", "fn", "fp", "tp_pred",
@@ -139,7 +139,7 @@ def evaluate_scan(
 
     ref_comps = label_components(reference == LESION_VALUE, connectivity)
     pred_comps = label_components(prediction == LESION_VALUE, connectivity)
-    overlap = overlap_matrix(ref_comps.labels, pred_comps.labels, ref_comps.count, pred_comps.count)
+    overlap = component_overlaps(ref_comps, pred_comps)
     result = match(overlap, ref_comps.voxel_counts, pred_comps.voxel_counts, rule, iou_threshold)
 
     ref_voxels = int(ref_comps.voxel_counts.sum())
