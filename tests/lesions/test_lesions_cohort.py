@@ -159,6 +159,16 @@ def test_seg_evaluate_end_to_end(cohort: dict[str, Path], cli: Callable[..., _Ru
     lesions = pd.read_csv(out / "per_lesion.csv")
     assert set(lesions["status"]) <= {"TP", "FN", "FP"} and len(lesions[lesions["side"] == "reference"]) == 27
 
+    # Rerun into the same folder after replacing one prediction: only that series is evaluated again.
+    label = sitk.ReadImage(str(cohort["pred"] / "s1.nii.gz"))
+    _write(np.roll(cohort["ref"], 1, axis=1), cohort["pred"] / "s1.nii.gz", label)  # type: ignore[arg-type]
+    rerun = cli("seg", "evaluate", "--pred-dir", str(cohort["pred"]), "--manifest", str(cohort["manifest"]),
+                "--out", str(out), "--rule", "lits", "--size-strata", "10", "--figures", "--n-boot", "50")
+    assert rerun.returncode == 0 and "reused 2 unchanged series" in rerun.stderr
+    again = pd.read_csv(out / "per_scan.csv").set_index("series_id")
+    assert again.loc["s1", "tp"] < 9
+    pd.testing.assert_series_equal(again.loc["s2"], per_scan.loc["s2"])
+
     skipped = cli("seg", "evaluate", "--pred-dir", str(cohort["pred"]), "--manifest", str(cohort["manifest"]),
                    "--out", str(cohort["root"] / "eval2"), "--skip-missing", "--n-boot", "0")
     assert skipped.returncode == 0

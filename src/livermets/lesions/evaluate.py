@@ -6,7 +6,10 @@ unexpected label values, different geometry) are logged as one line each and lis
 prediction is evaluated as an empty prediction (every reference lesion a false negative) unless ``skip_missing``.
 
 Outputs in ``out_dir``: ``per_scan.csv``, ``per_lesion.csv``, ``skipped.csv``, ``table3.csv``, ``table3.md``,
-``provenance.json`` and, on request, ``figures/<series_id>.png``.
+``provenance.json`` and, on request, ``figures/<series_id>.png``. Per-series results are also kept in
+``out_dir/.per_series/``: a rerun into the same folder reuses every series whose reference and prediction files
+(size, mtime) and per-scan settings (rule, IoU, connectivity, strata) are unchanged, so an interrupted cohort run
+resumes where it stopped.
 
 Examples
 --------
@@ -16,6 +19,7 @@ Examples
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,6 +45,9 @@ from livermets.provenance import provenance
 log = logging.getLogger(__name__)
 
 PREDICTION_SUFFIX = ".nii.gz"
+CACHE_FOLDER = ".per_series"
+"""Per-series results kept in the output folder so that a rerun (after a crash or with more predictions) only
+evaluates series whose files or per-scan settings changed."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +129,54 @@ def _evaluate_row(row: pd.Series, pred_dir: Path, settings: EvaluationSettings,
     return evaluation
 
 
+def _file_stamp(path: Any) -> list[int] | None:
+    if path is None or pd.isna(path):
+        return None
+    try:
+        stat = Path(str(path)).stat()
+    except OSError:
+        return None
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def _fingerprint(row: pd.Series, pred_dir: Path, settings: EvaluationSettings) -> dict[str, Any]:
+    """What a series' per-scan result depends on: the per-scan settings and both files' size and mtime."""
+    return {
+        "rule": settings.rule, "iou_threshold": settings.iou_threshold, "connectivity": settings.connectivity,
+        "size_strata_mm": list(settings.size_strata_mm),
+        "label": [str(row.get("label")), _file_stamp(row.get("label"))],
+        "prediction": _file_stamp(pred_dir / f"{row['series_id']}{PREDICTION_SUFFIX}"),
+    }
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _store_cached(cache_dir: Path, series_id: str, fingerprint: dict[str, Any], scan_row: dict[str, Any],
+                  lesions: pd.DataFrame) -> None:
+    write_csv(cache_dir / f"{series_id}.lesions.csv", lesions)
+    # The JSON is written last: its presence marks a complete entry.
+    write_json(cache_dir / f"{series_id}.json",
+               {"fingerprint": fingerprint, "row": {k: _plain(v) for k, v in scan_row.items()}})
+
+
+def _load_cached(cache_dir: Path, series_id: str,
+                 fingerprint: dict[str, Any]) -> tuple[dict[str, Any], pd.DataFrame] | None:
+    entry = cache_dir / f"{series_id}.json"
+    lesions = cache_dir / f"{series_id}.lesions.csv"
+    if not entry.exists() or not lesions.exists():
+        return None
+    try:
+        stored = json.loads(entry.read_text(encoding="utf-8"))
+        if stored.get("fingerprint") != json.loads(json.dumps(fingerprint)):
+            return None
+        scan_row = {k: (np.nan if v is None else v) for k, v in stored["row"].items()}
+        return scan_row, pd.read_csv(lesions, dtype={"series_id": str})
+    except (OSError, ValueError, KeyError, pd.errors.ParserError):
+        return None
+
+
 def evaluate_cohort(manifest: str | Path, pred_dir: str | Path, out_dir: str | Path,
                     settings: EvaluationSettings | None = None) -> pd.DataFrame:
     """Evaluate every labelled series of ``manifest`` against ``pred_dir/<series_id>.nii.gz``; write outputs.
@@ -154,20 +209,33 @@ def evaluate_cohort(manifest: str | Path, pred_dir: str | Path, out_dir: str | P
                     orphans[0])
 
     figure_dir = out_dir / "figures" if settings.figures else None
+    cache_dir = out_dir / CACHE_FOLDER
     rows: list[dict[str, Any]] = []
     lesion_frames: list[pd.DataFrame] = []
     skipped: list[dict[str, str]] = []
+    reused = 0
     for _, row in track(list(frame.iterrows()), "evaluating"):
-        outcome = _evaluate_row(row, pred_dir, settings, figure_dir)
-        if isinstance(outcome, str):
-            log.warning("%s: skipped: %s", row["series_id"], outcome)
-            skipped.append({"series_id": str(row["series_id"]), "reason": outcome})
-            continue
+        series_id = str(row["series_id"])
+        fingerprint = _fingerprint(row, pred_dir, settings)
+        cached = _load_cached(cache_dir, series_id, fingerprint)
+        if cached is not None and (figure_dir is None or (figure_dir / f"{series_id}.png").exists()):
+            scan_row, lesions = cached
+            reused += 1
+        else:
+            outcome = _evaluate_row(row, pred_dir, settings, figure_dir)
+            if isinstance(outcome, str):
+                log.warning("%s: skipped: %s", series_id, outcome)
+                skipped.append({"series_id": series_id, "reason": outcome})
+                continue
+            scan_row, lesions = outcome.row, outcome.lesions
+            _store_cached(cache_dir, series_id, fingerprint, scan_row, lesions)
         extra = {"patient_id": row["patient_id"], "study_id": row["study_id"]}
         if group_by is not None:
             extra[group_by] = row[group_by]
-        rows.append({**outcome.row, **extra})
-        lesion_frames.append(outcome.lesions)
+        rows.append({**scan_row, **extra})
+        lesion_frames.append(lesions)
+    if reused:
+        log.info("reused %d unchanged series from %s", reused, cache_dir)
 
     write_csv(out_dir / "skipped.csv", pd.DataFrame(skipped, columns=["series_id", "reason"]))
     if not rows:
