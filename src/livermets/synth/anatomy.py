@@ -159,12 +159,12 @@ def sample_anatomy(rng: np.random.Generator) -> Anatomy:
     >>> 40 <= a.hu["muscle"] <= 60
     True
     """
-    body_a = _u(rng, 135.0, 180.0)
+    body_a = _u(rng, 145.0, 185.0)
     body_b_anterior = body_a * _u(rng, 0.68, 0.82)
     body_b_posterior = body_b_anterior * _u(rng, 0.85, 0.95)
     fov = 2.0 * body_a + _u(rng, 30.0, 110.0)
     real_pixel_mm = float(np.clip(fov / 512.0, 0.70, 0.98))
-    fat_mm = _u(rng, 8.0, 38.0)
+    fat_mm = 6.0 + (body_a - 145.0) / 40.0 * 24.0 + _u(rng, 0.0, 8.0)  # larger patients carry more fat
     muscle_mm = _u(rng, 8.0, 14.0)
     wobble = np.stack([rng.uniform(0.0, 0.025, 3), rng.uniform(0.0, 2 * np.pi, 3)], axis=1)
     a_in = body_a - fat_mm - muscle_mm
@@ -190,9 +190,10 @@ def sample_anatomy(rng: np.random.Generator) -> Anatomy:
            _u(rng, 8.0, 11.0))
 
     # Liver: right lobe against the right wall, left lobe anterior-medial; the dome sits under the right diaphragm.
-    rx, ry, rz = _u(rng, 65.0, 85.0), _u(rng, 70.0, 95.0), _u(rng, 60.0, 85.0)
+    b_in = 0.5 * (body_b_anterior + body_b_posterior) - fat_mm - muscle_mm
+    rx, ry, rz = a_in * _u(rng, 0.55, 0.66), b_in * _u(rng, 0.75, 0.9), _u(rng, 70.0, 92.0)
     dome_z = _u(rng, 180.0, 205.0)
-    cx = -a_in + rx * _u(rng, 0.8, 1.0)
+    cx = -a_in + rx * _u(rng, 0.85, 1.0)
     cy = _u(rng, -25.0, 0.0)
     cz = dome_z - rz * _u(rng, 0.7, 0.85)
     right = ((cx, cy, cz), (rx, ry, rz))

@@ -22,7 +22,7 @@ from livermets.atomic import write_csv, write_json
 from livermets.errors import UserInputError
 from livermets.imaging.io import write_image, write_label
 from livermets.provenance import provenance
-from livermets.synth.burden import KINDS, BurdenModel, sample_lesions
+from livermets.synth.burden import KINDS, BurdenModel, LesionDraw, sample_lesions
 from livermets.synth.nescore import NEScoreModel, burden_normal_score, ne_score
 from livermets.synth.phantom import Anatomy, RenderedStudy, render_study, sample_anatomy
 from livermets.synth.sizes import get_size
@@ -138,23 +138,48 @@ def _patient_state(config: CohortConfig, patient_index: int) -> tuple[Anatomy, f
     return anatomy, float(rng.standard_normal())
 
 
-def make_study(config: CohortConfig, plan: StudyPlan, out: Path | None) -> StudyResult:
-    """Draw, render and (if ``out`` is given) write one study; return its table rows."""
-    spec = get_size(config.size)
+@dataclass(frozen=True)
+class StudyTruth:
+    """What is drawn for a study before rendering: lesions, NE score, sample type (cheap, no images)."""
+
+    draw: LesionDraw
+    ne_score: float
+    ne_latent: float
+    burden_normal_score: float
+    sample_type: str
+
+    def row(self, plan: StudyPlan) -> dict[str, Any]:
+        return {
+            "study_id": plan.study_id, "patient_id": plan.patient_id, "split": plan.split,
+            "ne_score": self.ne_score, "ne_class": int(self.ne_score > 0), "ne_latent": round(self.ne_latent, 4),
+            "burden_normal_score": round(self.burden_normal_score, 4), "sample_type": self.sample_type,
+            "n_lesions_truth": self.draw.count, "burden_ml_truth": round(self.draw.volume_ml, 3),
+        }
+
+
+def draw_study(config: CohortConfig, plan: StudyPlan) -> tuple[StudyTruth, Anatomy, np.random.Generator]:
+    """The study's truth, its patient's anatomy, and its random stream positioned where rendering continues."""
     anatomy, patient_noise = _patient_state(config, plan.patient_index)
     rng = np.random.default_rng(study_seed(config.seed, plan.patient_index, plan.study_index))
     draw = sample_lesions(rng, config.burden)
     z_burden = burden_normal_score(draw.volume_ml, float(rng.random()), config.burden)
     score, latent = ne_score(z_burden, patient_noise, float(rng.standard_normal()), config.ne_model)
-    score = round(score, 4)
     sample_type = "cfdna" if rng.random() < config.cfdna_fraction else "biopsy"
-    rendered = render_study(anatomy, draw, spec, rng)
+    return StudyTruth(draw, round(score, 4), latent, z_burden, sample_type), anatomy, rng
 
-    study_row = {
-        "study_id": plan.study_id, "patient_id": plan.patient_id, "split": plan.split, "ne_score": score,
-        "ne_class": int(score > 0), "ne_latent": round(latent, 4), "burden_normal_score": round(z_burden, 4),
-        "sample_type": sample_type, "n_lesions_truth": draw.count, "burden_ml_truth": round(draw.volume_ml, 3),
-    }
+
+def study_truths(config: CohortConfig) -> pd.DataFrame:
+    """The studies.csv table of a cohort without rendering any image (NE scores, burdens, splits)."""
+    return pd.DataFrame([draw_study(config, plan)[0].row(plan) for plan in plan_studies(config)])
+
+
+def make_study(config: CohortConfig, plan: StudyPlan, out: Path | None) -> StudyResult:
+    """Draw, render and (if ``out`` is given) write one study; return its table rows."""
+    spec = get_size(config.size)
+    truth, anatomy, rng = draw_study(config, plan)
+    draw, score, sample_type = truth.draw, truth.ne_score, truth.sample_type
+    rendered = render_study(anatomy, draw, spec, rng)
+    study_row = truth.row(plan)
     series_rows, lesion_rows, overview = [], [], []
     for recon in RECONSTRUCTIONS:
         series_id = f"{plan.study_id}_{recon}"

@@ -77,6 +77,7 @@ class RenderedStudy:
     lesion_voxels: dict[str, Array]  # per reconstruction: voxels of label 2 owned by each lesion (index - 1)
     series_stats: dict[str, dict[str, float]]
     slices: dict[str, tuple[Array, Array]]  # overview slice (HU, label) per reconstruction
+    shift: Array  # the study's positioning shift (mm): patient coordinates + shift = scanner coordinates
 
     def overview_slice(self, reconstruction: str) -> tuple[Array, Array]:
         return self.slices[reconstruction]
@@ -184,18 +185,22 @@ def _render_organs(hu: Array, grid: Grid, a: Anatomy, width: float) -> None:
 
     centre, semi, angle = a.spleen
     c, s = np.asarray(centre), np.asarray(semi)
-    _paint_box(hu, grid, c - s.max(), c + s.max(), lambda x, y, z: np.maximum(
-        rotated_ellipsoid_sd(x, y, z, centre, semi, angle),
-        a.body_sd(x, y, z) + a.fat_mm + a.muscle_mm + 2.0), a.hu["spleen"], width)
+    _paint_box(hu, grid, c - s.max(), c + s.max(), lambda x, y, z: np.maximum(np.maximum(
+        rotated_ellipsoid_sd(x, y, z, centre, semi, angle), a.body_sd(x, y, z) + a.fat_mm + a.muscle_mm + 2.0),
+        z - a.diaphragm_z(x, y) + 2.5), a.hu["spleen"], width)
 
     centre, semi, gas_level = a.stomach
     c, s = np.asarray(centre), np.asarray(semi)
     lo, hi = c - s, c + s
-    _paint_box(hu, grid, lo, hi, lambda x, y, z: ellipsoid_sd(x, y, z, centre, semi), a.hu["muscle"], width)
+
+    def stomach(x: Array, y: Array, z: Array) -> Array:
+        return np.maximum(ellipsoid_sd(x, y, z, centre, semi), z - a.diaphragm_z(x, y) + 2.5)
+
+    _paint_box(hu, grid, lo, hi, stomach, a.hu["muscle"], width)
     box = grid.box(lo, hi)
     if box is not None:
         x, y, z = grid.coords(box)
-        inner = occupancy(ellipsoid_sd(x, y, z, centre, semi) + 4.0, width)
+        inner = occupancy(stomach(x, y, z) + 4.0, width)
         content = np.where(y < gas_level, a.hu["air"], a.hu["stomach_content"]).astype(F32)
         paint(hu[box], inner, content)
 
@@ -403,7 +408,7 @@ def _render_study(anatomy: Anatomy, draw: LesionDraw, spec: SizeSpec, rng: np.ra
         "centroid_y_mm": round(float(lesion.centre[1] + shift[1]), 2),
         "centroid_z_mm": round(float(lesion.centre[2] + shift[2]), 2),
     } for lesion in lesions]
-    return RenderedStudy(images, labels, truth, voxels, stats, slices)
+    return RenderedStudy(images, labels, truth, voxels, stats, slices, shift)
 
 
 def _thick_owner(owner: Array, lesion_occ: Array, k: int) -> Array:
