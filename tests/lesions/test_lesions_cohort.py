@@ -158,6 +158,7 @@ def test_seg_evaluate_end_to_end(cohort: dict[str, Path], cli: Callable[..., _Ru
     assert (out / "figures" / "s2.png").stat().st_size > 1000
     lesions = pd.read_csv(out / "per_lesion.csv")
     assert set(lesions["status"]) <= {"TP", "FN", "FP"} and len(lesions[lesions["side"] == "reference"]) == 27
+    assert (lesions["longest_axial_diameter_mm"] > 0).all()
 
     # Rerun into the same folder after replacing one prediction: only that series is evaluated again.
     label = sitk.ReadImage(str(cohort["pred"] / "s1.nii.gz"))

@@ -109,7 +109,8 @@ def _evaluate_row(row: pd.Series, pred_dir: Path, settings: EvaluationSettings,
     pred_array = sitk.GetArrayViewFromImage(prediction) if prediction is not None else None
     evaluation = evaluate_scan(ref_array, pred_array, reference.GetSpacing(), series_id=series_id,
                                rule=settings.rule, iou_threshold=settings.iou_threshold,
-                               connectivity=settings.connectivity, size_strata_mm=settings.size_strata_mm)
+                               connectivity=settings.connectivity, size_strata_mm=settings.size_strata_mm,
+                               diameters=True)
     if figure_dir is not None and evaluation.figure_slice is not None:
         ct = None
         image_path = row.get("image")
@@ -142,6 +143,7 @@ def _file_stamp(path: Any) -> list[int] | None:
 def _fingerprint(row: pd.Series, pred_dir: Path, settings: EvaluationSettings) -> dict[str, Any]:
     """What a series' per-scan result depends on: the per-scan settings and both files' size and mtime."""
     return {
+        "cache_version": 1,
         "rule": settings.rule, "iou_threshold": settings.iou_threshold, "connectivity": settings.connectivity,
         "size_strata_mm": list(settings.size_strata_mm),
         "label": [str(row.get("label")), _file_stamp(row.get("label"))],
