@@ -62,6 +62,23 @@ def _lits_counts_one_to_one(ref: np.ndarray, pred: np.ndarray, threshold: float)
     return {"n_ref": n_ref, "n_pred": n_pred, "tp": tp, "fn": n_ref - tp, "fp": fp + untouched_pred}
 
 
+def _lits_counts_subset(ref: np.ndarray, pred: np.ndarray, threshold: float) -> dict[str, int]:
+    """LiTS rule when every predicted lesion voxel is a reference lesion voxel: each predicted piece lies in exactly
+    one reference lesion, so no reference lesions merge; all pieces inside reference lesion i merge with it and the
+    IoU is |pred & lesion_i| / |lesion_i|. Detected iff IoU > threshold; pieces of undetected lesions are FPs."""
+    assert not np.any((pred == 2) & (ref != 2))
+    ref_cc, n_ref = ndimage.label(ref == 2, structure=STRUCTURE_26)
+    pred_cc, n_pred = ndimage.label(pred == 2, structure=STRUCTURE_26)
+    tp = fp = 0
+    for i in range(1, n_ref + 1):
+        lesion = ref_cc == i
+        pieces = np.unique(pred_cc[lesion & (pred_cc > 0)])
+        detected = len(pieces) > 0 and np.count_nonzero(lesion & (pred == 2)) / lesion.sum() > threshold
+        tp += bool(detected)
+        fp += 0 if detected else len(pieces)
+    return {"n_ref": n_ref, "n_pred": n_pred, "tp": tp, "fn": n_ref - tp, "fp": fp}
+
+
 def _counts(ref: np.ndarray, pred: np.ndarray, spacing: tuple[float, ...], rule: str) -> dict[str, int]:
     row = evaluate_scan(ref, pred, spacing, rule=rule).row
     return {k: row[k] for k in ("n_ref", "n_pred", "tp", "fn", "fp")}
@@ -98,6 +115,21 @@ def test_eroded_copy(lits_label: sitk.Image) -> None:
     paper = _paper_counts_independent(ref, pred)
     assert _counts(ref, pred, lits_label.GetSpacing(), "paper") == paper
     assert paper["fp"] == 0 and 0 < paper["tp"] < 9
+    assert _counts(ref, pred, lits_label.GetSpacing(), "lits") == _lits_counts_subset(ref, pred, 0.5)
+
+
+@pytest.mark.parametrize("removed_slice", [16, 17, 18, 20])
+def test_copy_with_one_slice_removed(lits_label: sitk.Image, removed_slice: int) -> None:
+    """Lesion voxels of one axial slice relabelled liver: lesions spanning it split into two predicted pieces
+    (merged again by the LiTS rule), lesions inside it vanish. Both rules against independent counts."""
+    ref = sitk.GetArrayFromImage(lits_label)
+    pred = ref.copy()
+    pred[removed_slice][pred[removed_slice] == 2] = 1
+    spacing = lits_label.GetSpacing()
+    assert _counts(ref, pred, spacing, "paper") == _paper_counts_independent(ref, pred)
+    lits = _lits_counts_subset(ref, pred, 0.5)
+    assert _counts(ref, pred, spacing, "lits") == lits
+    assert lits["tp"] > 0  # large lesions keep IoU > 0.5: the TP path of the LiTS rule on real data
 
 
 def test_lesion_table_on_real_case(lits_label: sitk.Image) -> None:
