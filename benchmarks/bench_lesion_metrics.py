@@ -1,8 +1,13 @@
 """Time the evaluation of one 512 x 512 x 700 scan pair with 150 reference lesions on one core.
 
-Run by hand (not in CI):
+Run by hand (not in CI), pinned to one core:
 
-    .venv/bin/python benchmarks/bench_lesion_metrics.py [--slices 700] [--lesions 150] [--repeats 3]
+    taskset -c 0 .venv/bin/python benchmarks/bench_lesion_metrics.py [--slices 700] [--lesions 150] [--repeats 3]
+        [--with-io]
+
+Measured 2026-11-23 on the shared 2-core dev machine under load (other jobs running): evaluate_scan 0.8-1.9 s for
+either rule (best of 3), 1.3-3.7 s with lesion diameters / size strata, lesion_table 0.7-1.6 s; read_label of both
+maps (uncompressed NIfTI) 1.6-3 s. Target: <= 5 s per pair.
 
 The masks are generated here (an ellipsoidal liver with spherical lesions of 2-15 voxel radius; the prediction is
 the reference with lesions shifted by one voxel, 10% of them dropped and 10 small false positives added). Prints
