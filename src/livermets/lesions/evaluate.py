@@ -143,7 +143,7 @@ def _file_stamp(path: Any) -> list[int] | None:
 def _fingerprint(row: pd.Series, pred_dir: Path, settings: EvaluationSettings) -> dict[str, Any]:
     """What a series' per-scan result depends on: the per-scan settings and both files' size and mtime."""
     return {
-        "cache_version": 1,
+        "cache_version": 2,
         "rule": settings.rule, "iou_threshold": settings.iou_threshold, "connectivity": settings.connectivity,
         "size_strata_mm": list(settings.size_strata_mm),
         "label": [str(row.get("label")), _file_stamp(row.get("label"))],

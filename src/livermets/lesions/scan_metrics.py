@@ -82,7 +82,7 @@ def _lesion_frame(side: str, comps: LesionComponents, correct: np.ndarray, group
         "volume_ml": comps.voxel_counts * voxel_ml,
         "centroid_z_index": comps.centroids_zyx[:, 0] if comps.count else np.zeros(0),
         "status": np.where(correct, "TP", "FN" if side == "reference" else "FP"),
-        "group": group,
+        "group": np.asarray(group) + 1,  # 1-based reference object, 0 = touches no reference lesion
     })
     if diameters is not None:
         frame["longest_axial_diameter_mm"] = diameters
