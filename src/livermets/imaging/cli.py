@@ -66,7 +66,9 @@ def check(
         typer.echo(f"ok: {label} matches the geometry of {image}")
         return
     if resample_label is None:
-        geometry.check_same_geometry(ct, lab, str(image), str(label))
+        geometry.check_same_geometry(
+            ct, lab, str(image), str(label), hint="--resample-label OUT writes the label resampled onto the image"
+        )
     else:
         io.write_label(geometry.resample_label_to(lab, ct), resample_label)
         typer.echo(f"resampled {label} onto {image} ({'; '.join(diffs)}) -> {resample_label}")

@@ -33,14 +33,17 @@ def same_geometry(a: sitk.Image, b: sitk.Image) -> bool:
     return not geometry_differences(a, b)
 
 
-def check_same_geometry(a: sitk.Image, b: sitk.Image, name_a: str = "image", name_b: str = "label") -> None:
-    """Raise :class:`UserInputError` naming both inputs and every differing property if the geometries differ."""
+def check_same_geometry(
+    a: sitk.Image, b: sitk.Image, name_a: str = "image", name_b: str = "label", hint: str = ""
+) -> None:
+    """Raise :class:`UserInputError` naming both inputs and every differing property if the geometries differ.
+
+    ``hint`` is appended to the message (e.g. the option that resamples, where a command has one).
+    """
     diffs = geometry_differences(a, b)
     if diffs:
-        raise UserInputError(
-            f"geometry mismatch between {name_a} and {name_b}: " + "; ".join(diffs)
-            + " (use --resample-label to resample the label onto the image with nearest neighbour)"
-        )
+        suffix = f" ({hint})" if hint else ""
+        raise UserInputError(f"geometry mismatch between {name_a} and {name_b}: " + "; ".join(diffs) + suffix)
 
 
 def resample_label_to(label: sitk.Image, reference: sitk.Image) -> sitk.Image:

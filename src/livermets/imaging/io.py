@@ -82,22 +82,40 @@ def read_label(path: str | Path, allowed: Iterable[int] | None = LITS_LABELS) ->
         Non-integer values, or values outside ``allowed`` (the message lists the offending values).
     """
     image = read_image(path)
-    array = sitk.GetArrayViewFromImage(image)
-    values = np.unique(array)
-    if not np.all(np.equal(np.mod(values, 1), 0)):
-        raise UserInputError(f"{path}: label map has non-integer values (e.g. {values[np.mod(values, 1) != 0][:3]})")
+    values = _label_values(image)
+    if values is None:
+        raise UserInputError(f"{path}: label map has non-integer values")
     if allowed is not None:
-        unexpected = sorted(set(values.astype(np.int64).tolist()) - set(allowed))
+        unexpected = sorted(set(values) - set(allowed))
         if unexpected:
             raise UserInputError(
                 f"{path}: unexpected label values {unexpected[:10]} (allowed: {sorted(allowed)}; "
                 "LiTS convention 0 background, 1 liver, 2 lesion)"
             )
-    elif values.min() < 0 or values.max() > 255:
-        raise UserInputError(f"{path}: label values must lie in 0..255 (found {values.min()}..{values.max()})")
+    elif min(values) < 0 or max(values) > 255:
+        raise UserInputError(f"{path}: label values must lie in 0..255 (found {min(values)}..{max(values)})")
     if image.GetPixelID() != sitk.sitkUInt8:
         image = sitk.Cast(image, sitk.sitkUInt8)
     return image
+
+
+def _label_values(image: sitk.Image) -> list[int] | None:
+    """Distinct values of a label image, or ``None`` if any value is not an integer.
+
+    Integer images in 0..255 are counted with one ``np.bincount`` (several times faster than ``np.unique`` on a
+    full CT-sized map); other images fall back to ``np.unique``.
+    """
+    array = sitk.GetArrayViewFromImage(image)
+    if np.issubdtype(array.dtype, np.integer):
+        low, high = int(array.min()), int(array.max())
+        if 0 <= low and high <= 255:
+            counts = np.bincount(array.ravel().astype(np.uint8, copy=False), minlength=256)
+            return np.flatnonzero(counts).tolist()
+        return np.unique(array).astype(np.int64).tolist()
+    values = np.unique(array)
+    if not np.all(np.mod(values, 1) == 0):
+        return None
+    return values.astype(np.int64).tolist()
 
 
 def write_image(image: sitk.Image, path: str | Path, compress: bool = True) -> Path:
