@@ -219,3 +219,27 @@ def test_liver_roi(small_cohort: Callable[..., Path], tmp_path: Path) -> None:
     assert liver["diagnostics_Mask-original_VoxelNum"] == int((array > 0).sum())
     assert lesion["diagnostics_Mask-original_VoxelNum"] == int((array == 2).sum())
     assert liver["Num_Lesions"] == lesion["Num_Lesions"]  # still counted on the lesion label
+
+
+def test_predicted_masks_replace_the_manifest_labels(small_cohort: Callable[..., Path], tmp_path: Path) -> None:
+    manifest = small_cohort(2)
+    frame = load_manifest(manifest, check_files=False)
+    masks = tmp_path / "predictions"
+    masks.mkdir()
+    first = frame.iloc[0]
+    label = sitk.ReadImage(str(first["label"]))
+    array = sitk.GetArrayFromImage(label)
+    kept = np.zeros_like(array)
+    lesion_voxels = np.argwhere(array == 2)
+    z, y, x = lesion_voxels[len(lesion_voxels) // 2]
+    kept[z - 1 : z + 2, y - 2 : y + 3, x - 2 : x + 3] = 2  # a "prediction": a small box inside the true lesion
+    predicted = sitk.GetImageFromArray(kept)
+    predicted.CopyInformation(label)
+    sitk.WriteImage(predicted, str(masks / f"{first['series_id']}.nii.gz"))
+    out = tmp_path / "features.csv"
+    summary = run_extraction(build_tasks(frame, masks), out, workers=1, show_progress=False)
+    assert (summary.succeeded, summary.failed) == (1, 1)  # the second series has no prediction file
+    row = pd.read_csv(out).iloc[0]
+    assert row["diagnostics_Mask-original_VoxelNum"] == 3 * 5 * 5
+    reason = pd.read_csv(failures_path(out))["reason"].iloc[0]
+    assert f"{frame.iloc[1]['series_id']}.nii.gz" in reason and "does not exist" in reason
