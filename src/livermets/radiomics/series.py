@@ -152,10 +152,10 @@ def _nifti_nan_count(path: str) -> int:
     """
     if not path.lower().endswith((".nii", ".nii.gz")):
         return 0
-    image = nib.load(path)
-    if not np.issubdtype(image.get_data_dtype(), np.floating):  # type: ignore[union-attr]
+    image: Any = nib.load(path)
+    if not np.issubdtype(image.get_data_dtype(), np.floating):
         return 0
-    return int(np.isnan(np.asanyarray(image.dataobj)).sum())  # type: ignore[union-attr]
+    return int(np.isnan(np.asanyarray(image.dataobj)).sum())
 
 
 def run_series(task: SeriesTask, options: ExtractionOptions) -> SeriesResult:
