@@ -10,7 +10,7 @@ Examples
 >>> from livermets.segmentation.config import load_config
 >>> cfg = load_config("cpu")
 >>> cfg.preprocess.spacing_mm
-(2.0, 2.0, 3.0)
+(2.0, 2.0, 2.5)
 >>> cfg.network.unet.channels
 (16, 32, 64, 128)
 """

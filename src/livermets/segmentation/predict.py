@@ -76,6 +76,7 @@ class Segmenter:
         self.device = resolve_device(device)
         self.network = load_weights(build_network(self.config), self.model_dir / WEIGHTS_FILE).to(self.device).eval()
         self.transforms = eval_transforms(self.config, with_label=False)
+        self.last_timings: dict[str, Any] = {}  # seconds per stage of the last predict_image call
 
     @property
     def inference(self) -> InferenceConfig:
@@ -108,8 +109,10 @@ class Segmenter:
     def predict_image(self, image: sitk.Image, name: str = "image", tta: bool = False) -> sitk.Image:
         """Label map (UInt8, 0/1/2) on exactly ``image``'s grid."""
         pre = self.config.preprocess
+        tick = time.perf_counter()
         check_ct_intensities(image, name, pre.min_ct_hu, pre.foreground_hu)
         data = self.transforms({IMAGE: image})
+        preprocessed = time.perf_counter()
         tensor = data[IMAGE]
         affine = np.asarray(tensor.affine, dtype=np.float64)
         spacing = tuple(float(v) for v in np.linalg.norm(affine[:3, :3], axis=0))
@@ -117,6 +120,7 @@ class Segmenter:
             probs = self.probabilities(tensor.as_tensor()[None], tta=tta)[0].numpy()
         except torch.OutOfMemoryError:
             raise UserInputError(out_of_memory_message(self.device, f"prediction of {name}")) from None
+        inferred = time.perf_counter()
         settings = self.inference
         if settings.resample == "labels":
             label = postprocess_label(probs.argmax(axis=0), spacing, settings.largest_liver,
@@ -132,6 +136,10 @@ class Segmenter:
         diffs = geometry_differences(result, image)
         if diffs:  # resampling onto the reference cannot change its grid; fail loudly if it ever did
             raise RuntimeError(f"prediction grid differs from the input: {diffs}")
+        done = time.perf_counter()
+        self.last_timings = {"preprocess_s": preprocessed - tick, "network_s": inferred - preprocessed,
+                             "postprocess_resample_s": done - inferred, "network_grid": tuple(tensor.shape[1:])}
+        log.debug("%s: %s", name, self.last_timings)
         return result
 
 

@@ -232,8 +232,8 @@ def train_model(
     ]
     n_lesion = sum(s.lesion_voxels > 0 for s in summaries)
     log.info(
-        "training %s (%s preset) on %d scans, validating on %d (%d of them with lesions), device %s",
-        cfg.model, cfg.preset, len(train_frame), len(val_frame), n_lesion, torch_device,
+        "training %s (%s preset) on %d scans, validating on %d (%d of these %d scans have lesions), device %s",
+        cfg.model, cfg.preset, len(train_frame), len(val_frame), n_lesion, len(summaries), torch_device,
     )
 
     set_determinism(seed=cfg.train.seed)

@@ -1,0 +1,95 @@
+"""Train the ``cpu`` preset on a synthetic ``demo`` cohort within a time budget and evaluate the held-out test split.
+
+Run by hand (not in CI); every step is a ``livermets`` CLI call so that this measures what a user gets:
+
+    .venv/bin/python benchmarks/bench_seg_synthetic.py [--patients 16] [--minutes 15] [--model unet] [--work DIR]
+
+1. ``livermets synth --size demo`` (skipped if the cohort exists in ``--work``),
+2. ``livermets seg train --config cpu --max-minutes M --device cpu`` (skipped if the model exists),
+3. ``livermets seg predict --split test`` (with and without ``--tta``),
+4. ``livermets seg evaluate --size-strata 10`` on the test rows.
+
+Prints the training time and epochs, median lesion Dice, lesion sensitivity for lesions >= 10 mm, liver Dice and the
+targets of issue 6 (median lesion Dice >= 0.6, sensitivity >= 0.8 for lesions >= 10 mm, liver Dice >= 0.9). The
+machine load (other processes) is printed too: it changes how many epochs fit into the budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+LIVERMETS = [sys.executable, "-m", "livermets"]
+
+
+def run(args: list[str]) -> float:
+    print("$", " ".join(args[2:] if args[:2] == LIVERMETS[:2] else args), flush=True)
+    tick = time.monotonic()
+    subprocess.run(args, check=True)
+    return time.monotonic() - tick
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=Path("/tmp/livermets_bench_seg"))
+    parser.add_argument("--patients", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--minutes", type=float, default=15.0)
+    parser.add_argument("--model", default="unet", choices=["unet", "segresnet"])
+    parser.add_argument("--config", default="cpu")
+    args = parser.parse_args()
+
+    cohort = args.work / f"cohort_demo_p{args.patients}_s{args.seed}"
+    if not (cohort / "manifest.csv").is_file():
+        run([*LIVERMETS, "synth", "--out", str(cohort), "--patients", str(args.patients), "--size", "demo",
+             "--seed", str(args.seed), "--no-overview"])
+    manifest = pd.read_csv(cohort / "manifest.csv")
+    print("cohort:", manifest.groupby("split")["series_id"].count().to_dict(), "series")
+    test = manifest[manifest["split"] == "test"].copy()
+    for column in ("image", "label"):
+        test[column] = [str((cohort / p).resolve()) for p in test[column]]
+    test_manifest = args.work / "test_manifest.csv"
+    test.to_csv(test_manifest, index=False)
+
+    model_dir = args.work / f"model_{args.model}_{args.config}_{args.minutes:g}min"
+    load_before = os.getloadavg()
+    if not (model_dir / "model.safetensors").is_file():
+        train_seconds = run([*LIVERMETS, "seg", "train", "--model", args.model, "--manifest",
+                             str(cohort / "manifest.csv"), "--out", str(model_dir), "--config", args.config,
+                             "--device", "cpu", "--max-minutes", str(args.minutes)])
+        print(f"training wall time {train_seconds / 60:.1f} min; load average before/after "
+              f"{load_before[0]:.1f}/{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    log = pd.read_csv(model_dir / "train_log.csv")
+    best = log.loc[log["val_lesion_dice"].idxmax()]
+    print(f"epochs {int(log['epoch'].max())}, best epoch {int(best['epoch'])}: val lesion Dice "
+          f"{best['val_lesion_dice']:.3f}, val liver Dice {best['val_liver_dice']:.3f}")
+
+    for tta in (False, True):
+        name = "tta" if tta else "plain"
+        pred = args.work / f"pred_{model_dir.name}_{name}"
+        seconds = run([*LIVERMETS, "-q", "seg", "predict", "--model", str(model_dir), "--manifest", str(test_manifest),
+                       "--out", str(pred), "--device", "cpu", *(["--tta"] if tta else [])])
+        evaluation = args.work / f"eval_{model_dir.name}_{name}"
+        run([*LIVERMETS, "-q", "seg", "evaluate", "--pred-dir", str(pred), "--manifest", str(test_manifest),
+             "--out", str(evaluation), "--size-strata", "10", "--n-boot", "200"])
+        table = pd.read_csv(evaluation / "table3.csv").iloc[0]
+        per_scan = pd.read_csv(evaluation / "per_scan.csv")
+        print(
+            f"[{name}] test scans {len(per_scan)} ({int(table['n_ref_lesions'])} reference lesions, "
+            f"{int(table['n_ref_ge10mm'])} >= 10 mm); predict {seconds:.0f} s total\n"
+            f"  median lesion Dice {table['median_dice_lesion']:.3f} (target >= 0.6)\n"
+            f"  lesion sensitivity >= 10 mm {table['sensitivity_ge10mm']:.3f} (target >= 0.8); all sizes "
+            f"{table['sensitivity']:.3f}; PPV {table['ppv']:.3f}; FP/scan {table['fp_per_scan_mean']:.2f}\n"
+            f"  median liver Dice {table['median_dice_liver']:.3f} (target >= 0.9)",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
