@@ -197,8 +197,8 @@ def sample_anatomy(rng: np.random.Generator) -> Anatomy:
     cy = _u(rng, -25.0, 0.0)
     cz = dome_z - rz * _u(rng, 0.7, 0.85)
     right = ((cx, cy, cz), (rx, ry, rz))
-    left = ((cx + rx * _u(rng, 0.95, 1.25), cy - ry * _u(rng, 0.35, 0.55), cz + rz * _u(rng, 0.05, 0.3)),
-            (_u(rng, 45.0, 70.0), _u(rng, 25.0, 40.0), _u(rng, 28.0, 42.0)))
+    left = ((cx + rx * _u(rng, 0.6, 0.85), cy - ry * _u(rng, 0.5, 0.7), cz + rz * _u(rng, 0.05, 0.25)),
+            (_u(rng, 60.0, 85.0), _u(rng, 25.0, 40.0), _u(rng, 30.0, 45.0)))
     n_waves = 6
     wavelengths = rng.uniform(50.0, 140.0, n_waves)
     directions = rng.standard_normal((n_waves, 3))
