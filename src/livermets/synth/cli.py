@@ -22,7 +22,8 @@ def synth(
     burden_link: float = typer.Option(0.25, "--burden-link",
                                       help="Target Spearman correlation between tumour burden and NE score."),
     workers: int = typer.Option(1, "--workers", help="Parallel processes (output is identical for any value)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Allow writing into a non-empty --out folder."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the cohort in a non-empty --out folder."),
+    resume: bool = typer.Option(False, "--resume", help="Finish an interrupted run (same parameters)."),
     no_overview: bool = typer.Option(False, "--no-overview", help="Skip the overview PNG."),
 ) -> None:
     """Generate a synthetic abdominal CT cohort with liver metastases.
@@ -36,4 +37,4 @@ def synth(
     from livermets.synth.cohort import CohortConfig, generate_cohort
 
     config = CohortConfig(patients=patients, seed=seed, size=size, burden_link=burden_link)
-    generate_cohort(out, config, workers=workers, overwrite=overwrite, overview=not no_overview)
+    generate_cohort(out, config, workers=workers, overwrite=overwrite, overview=not no_overview, resume=resume)

@@ -7,6 +7,7 @@ how many worker processes. Same seed -> byte-identical files.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from livermets.atomic import write_csv, write_json
+from livermets.atomic import atomic_path, write_csv, write_json
 from livermets.errors import UserInputError
 from livermets.imaging.io import write_image, write_label
 from livermets.provenance import provenance
@@ -208,31 +209,90 @@ def _make_study_task(args: tuple[CohortConfig, StudyPlan, Path]) -> StudyResult:
     return make_study(*args)
 
 
-def _check_out(out: Path, overwrite: bool) -> None:
+PARTS = ".synth_parts"  # per-study results of an unfinished run (removed when the cohort is complete)
+OUTPUT_FILES = ("manifest.csv", "studies.csv", "lesions.csv", "overview.png", "provenance.json")
+
+
+def _config_record(config: CohortConfig) -> dict[str, Any]:
+    record = {k: v for k, v in asdict(config).items() if k != "burden"}
+    record["burden_model"] = asdict(config.burden)
+    return json.loads(json.dumps(record))  # tuples -> lists, as read back from JSON
+
+
+def _prepare_out(out: Path, config: CohortConfig, overwrite: bool, resume: bool) -> None:
+    """Create ``out``; refuse a non-empty folder unless --overwrite (clear it) or --resume (same parameters)."""
     if out.exists() and not out.is_dir():
         raise UserInputError(f"--out {out}: exists and is not a folder")
+    parts = out / PARTS
+    if resume and (parts / "config.json").is_file():
+        saved = json.loads((parts / "config.json").read_text(encoding="utf-8"))
+        if saved != _config_record(config):
+            changed = sorted(k for k in set(saved) | set(_config_record(config))
+                             if saved.get(k) != _config_record(config).get(k))
+            raise UserInputError(f"--resume {out}: the unfinished run used different parameters ({', '.join(changed)})")
+        return
     if out.exists() and any(out.iterdir()):
         if not overwrite:
-            raise UserInputError(f"--out {out}: folder is not empty (use --overwrite to replace its cohort)")
-        for sub in ("images", "labels"):
+            raise UserInputError(f"--out {out}: folder is not empty (use --overwrite to replace its cohort, or "
+                                 "--resume to finish an interrupted run)")
+        (out / "manifest.csv").unlink(missing_ok=True)  # first, so that no stale manifest marks the folder complete
+        for name in OUTPUT_FILES:
+            (out / name).unlink(missing_ok=True)
+        for sub in ("images", "labels", PARTS):
             if (out / sub).is_dir():
                 shutil.rmtree(out / sub)
+    parts.mkdir(parents=True, exist_ok=True)
+    write_json(parts / "config.json", _config_record(config))
 
 
-def iter_results(config: CohortConfig, out: Path | None, workers: int = 1) -> Iterator[StudyResult]:
-    """Render every study (in parallel with ``workers`` > 1), yielding results in plan order."""
+def _save_part(parts: Path, study_id: str, result: StudyResult) -> None:
+    with atomic_path(parts / f"{study_id}.npz") as tmp:
+        arrays: dict[str, Any] = {f"image_{i}": image for i, (_, image, _) in enumerate(result.overview)}
+        arrays |= {f"label_{i}": label for i, (_, _, label) in enumerate(result.overview)}
+        np.savez_compressed(tmp, **arrays)
+    write_json(parts / f"{study_id}.json", {
+        "series_rows": result.series_rows, "study_row": result.study_row, "lesion_rows": result.lesion_rows,
+        "overview_ids": [series_id for series_id, _, _ in result.overview]})
+
+
+def _load_part(parts: Path, study_id: str) -> StudyResult | None:
+    rows_path, arrays_path = parts / f"{study_id}.json", parts / f"{study_id}.npz"
+    if not (rows_path.is_file() and arrays_path.is_file()):
+        return None
+    rows = json.loads(rows_path.read_text(encoding="utf-8"))
+    with np.load(arrays_path) as arrays:
+        overview = [(series_id, arrays[f"image_{i}"], arrays[f"label_{i}"])
+                    for i, series_id in enumerate(rows["overview_ids"])]
+    return StudyResult(rows["series_rows"], rows["study_row"], rows["lesion_rows"], overview)
+
+
+def iter_results(config: CohortConfig, out: Path | None, workers: int = 1,
+                 done: dict[str, StudyResult] | None = None) -> Iterator[StudyResult]:
+    """Render every study not in ``done`` (in parallel with ``workers`` > 1), yielding results in plan order."""
     plans = plan_studies(config)
-    if workers <= 1:
+    done = done or {}
+    todo = [plan for plan in plans if plan.study_id not in done]
+    if workers <= 1 or len(todo) <= 1:
+        fresh: Iterator[StudyResult] = (make_study(config, plan, out) for plan in todo)
+        pool = None
+    else:
+        # Workers are forked here, before the caller starts a progress bar thread.
+        pool = ProcessPoolExecutor(max_workers=min(workers, len(todo)))
+        fresh = pool.map(_make_study_task, [(config, plan, out) for plan in todo])
+    try:
         for plan in plans:
-            yield make_study(config, plan, out)
-        return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        yield from pool.map(_make_study_task, [(config, plan, out) for plan in plans])
+            yield done[plan.study_id] if plan.study_id in done else next(fresh)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
 
 
 def generate_cohort(out: str | Path, config: CohortConfig, workers: int = 1, overwrite: bool = False,
-                    overview: bool = True) -> pd.DataFrame:
+                    overview: bool = True, resume: bool = False) -> pd.DataFrame:
     """Write the cohort to ``out``; return the manifest (relative paths as written).
+
+    With ``resume``, an interrupted run with the same parameters is completed: studies whose results were saved are
+    not rendered again (the output is byte-identical to an uninterrupted run).
 
     Examples
     --------
@@ -243,16 +303,24 @@ def generate_cohort(out: str | Path, config: CohortConfig, workers: int = 1, ove
     out = Path(out)
     if workers < 1:
         raise UserInputError(f"--workers {workers}: must be at least 1")
-    _check_out(out, overwrite)
-    out.mkdir(parents=True, exist_ok=True)
+    _prepare_out(out, config, overwrite, resume)
+    parts = out / PARTS
+    plans = plan_studies(config)
+    done = {plan.study_id: r for plan in plans if (r := _load_part(parts, plan.study_id)) is not None}
+    if done:
+        log.info("resuming: %d of %d studies already done", len(done), len(plans))
     series_rows: list[dict[str, Any]] = []
     study_rows: list[dict[str, Any]] = []
     lesion_rows: list[dict[str, Any]] = []
     panels: list[tuple[str, np.ndarray, np.ndarray]] = []
     from livermets.progress import track
 
-    plans = plan_studies(config)
-    for result in track(iter_results(config, out, workers), "synth studies", total=len(plans)):
+    results = iter_results(config, out, workers, done)
+    first = next(results)  # starts the worker processes before the progress bar's thread exists
+    chained = (r for head in ([first], results) for r in head)
+    for plan, result in zip(plans, track(chained, "synth studies", total=len(plans)), strict=True):
+        if plan.study_id not in done:
+            _save_part(parts, plan.study_id, result)
         series_rows += result.series_rows
         study_rows.append(result.study_row)
         lesion_rows += result.lesion_rows
@@ -264,12 +332,11 @@ def generate_cohort(out: str | Path, config: CohortConfig, workers: int = 1, ove
         from livermets.synth.overview import write_overview
 
         write_overview(out / "overview.png", panels)
-    parameters = {k: v for k, v in asdict(config).items() if k != "burden"}
-    parameters["burden_model"] = asdict(config.burden)
-    record = provenance(parameters, command="livermets synth")
+    record = provenance(_config_record(config), command="livermets synth")
     record.pop("created_utc", None)  # keeps the folder byte-identical for the same seed
     write_json(out / "provenance.json", record)
     write_csv(out / "manifest.csv", manifest)  # last: its presence marks a complete cohort
+    shutil.rmtree(parts)
     log.info("wrote %d series (%d studies, %d patients) to %s", len(manifest), len(study_rows), config.patients, out)
     return manifest
 
