@@ -27,6 +27,7 @@ from numpy.typing import ArrayLike, NDArray
 from sklearn.base import clone
 from sklearn.metrics import f1_score, roc_auc_score
 from sklearn.model_selection import ShuffleSplit, StratifiedGroupKFold
+from threadpoolctl import threadpool_limits
 
 from livermets.errors import UserInputError
 
@@ -84,9 +85,10 @@ def _score(model: Any, X: Any, y: NDArray[np.int64]) -> tuple[float, float]:
 
 
 def fit_fold(estimator: Any, X: pd.DataFrame, y: NDArray[np.int64], train: Any, val: Any) -> tuple[Any, list[float]]:
-    with warnings.catch_warnings():
-        # The paper's newton-cg on unscaled features warns about failed line searches, and XGBoost's gblinear
-        # about the unused tree_method; both are part of the reproduced recipe, so keep worker logs quiet.
+    with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
+        # One BLAS thread: the matrices are tiny and threads only contend. The paper's newton-cg on unscaled
+        # features warns about failed line searches, and XGBoost's gblinear about the unused tree_method; both
+        # are part of the reproduced recipe, so keep worker logs quiet.
         warnings.simplefilter("ignore")
         model = clone(estimator).fit(X.iloc[train], y[train])
     train_f1, train_auc = _score(model, X.iloc[train], y[train])

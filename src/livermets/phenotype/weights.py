@@ -15,6 +15,7 @@ import pandas as pd
 from joblib import Parallel, delayed
 from numpy.typing import NDArray
 from sklearn.metrics import f1_score, roc_auc_score
+from threadpoolctl import threadpool_limits
 
 from livermets.phenotype.models import make_classifier
 from livermets.progress import track
@@ -26,7 +27,7 @@ def paper_weight_grid() -> NDArray[np.float64]:
 
 
 def _evaluate(name: str, weight: float, X_train: Any, y_train: Any, X_val: Any, y_val: Any) -> tuple[float, float]:
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
         warnings.simplefilter("ignore")  # see cv._fit_fold: expected solver/parameter warnings of the recipe
         model = make_classifier(name, weighting=weight, stage="search").fit(X_train, y_train)
     probability = model.predict_proba(X_val)[:, 1]
