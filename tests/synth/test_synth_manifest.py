@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from livermets.cohort.manifest import MANIFEST_COLUMNS, load_manifest
 from livermets.synth.cohort import CohortConfig, assign_splits, study_truths
@@ -50,3 +51,7 @@ def test_class_balance_is_about_three_to_one_over_many_patients() -> None:
     assert abs(positive - 0.75) < 3 * np.sqrt(0.75 * 0.25 / len(studies))
     assert studies.groupby("patient_id")["split"].nunique().max() == 1
     assert 0.5 < float((studies["sample_type"] == "cfdna").mean()) < 0.7
+    # The cohort wiring keeps the burden link: Spearman(burden, score) ~ 0.25, SE ~ 0.04 at n = 600.
+    rho = stats.spearmanr(studies["burden_ml_truth"], studies["ne_score"]).statistic
+    se = (1 - 0.25**2) * np.sqrt((1 + 0.25**2 / 2) / (len(studies) - 3))
+    assert abs(rho - 0.25) < 3 * se
