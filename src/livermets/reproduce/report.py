@@ -17,8 +17,8 @@ TOLERANCE = 0.02
 REASONS = {
     "LR": (
         "LR is `newton-cg` on *unscaled* features spanning ~10 orders of magnitude (Energy vs Elongation): the "
-        "line searches fail and the returned coefficients depend on the scikit-learn version and BLAS. Several "
-        "NE-positive test series have soft-vote probabilities within 0.03 of the 0.5 threshold, so a slightly "
+        "line searches fail and the returned coefficients depend on the scikit-learn version and BLAS. Two "
+        "NE-positive test series have soft-vote probabilities within 0.03 of the 0.5 threshold here, so a slightly "
         "different solution flips them; accuracy, sensitivity, NPV and F1 move, AUC/PPV/specificity do not. "
         "Evidence: our fold AUCs equal the notebook's printed ones exactly for folds 1 and 3 and differ for "
         "folds 2, 4, 5; scikit-learn 1.2.2 (the paper's version, run in a scratch environment) gives the same "
