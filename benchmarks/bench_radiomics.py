@@ -21,6 +21,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
 
 import argparse  # noqa: E402
+import resource  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -37,10 +38,17 @@ from livermets.radiomics.runner import RunSummary, build_tasks, run_extraction  
 from livermets.radiomics.series import ExtractionOptions  # noqa: E402
 
 
-def _report(name: str, summary: RunSummary) -> None:
+def _cpu_seconds() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _report(name: str, summary: RunSummary, cpu: float) -> None:
+    # cpu/wall shows how many cores the run really got: on a shared machine other jobs cap the speed-up.
     print(f"{name:>14}: {summary.attempted} series in {summary.seconds:7.2f} s = "
           f"{summary.series_per_second:6.3f} series/s, {summary.lesion_voxels_per_second:10.0f} lesion voxels/s "
-          f"({summary.failed} failed)")
+          f"({summary.failed} failed); CPU {cpu:6.1f} s, cores used {cpu / summary.seconds:4.2f}, "
+          f"load average {os.getloadavg()[0]:.1f}")
 
 
 def cohort_throughput(root: Path, patients: int, size: str, workers: int, seed: int) -> None:
@@ -54,11 +62,14 @@ def cohort_throughput(root: Path, patients: int, size: str, workers: int, seed: 
     print(f"cohort: {len(tasks)} series ({size}), {voxels} lesion voxels")
     # Baseline: one worker with the same per-worker configuration as the parallel workers (SimpleITK on one
     # thread), so the ratio measures process scaling; `--workers 1` in the CLI lets ITK use all cores.
+    start = _cpu_seconds()
     serial = run_extraction(tasks, root / "serial.csv", ExtractionOptions(single_thread=True), workers=1,
                             show_progress=False)
+    serial_cpu = _cpu_seconds() - start
     parallel = run_extraction(tasks, root / "parallel.csv", workers=workers, show_progress=False)
-    _report("1 worker", serial)
-    _report(f"{workers} workers", parallel)
+    parallel_cpu = _cpu_seconds() - start - serial_cpu
+    _report("1 worker", serial, serial_cpu)
+    _report(f"{workers} workers", parallel, parallel_cpu)
     print(f"speed-up: {parallel.series_per_second / serial.series_per_second:.2f}x")
     same = pd.read_csv(root / "serial.csv").equals(pd.read_csv(root / "parallel.csv"))
     print(f"tables identical: {same}")
