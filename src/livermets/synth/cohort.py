@@ -23,9 +23,10 @@ from livermets.atomic import atomic_path, write_csv, write_json
 from livermets.errors import UserInputError
 from livermets.imaging.io import write_image, write_label
 from livermets.provenance import provenance
-from livermets.synth.burden import KINDS, BurdenModel, LesionDraw, sample_lesions
+from livermets.synth.anatomy import Anatomy, sample_anatomy
+from livermets.synth.burden import BurdenModel, LesionDraw, sample_lesions
 from livermets.synth.nescore import NEScoreModel, burden_normal_score, ne_score
-from livermets.synth.phantom import Anatomy, RenderedStudy, render_study, sample_anatomy
+from livermets.synth.phantom import render_study
 from livermets.synth.sizes import get_size
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,8 @@ MANIFEST_COLUMNS = [
     "liver_volume_ml", "dataset",
 ]
 RECONSTRUCTIONS = ("SOFT", "CAP")
+LESION_COLUMNS = ["series_id", "study_id", "lesion_index", "kind", "diameter_mm", "volume_ml_truth",
+                  "centroid_x_mm", "centroid_y_mm", "centroid_z_mm", "voxels"]
 SPLIT_KEY = 2**31 - 1
 
 
@@ -341,6 +344,3 @@ def generate_cohort(out: str | Path, config: CohortConfig, workers: int = 1, ove
     return manifest
 
 
-LESION_COLUMNS = ["series_id", "study_id", "lesion_index", "kind", "diameter_mm", "volume_ml_truth",
-                  "centroid_x_mm", "centroid_y_mm", "centroid_z_mm", "voxels"]
-__all__ = ["KINDS", "CohortConfig", "RenderedStudy", "generate_cohort", "make_study", "plan_studies"]
