@@ -95,6 +95,18 @@ def save_model_folder(out_dir: str | os.PathLike[str], fold_models: list[Any], c
     return out
 
 
+def _qualified(obj: Any) -> str:
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
+
+
+def _check_model_types(model: Any, path: Path) -> None:
+    """skops trusts every scikit-learn type by default; a livermets folder may only hold the ones we write."""
+    parts = [step for _, step in model.steps] if isinstance(model, Pipeline) else [model]
+    for part in [model, *parts]:
+        if _qualified(part) not in ALLOWED_TYPES:
+            raise UserInputError(f"{path}: refuses to load untrusted type {_qualified(part)}")
+
+
 class LoadedFoldModel:
     """A fold model rebuilt from a model folder: optional scikit-learn part, then optional XGBoost booster."""
 
@@ -131,6 +143,7 @@ def load_model_folder(model_dir: str | os.PathLike[str]) -> tuple[dict[str, Any]
             if refused:
                 raise UserInputError(f"{path}: refuses to load untrusted type {refused[0]}")
             sk_part = sio.load(path, trusted=sorted(untrusted))
+            _check_model_types(sk_part, path)
         xgb_part = None
         if entry.get("xgboost"):
             xgb_part = XGBClassifier()
