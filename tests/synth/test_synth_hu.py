@@ -22,7 +22,7 @@ EXPECTED_HU = {  # (low, high) for the mean HU of the tissue
     "muscle": (35.0, 65.0),
     "liver": (55.0, 125.0),
     "spleen": (95.0, 130.0),
-    "kidney": (100.0, 205.0),
+    "kidney": (80.0, 205.0),  # whole kidney: cortex 150-200, medulla, renal sinus fat
     "lung": (-900.0, -780.0),
     "air": (-1024.0, -980.0),
     "posterior_vertebra": (300.0, 1200.0),

@@ -10,7 +10,7 @@ Labels (LiTS): 1 where the liver occupies >= 50 % of a voxel, 2 where a lesion (
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import cc3d
@@ -367,7 +367,21 @@ def render_study(anatomy: Anatomy, draw: LesionDraw, spec: SizeSpec, rng: np.ran
         return _render_study(anatomy, draw, spec, rng)
 
 
+UNENHANCED_HU = {"liver": 55.0, "spleen": 45.0, "renal_cortex": 35.0, "renal_medulla": 35.0, "aorta": 40.0,
+                 "portal": 40.0, "hepatic_vein": 40.0, "blood_pool": 40.0}
+
+
+def study_contrast(anatomy: Anatomy, rng: np.random.Generator) -> Anatomy:
+    """The patient's anatomy with this study's contrast timing: enhancement x U(0.85, 1.10) over unenhanced HU."""
+    factor = float(rng.uniform(0.85, 1.10))
+    hu = dict(anatomy.hu)
+    for tissue, unenhanced in UNENHANCED_HU.items():
+        hu[tissue] = unenhanced + factor * (hu[tissue] - unenhanced)
+    return replace(anatomy, hu=hu)
+
+
 def _render_study(anatomy: Anatomy, draw: LesionDraw, spec: SizeSpec, rng: np.random.Generator) -> RenderedStudy:
+    anatomy = study_contrast(anatomy, rng)
     lesions = place_lesions(anatomy, draw, rng)
     shift = rng.normal(0.0, 1.0, 3) * np.array([3.0, 3.0, 6.0])  # positioning and breathing between studies
     grid = make_grid(anatomy, spec, shift)
