@@ -15,7 +15,14 @@ import SimpleITK as sitk
 from radiomics_synthetic import make_series
 
 from livermets.featuretable import ALL_COLUMNS, DIAGNOSTICS_COLUMNS, RADIOMICS_COLUMNS
-from livermets.radiomics.extractor import PAPER_PARAMS, crop_margin, extract_roi, make_extractor
+from livermets.radiomics.extractor import (
+    IBSI_PHANTOM_PARAMS,
+    PAPER_PARAMS,
+    crop_margin,
+    extract_roi,
+    grid_hits_voxel_centres,
+    make_extractor,
+)
 from livermets.radiomics.series import ExtractionOptions, SeriesTask, manifest_ids, run_series
 from radiomics import featureextractor
 
@@ -145,3 +152,28 @@ def test_real_lits_lesion_with_corrected_spacing(shared_data: Callable[..., Path
     voxel_mm3 = float(np.prod(spacing))
     # 1 mm B-spline resampling of a ~5 mm grid changes the voxelised volume only moderately.
     assert row["original_shape_VoxelVolume"] == pytest.approx(210 * voxel_mm3, rel=0.25)
+
+
+def test_grids_on_voxel_centres_are_detected() -> None:
+    settings = make_extractor().settings
+    assert grid_hits_voxel_centres((3.0, 3.0, 3.0), settings)  # 3 mm → 1 mm: every third sample on a centre
+    assert grid_hits_voxel_centres((1.0, 1.0, 5.0), settings)
+    assert not grid_hits_voxel_centres((0.8, 0.8, 2.5), settings)
+    assert not grid_hits_voxel_centres((0.779296875, 0.779296875, 5.0), settings)  # the paper's first series
+    assert not grid_hits_voxel_centres((3.0, 3.0, 3.0), make_extractor(IBSI_PHANTOM_PARAMS).settings)
+
+
+def test_small_roi_on_a_3mm_real_ct_is_unchanged_by_crop(shared_data: Callable[..., Path]) -> None:
+    # On this geometry a crop would move a few resampled voxels by 1 HU (last-bit coordinate differences at voxel
+    # centres); extract_roi detects it and runs uncropped.
+    image = sitk.ReadImage(str(shared_data("totalsegmentator", "example_ct_sm.nii.gz")))
+    seg = sitk.GetArrayFromImage(sitk.ReadImage(str(shared_data("totalsegmentator", "example_seg.nii.gz"))))
+    liver = seg == 5
+    z, y, x = (int(np.mean(axis)) for axis in np.nonzero(liver))
+    roi = np.zeros_like(liver)
+    roi[:, y - 4 : y + 5, x - 5 : x + 6] = liver[:, y - 4 : y + 5, x - 5 : x + 6]
+    mask = sitk.GetImageFromArray(roi.astype(np.uint8))
+    mask.CopyInformation(image)
+    extractor = make_extractor()
+    cropped, full = extract_roi(image, mask, extractor), extract_roi(image, mask, extractor, crop=False)
+    assert [k for k in full if str(full[k]) != str(cropped[k])] == []

@@ -16,11 +16,12 @@ and runs PyRadiomics' own steps (those of ``RadiomicsFeatureExtractor.loadImage`
   original image and mask are computed on the full volumes (same formulas as PyRadiomics' ``GeneralInfo``, SHA-1
   through hashlib, which gives ``sitk.Hash``'s digest about 20x faster).
 
-The cropped run is bit-for-bit identical to the uncropped run whenever the resampled grid points do not coincide
-with input voxel centres (tested). When they do coincide exactly (integer spacing ratios such as 3 mm → 1 mm) and the
-image has an integer pixel type, ITK truncates interpolated values that equal an integer up to the last bit, so a
-last-bit difference in the coordinate arithmetic of the cropped image can move a voxel by 1 HU; pass ``crop=False``
-for an exact reproduction of an uncropped run in that case.
+The cropped run is bit-for-bit identical to the uncropped run (tested) except in one geometry: when the 1 mm grid
+has points that fall exactly on input voxel centres along all three axes (odd integer spacing ratios such as
+3 mm → 1 mm, or an axis already at 1 mm), interpolated values there equal input values up to the last bit, and a
+last-bit difference in the cropped image's coordinate arithmetic can move such a value across an integer (ITK
+truncates when casting to the integer pixel type) or a bin edge. :func:`grid_hits_voxel_centres` detects that
+geometry and :func:`extract_roi` then runs PyRadiomics on the whole image, so cropping never changes a value.
 
 Examples
 --------
@@ -163,6 +164,31 @@ def crop_margin(spacing_xyz: tuple[float, ...], settings: dict[str, Any]) -> tup
     return (margin[0], margin[1], margin[2])
 
 
+def grid_hits_voxel_centres(spacing_xyz: tuple[float, ...], settings: dict[str, Any], horizon: int = 4096) -> bool:
+    """Whether PyRadiomics' resampling grid has points exactly on input voxel centres along every axis.
+
+    PyRadiomics places output sample ``n`` (0, 1, …, counted from the image corner) at the continuous input index
+    ``0.5 * (new - old) / old + n * new / old`` per axis; a hit is an integer index (to 1e-10). Checked for ``n``
+    below ``horizon`` output voxels.
+
+    Examples
+    --------
+    >>> settings = {"resampledPixelSpacing": [1, 1, 1], "interpolator": "sitkBSpline"}
+    >>> grid_hits_voxel_centres((3.0, 3.0, 3.0), settings), grid_hits_voxel_centres((0.8, 0.8, 2.5), settings)
+    (True, False)
+    """
+    resampled = settings.get("resampledPixelSpacing")
+    if resampled is None or settings.get("interpolator") is None:
+        return False
+    steps = np.arange(horizon, dtype=float)
+    for old, new in zip(spacing_xyz, resampled, strict=True):
+        new = float(new) if float(new) > 0 else float(old)
+        index = 0.5 * (new - old) / old + steps * new / old
+        if not np.any(np.abs(index - np.round(index)) < 1e-10):
+            return False
+    return True
+
+
 def crop_box(
     size_xyz: tuple[int, ...],
     box: tuple[tuple[int, int, int], tuple[int, int, int]],
@@ -264,7 +290,8 @@ def extract_roi(
         From :func:`make_extractor`.
     crop
         Crop before PyRadiomics (default). ``False`` passes the full image, exactly as a direct PyRadiomics call.
-        Settings with ``normalize`` (statistics of the whole image) are always run uncropped.
+        Settings with ``normalize`` (statistics of the whole image) and grids for which
+        :func:`grid_hits_voxel_centres` is true are always run uncropped.
     label
         ROI value in ``mask``.
 
@@ -280,7 +307,7 @@ def extract_roi(
         PyRadiomics' own message for an ROI it cannot use (e.g. a single voxel, or an empty mask).
     """
     settings = extractor.settings
-    if not crop or settings.get("normalize", False):
+    if not crop or settings.get("normalize", False) or grid_hits_voxel_centres(image.GetSpacing(), settings):
         return _floats(extractor.execute(image, mask, label=label))
     box = mask_bounding_box(sitk.GetArrayViewFromImage(mask) == label)
     if box is None:
