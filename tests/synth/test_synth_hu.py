@@ -26,7 +26,7 @@ EXPECTED_HU = {  # (low, high) for the mean HU of the tissue
     "lung": (-900.0, -780.0),
     "air": (-1024.0, -980.0),
     "posterior_vertebra": (300.0, 1200.0),
-    "aorta": (130.0, 195.0),
+    "aorta": (110.0, 200.0),  # portal venous phase, incl. study-to-study contrast timing
 }
 
 
