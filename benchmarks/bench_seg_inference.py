@@ -58,6 +58,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--overlap", type=float, default=None, help="override the model's sliding-window overlap")
+    parser.add_argument("--resample", choices=["probabilities", "labels"], default=None)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench_seg_inference_"))
     model_dir = args.model
@@ -69,7 +71,10 @@ def main() -> None:
         save_weights(build_network(config), model_dir / "model.safetensors")
     print(f"model {model_dir}; torch threads {torch.get_num_threads()}; load average {os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} cores")
-    segmenter = Segmenter(model_dir, device="cpu")
+    overrides = {k: v for k, v in {"overlap": args.overlap, "resample": args.resample}.items() if v is not None}
+    segmenter = Segmenter(model_dir, device="cpu", **overrides)
+    print(f"overlap {segmenter.inference.overlap}, blend {segmenter.inference.blend_mode}, "
+          f"resample {segmenter.inference.resample}, TTA flips {segmenter.inference.tta_flip_axes}")
     for slices, thickness in ((150, 5.0), (700, 1.0)):
         path = work / f"ct_{slices}.nii.gz"
         sitk.WriteImage(phantom_ct(slices, thickness), str(path), useCompression=True)

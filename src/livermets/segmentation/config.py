@@ -156,6 +156,9 @@ class TrainConfig(_Strict):
     learning_rate: float = Field(default=1e-4, gt=0, lt=1)
     weight_decay: float = Field(default=0.0, ge=0)
     loss: Literal["dice", "dicece"] = "dice"
+    batch_dice: bool = Field(
+        default=False, description="Dice over the whole batch per class instead of per crop (stabler for small lesions)"
+    )
     images_per_batch: int = Field(default=1, ge=1)
     val_interval: int = Field(default=1, ge=1, description="validate every N epochs (and always on the last one)")
     val_fraction: float = Field(default=

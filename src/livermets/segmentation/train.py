@@ -219,7 +219,8 @@ def train_model(
         cfg = load_config(
             config, model=model, **{"train.max_epochs": max_epochs, "train.max_minutes": max_minutes}
         )
-        state = {"epoch": 0, "best_metric": -1.0, "best_epoch": 0, "selection_metric": "val_lesion_dice"}
+        state = {"epoch": 0, "best_metric": -1.0, "best_liver_dice": -1.0, "best_epoch": 0,
+                 "selection_metric": "val_lesion_dice"}
     torch_device = resolve_device(device)
     amp = cfg.train.amp and torch_device.type == "cuda"
 
@@ -246,7 +247,7 @@ def train_model(
     network = build_network(cfg).to(torch_device)
     optimizer = torch.optim.Adam(network.parameters(), lr=cfg.train.learning_rate, weight_decay=cfg.train.weight_decay)
     loss_cls = DiceLoss if cfg.train.loss == "dice" else DiceCELoss
-    loss_fn = loss_cls(to_onehot_y=True, softmax=True, include_background=True)
+    loss_fn = loss_cls(to_onehot_y=True, softmax=True, include_background=True, batch=cfg.train.batch_dice)
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     if resume:
         folder = model_dir / CHECKPOINT_DIR
@@ -264,7 +265,7 @@ def train_model(
     ))
 
     budget_s = cfg.train.max_minutes * 60 if cfg.train.max_minutes else math.inf
-    epoch_seconds = 0.0
+    validation_seconds = 0.0
     epoch = int(state["epoch"])
     first_epoch = epoch + 1
     try:
@@ -289,39 +290,47 @@ def train_model(
                 scaler.step(optimizer)
                 scaler.update()
                 losses.append(float(loss.detach()))
-            epoch_seconds = time.monotonic() - tick
-            elapsed = time.monotonic() - started
-            stopping = epoch == cfg.train.max_epochs or elapsed + epoch_seconds > budget_s
+            train_seconds = time.monotonic() - tick
+            # Stop when the next epoch (training + a validation) would end beyond the budget; this epoch's
+            # validation is part of the estimate too.
+            projected = time.monotonic() - started + validation_seconds + train_seconds + validation_seconds
+            stopping = epoch == cfg.train.max_epochs or projected > budget_s
             liver = lesion = math.nan
             improved = False
             if epoch % cfg.train.val_interval == 0 or stopping:
+                val_tick = time.monotonic()
                 liver, lesion = _validate(network, val_loader, cfg, torch_device, amp)
+                validation_seconds = time.monotonic() - val_tick
                 if math.isnan(lesion) and state["selection_metric"] == "val_lesion_dice":
                     log.warning("no lesion in the validation scans: selecting the model on validation liver Dice")
                     state["selection_metric"] = "val_liver_dice"
                 score = lesion if state["selection_metric"] == "val_lesion_dice" else liver
-                if not math.isnan(score) and score > state["best_metric"]:
-                    state.update(best_metric=score, best_epoch=epoch)
+                # Ties in lesion Dice (e.g. 0 early in training) go to the better liver Dice.
+                key = (score, liver if not math.isnan(liver) else -1.0)
+                if not math.isnan(score) and key > (state["best_metric"], state.get("best_liver_dice", -1.0)):
+                    state.update(best_metric=score, best_liver_dice=key[1], best_epoch=epoch)
                     save_weights(network, model_dir / WEIGHTS_FILE)
                     improved = True
             _save_checkpoint(model_dir, epoch, network, optimizer, scaler, state)
+            elapsed_total = time.monotonic() - started
             row = {
                 "epoch": epoch, "train_loss": float(np.mean(losses)) if losses else math.nan,
                 "val_liver_dice": liver, "val_lesion_dice": lesion,
                 "best_metric": state["best_metric"] if state["best_epoch"] else math.nan,
                 "best_epoch": state["best_epoch"],
-                "epoch_seconds": round(time.monotonic() - tick, 2), "elapsed_minutes": round(elapsed / 60, 3),
+                "epoch_seconds": round(time.monotonic() - tick, 2),
+                "elapsed_minutes": round(elapsed_total / 60, 3),
             }
             append_csv_rows(model_dir / LOG_FILE, pd.DataFrame([row]))
             _plot_curves(model_dir / LOG_FILE, model_dir / CURVE_FILE)
             log.info(
-                "epoch %d: loss %.4f%s", epoch, row["train_loss"],
+                "epoch %d (%.1f min): loss %.4f%s", epoch, elapsed_total / 60, row["train_loss"],
                 f", val liver Dice {liver:.3f}, lesion Dice {lesion:.3f}{' (best)' if improved else ''}"
                 if not math.isnan(liver) else "",
             )
             if stopping:
                 if epoch < cfg.train.max_epochs:
-                    log.info("stopping after epoch %d: the next epoch would exceed %.1f min", epoch,
+                    log.info("stopping after epoch %d: another epoch would exceed --max-minutes %.1f", epoch,
                              cfg.train.max_minutes or math.inf)
                 break
     except torch.OutOfMemoryError:
