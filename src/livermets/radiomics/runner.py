@@ -206,6 +206,12 @@ def _dask_results(
 ) -> Iterator[tuple[SeriesTask, SeriesResult]]:
     from dask.distributed import Client, LocalCluster, as_completed
 
+    # Importing distributed installs its own INFO-level loggers (scheduler/nanny chatter); keep them at WARNING
+    # unless livermets runs with -v.
+    quiet = logging.DEBUG if logging.getLogger().level <= logging.DEBUG else logging.WARNING
+    for name in ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.core",
+                 "distributed.worker", "distributed.http.proxy"):
+        logging.getLogger(name).setLevel(quiet)
     cluster = None
     if scheduler == "local":
         cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True,
