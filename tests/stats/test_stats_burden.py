@@ -26,7 +26,7 @@ def test_one_series_per_study_and_sample_type_split(shared_data):
     frame = pd.read_csv(shared_data(*CSV))
     studies = one_series_per_study(frame, "last")
     assert studies["unique_scandate"].is_unique and len(studies) == 118
-    frame["sample_type"] = (frame.index % 2).map({0: "biopsy", 1: "cfDNA"})
+    frame = frame.assign(sample_type=(frame.index % 2).map({0: "biopsy", 1: "cfDNA"}))
     result = burden_statistics(frame, choice="first")
     subset = one_series_per_study(frame).query("sample_type == 'biopsy'")
     rho = stats.spearmanr(subset["original_shape_VoxelVolume"], subset["NE_Score"]).statistic
