@@ -23,7 +23,7 @@ def test_spearman_matches_paper(shared_data, shared_paper):
 
 
 def test_one_series_per_study_and_sample_type_split(shared_data):
-    frame = pd.read_csv(shared_data(*CSV))
+    frame = pd.read_csv(shared_data(*CSV)).copy()  # copy: defragment the 152-column frame before adding one
     studies = one_series_per_study(frame, "last")
     assert studies["unique_scandate"].is_unique and len(studies) == 118
     frame = frame.assign(sample_type=(frame.index % 2).map({0: "biopsy", 1: "cfDNA"}))

@@ -6,7 +6,7 @@ Examples
 >>> y = np.array([[0, 0, 1, 1]]); p = np.array([[0.1, 0.4, 0.35, 0.8]])
 >>> grid, tpr = bootstrap_roc(y, p, n_grid=5)
 >>> tpr.round(2).tolist()
-[[0.5, 1.0, 1.0, 1.0, 1.0]]
+[[0.5, 0.5, 1.0, 1.0, 1.0]]
 """
 
 from __future__ import annotations
