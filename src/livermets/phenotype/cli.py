@@ -94,8 +94,12 @@ def train(
     n_jobs: int = typer.Option(-1, help="Parallel jobs."),
 ) -> None:
     """Train a 5-fold ensemble on the development rows (Group != test) and store it without pickle."""
-    from livermets.phenotype.training import train_to_folder
+    from livermets.errors import UserInputError
+    from livermets.phenotype.training import PROTOCOLS, train_to_folder
 
+    model = check_model_name(model)  # fail on a bad name before reading the table
+    if protocol not in PROTOCOLS:
+        raise UserInputError(f"unknown protocol {protocol!r}; choose grouped or paper")
     frame = read_feature_table(features, targets=["NE_Score", "NE_Class"])
     config = train_to_folder(frame, out, protocol=protocol, model=model, n_jobs=n_jobs, seed=seed)
     typer.echo(f"model written to {out} ({config['protocol']} {config['model']}, threshold {config['threshold']:.3f})")
