@@ -1,8 +1,14 @@
 """Run the paper's notebooks 1-4 on a feature table: LASSO, weight search, 5-fold models, soft-vote, bootstrap.
 
 Notebook 1: LASSO on train+val. Notebook 2: positive-class weight search (train vs val). Notebook 3: 5-fold
-row-level ShuffleSplit CV on train+val, fold models kept. Notebook 4: test-set soft vote, 1000 study-level bootstrap
-samples (paper's draw order, seed 822). All fold fits of all models run in one joblib pool.
+row-level ShuffleSplit CV on train+val (the CV scores of Supplementary Table 2), then the test "soft vote".
+Notebook 4: 1000 study-level bootstrap samples of the test predictions (paper's draw order, seed 822).
+
+The notebook's soft vote is ``VotingClassifier([fold models], voting="soft").fit(X_trainval, y_trainval)``, and
+``VotingClassifier.fit`` clones its members and refits every clone on all train+val rows: the five members are
+then one model (same parameters, same seed, same rows) refitted on train+val, and the CV fold models never reach
+the test set. :func:`run_models` computes exactly that (one refit, its probability and ``argmax`` class); the mean of
+the CV fold models is kept as ``test_fold_probability`` for diagnostics. All fits run in one joblib pool.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from numpy.typing import NDArray
 
 from livermets.featuretable import FEATURE_COLUMNS, TARGET_COLUMNS, feature_group, read_feature_table
 from livermets.phenotype.bootstrap import BootstrapResult, bootstrap_metrics, study_bootstrap_indices
-from livermets.phenotype.cv import CVResult, check_two_classes, fit_fold, paper_splits
+from livermets.phenotype.cv import CVResult, check_two_classes, fit_fold, fit_quietly, paper_splits
 from livermets.phenotype.ensemble import FoldEnsemble
 from livermets.phenotype.models import MODEL_NAMES, Weighting, balanced_positive_weight, make_classifier
 from livermets.phenotype.selection import PAPER_ALPHA, LassoSelector
@@ -85,10 +91,16 @@ class ModelSpec:
 
 @dataclass
 class ModelRun:
-    """CV folds, test soft/hard-vote predictions and bootstrap metrics of one :class:`ModelSpec`."""
+    """CV folds, test soft/hard-vote predictions and bootstrap metrics of one :class:`ModelSpec`.
+
+    ``test_probability``/``test_soft``/``test_hard`` are the notebook's voting ensemble, i.e. the model refitted on
+    all train+val rows (``refit``); ``test_fold_probability`` holds the CV fold models' test probabilities
+    (``(n_folds, n_test)``), which the notebook computes but does not use for Table 4.
+    """
 
     spec: ModelSpec
     cv: CVResult
+    refit: Any
     test_probability: NDArray[np.float64]
     test_fold_probability: NDArray[np.float64]
     test_soft: NDArray[np.int64]
@@ -104,33 +116,39 @@ def run_models(
     indices: NDArray[np.intp],
     n_jobs: int = -1,
 ) -> list[ModelRun]:
-    """Notebooks 3-4 for every spec; all (spec, fold) fits share one joblib pool."""
+    """Notebooks 3-4 for every spec; all fits (5 CV folds + the train+val refit per spec) share one joblib pool."""
     X = data.trainval[features]
     y = data.y_trainval
     splits = paper_splits(len(X))
-    jobs = [
-        delayed(fit_fold)(make_classifier(spec.name, weighting=spec.weighting), X, y, tr, va)
-        for spec in specs
-        for tr, va in splits
-    ]
+    jobs = []
+    for spec in specs:
+        jobs += [
+            delayed(fit_fold)(make_classifier(spec.name, weighting=spec.weighting), X, y, tr, va) for tr, va in splits
+        ]
+        jobs.append(delayed(fit_quietly)(make_classifier(spec.name, weighting=spec.weighting), X, y))
     runner = Parallel(n_jobs=n_jobs, return_as="generator")
     results = list(track(runner(jobs), "fitting fold models", total=len(jobs)))
     X_test = data.test[features]
     runs = []
+    per_spec = len(splits) + 1
     for k, spec in enumerate(specs):
-        chunk = results[k * len(splits) : (k + 1) * len(splits)]
+        chunk = results[k * per_spec : k * per_spec + len(splits)]
+        refit = results[k * per_spec + len(splits)]
         folds = pd.DataFrame([s for _, s in chunk], columns=["train_f1", "val_f1", "train_auc", "val_auc"])
         folds.insert(0, "fold", np.arange(1, len(splits) + 1))
         cv = CVResult(estimators=[m for m, _ in chunk], folds=folds)
-        ensemble = FoldEnsemble(cv.estimators)
-        fold_probability = ensemble.fold_probabilities(X_test)
-        probability = fold_probability.mean(axis=0)
-        soft = (probability >= 0.5).astype(np.int64)
-        hard = ((fold_probability >= 0.5).mean(axis=0) >= 0.5).astype(np.int64)
+        fold_probability = FoldEnsemble(cv.estimators).fold_probabilities(X_test)
+        # The notebook's VotingClassifier (soft and hard) over five identical refits: its probability is the
+        # refit's, its class the argmax of [1 - p, p] (a tie goes to class 0, as np.argmax).
+        both = np.asarray(refit.predict_proba(X_test), dtype=float)
+        probability = both[:, 1]
+        soft = np.argmax(both, axis=1).astype(np.int64)
+        hard = soft.copy()
         runs.append(
             ModelRun(
                 spec=spec,
                 cv=cv,
+                refit=refit,
                 test_probability=probability,
                 test_fold_probability=fold_probability,
                 test_soft=soft,

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
+from threadpoolctl import threadpool_info
 
 from livermets.atomic import write_text
 from livermets.reproduce import paper_values as paper
@@ -16,14 +17,14 @@ TOLERANCE = 0.02
 
 REASONS = {
     "LR": (
-        "LR is `newton-cg` on *unscaled* features spanning ~10 orders of magnitude (Energy vs Elongation): the "
-        "line searches fail and the returned coefficients depend on the scikit-learn version and BLAS. Two "
-        "NE-positive test series have soft-vote probabilities within 0.03 of the 0.5 threshold here, so a slightly "
-        "different solution flips them; accuracy, sensitivity, NPV and F1 move, AUC/PPV/specificity do not. "
-        "Evidence: our fold AUCs equal the notebook's printed ones exactly for folds 1 and 3 and differ for "
-        "folds 2, 4, 5; scikit-learn 1.2.2 (the paper's version, run in a scratch environment) gives the same "
-        "test metrics as 1.9.1 here (accuracy 0.826, sensitivity 1.00), so the paper's run is not reproducible "
-        "bit-for-bit on this platform. Nothing was tuned."
+        "LR is `newton-cg` on *unscaled* features (~1 to ~1e10): its line searches fail, so the fitted "
+        "coefficients depend on floating-point summation order, i.e. on the OpenBLAS kernel, and two NE-positive "
+        "test series sit near p = 0.5. Measured with the notebook recipe (numpy 2.4.6, scipy 1.17.1, "
+        "scikit-learn 1.9.1; identical with numpy 2.3.2, scipy 1.16.1, scikit-learn 1.7.1 on Python 3.13.0, the "
+        "notebooks' kernel): OPENBLAS_CORETYPE=Haswell or Nehalem reproduce all seven LR means to 0.01; SkylakeX "
+        "(autodetected on AVX-512 CPUs) gives accuracy 0.826, sensitivity 1.00, AUC 0.74; Sandybridge "
+        "0.807/0.95/0.72. scikit-learn 1.2.2 (numpy 1.23.5, scipy 1.10.0, Python 3.10) reproduces only with "
+        "Sandybridge. 1 vs 2 BLAS threads change nothing. Nothing was tuned."
     ),
     "RF": (
         "random forest trained with scikit-learn 1.9.1 (paper: 1.2.2); tree construction and the random-number "
@@ -34,6 +35,14 @@ REASONS = {
         "multi-threaded ('shotgun') and not bit-reproducible across versions/threads."
     ),
 }
+
+
+def blas_kernels() -> str:
+    """OpenBLAS kernel(s) in use (threadpoolctl's ``architecture``), e.g. ``"Haswell"``; ``"unknown"`` if none."""
+    kernels = sorted(
+        {str(lib.get("architecture")) for lib in threadpool_info() if lib.get("internal_api") == "openblas"}
+    )
+    return ", ".join(kernels) if kernels else "unknown"
 
 
 def _rows(frame: pd.DataFrame) -> list[SimpleNamespace]:
@@ -83,6 +92,12 @@ def _table4_section(table4: pd.DataFrame) -> list[str]:
             )
     else:
         lines.append("- No bootstrap sample had an undefined metric.")
+    lines.append(
+        "- Test predictions are the notebook's soft vote `VotingClassifier(fold models, voting='soft')"
+        ".fit(train+val)`, which clones and refits its members on all train+val rows, i.e. the model refitted "
+        "on train+val (not the mean of the CV fold models). "
+        f"LR's solution depends on the OpenBLAS kernel (this run: {blas_kernels()}); see README."
+    )
     lines.append("")
     for model in sorted(flagged):
         lines.append(f"- **{model} differs by more than {TOLERANCE}:** {REASONS[model]}")
@@ -185,8 +200,8 @@ def _figure5_section(figure5: dict[str, Any]) -> list[str]:
         )
     lines += [
         "",
-        "- The number of misclassified series follows from the LR predictions (see Table 4's reason); the "
-        "paper's 10 errors include positives we classify correctly. Biopsy/cfDNA accuracy and AUC (paper "
+        "- The misclassified series are those of the LR soft vote of Table 4, whose near-0.5 positives depend "
+        "on the OpenBLAS kernel (see Table 4). Biopsy/cfDNA accuracy and AUC (paper "
         "0.90/0.984 and 0.733/0.528) need the sample-type column absent from the CSV.",
         "",
     ]
