@@ -1,7 +1,9 @@
-"""Ensembles of the cross-validation fold models (the paper's soft and hard vote).
+"""Ensembles of the cross-validation fold models (soft and hard vote), used by ``phenotype train``/``predict``.
 
-Soft vote: mean positive-class probability of the fold models, class = probability >= threshold (0.5 in the
-paper). Hard vote: majority of the fold models' classes (ties go to the positive class, as ``mean >= 0.5``).
+Soft vote: mean positive-class probability of the fold models, class = probability >= threshold (default 0.5).
+Hard vote: majority of the fold models' classes (ties go to the positive class, as ``mean >= 0.5``). Note that the
+paper's notebook does not average its fold models: its ``VotingClassifier(...).fit`` refits every member on all
+train+val rows (see :mod:`livermets.reproduce.paper`).
 
 Examples
 --------

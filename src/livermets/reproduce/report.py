@@ -21,7 +21,7 @@ REASONS = {
         "coefficients depend on floating-point summation order, i.e. on the OpenBLAS kernel, and two NE-positive "
         "test series sit near p = 0.5. Measured with the notebook recipe (numpy 2.4.6, scipy 1.17.1, "
         "scikit-learn 1.9.1; identical with numpy 2.3.2, scipy 1.16.1, scikit-learn 1.7.1 on Python 3.13.0, the "
-        "notebooks' kernel): OPENBLAS_CORETYPE=Haswell or Nehalem reproduce all seven LR means to 0.01; SkylakeX "
+        "notebooks' Python): OPENBLAS_CORETYPE=Haswell or Nehalem reproduce all seven LR means to 0.01; SkylakeX "
         "(autodetected on AVX-512 CPUs) gives accuracy 0.826, sensitivity 1.00, AUC 0.74; Sandybridge "
         "0.807/0.95/0.72. scikit-learn 1.2.2 (numpy 1.23.5, scipy 1.10.0, Python 3.10) reproduces only with "
         "Sandybridge. 1 vs 2 BLAS threads change nothing. Nothing was tuned."
