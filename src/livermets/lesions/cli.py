@@ -8,9 +8,6 @@ from pathlib import Path
 import typer
 
 from livermets.atomic import write_csv
-from livermets.imaging.geometry import check_same_geometry
-from livermets.imaging.io import read_image, read_label
-from livermets.lesions.components import lesion_table
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +34,10 @@ def table(
 
     Example: ``livermets lesions table seg.nii.gz --image ct.nii.gz --out lesions.csv``
     """
+    from livermets.imaging.geometry import check_same_geometry
+    from livermets.imaging.io import read_image, read_label
+    from livermets.lesions.components import lesion_table
+
     label_image = read_label(label)
     ct = None
     if image is not None:

@@ -6,8 +6,6 @@ from pathlib import Path
 
 import typer
 
-from livermets.lesions.evaluate import EvaluationSettings, evaluate_cohort
-
 
 def register(seg_app: typer.Typer) -> None:
     """Add the ``evaluate`` command to the ``seg`` group."""
@@ -37,6 +35,8 @@ def evaluate(
 
     Example: ``livermets seg evaluate --pred-dir preds/ --manifest manifest.csv --out eval/ --rule lits``
     """
+    from livermets.lesions.evaluate import EvaluationSettings, evaluate_cohort
+
     settings = EvaluationSettings(rule=rule, iou_threshold=iou, connectivity=connectivity, group_by=group_by,
                                   skip_missing=skip_missing, size_strata_mm=tuple(sorted(size_strata or ())),
                                   figures=figures, n_boot=n_boot, seed=seed)

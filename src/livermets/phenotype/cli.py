@@ -8,8 +8,15 @@ import typer
 
 from livermets.atomic import write_csv, write_json
 from livermets.featuretable import FEATURE_COLUMNS, read_feature_table
-from livermets.phenotype.models import check_model_name
 from livermets.provenance import provenance
+
+
+def check_model_name(model: str) -> str:
+    """Validate a model name (imports scikit-learn only when a command runs, keeping ``livermets --help`` fast)."""
+    from livermets.phenotype.models import check_model_name as check
+
+    return check(model)
+
 
 app = typer.Typer(
     help="NE-phenotype classification from radiomics (paper and grouped protocols).", no_args_is_help=True
