@@ -91,3 +91,10 @@ def test_summary_counts_match_an_independent_count(cohort_dir: Path):
         assert table.loc[split, "ne_positive_series"] == int((part.ne_score > 0).sum())
     assert table.loc["all", "series_without_lesions"] == 1
     assert table.loc["all", "lesions_median"] == 4.0 and table.loc["all", "lesions_max"] == 12
+
+
+def test_ids_that_look_like_missing_values_are_kept(tmp_path: Path):
+    (tmp_path / "nan.nii.gz").write_bytes(b"x")
+    rows = [{"series_id": "nan", "study_id": "NA", "patient_id": "None", "image": "nan.nii.gz"}]
+    frame = mf.load_manifest(_write(tmp_path, rows))
+    assert frame.loc[0, ["series_id", "study_id", "patient_id"]].tolist() == ["nan", "NA", "None"]

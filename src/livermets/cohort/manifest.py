@@ -26,6 +26,7 @@ REQUIRED_COLUMNS = ("series_id", "study_id", "patient_id", "image")
 OPTIONAL_COLUMNS = ("label", "ne_score", "ne_class", "sample_type", "split")
 MANIFEST_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 PATH_COLUMNS = ("image", "label")
+TEXT_COLUMNS = ("series_id", "study_id", "patient_id", "image", "label", "sample_type", "split")
 SAMPLE_TYPES = ("biopsy", "cfdna")
 SPLITS = ("train", "val", "test")
 
@@ -59,8 +60,8 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     if not path.is_file():
         raise UserInputError(f"{path}: manifest not found")
     try:
-        frame = pd.read_csv(path, dtype={c: "string" for c in ("series_id", "study_id", "patient_id", "image",
-                                                               "label", "sample_type", "split")})
+        # Only empty cells are missing: ids such as "NA" or "nan" are legitimate strings.
+        frame = pd.read_csv(path, dtype={c: "string" for c in TEXT_COLUMNS}, keep_default_na=False, na_values=[""])
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise UserInputError(f"{path}: cannot parse manifest CSV ({str(exc).splitlines()[0]})") from None
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
