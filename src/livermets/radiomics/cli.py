@@ -4,16 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 import typer
 
-from livermets.atomic import write_csv
-from livermets.cohort.manifest import load_manifest
 from livermets.errors import UserInputError
-from livermets.radiomics.aggregate import aggregate_lesions
-from livermets.radiomics.extractor import PAPER_PARAMS
-from livermets.radiomics.runner import build_tasks, run_extraction
-from livermets.radiomics.series import ExtractionOptions
 
 app = typer.Typer(help="Radiomics with PyRadiomics: the paper's 108 features per series, or per lesion.",
                   no_args_is_help=True)
@@ -58,6 +51,11 @@ def extract(
         raise UserInputError(f"--workers must be at least 1 (got {workers})")
     if not out.name.endswith(".csv"):
         raise UserInputError(f"--out must be a .csv file (got {out})")
+    # PyRadiomics and friends load only when a command runs (keeps `livermets --help` fast).
+    from livermets.cohort.manifest import load_manifest
+    from livermets.radiomics.runner import build_tasks, run_extraction
+    from livermets.radiomics.series import ExtractionOptions
+
     frame = load_manifest(manifest, check_files=False)  # missing files become per-series failures
     tasks = build_tasks(frame, masks)
     options = ExtractionOptions(params=None if params is None else str(params), roi=roi,  # type: ignore[arg-type]
@@ -82,6 +80,11 @@ def aggregate(
     """
     if not lesions.is_file():
         raise UserInputError(f"--lesions: file not found: {lesions}")
+    import pandas as pd
+
+    from livermets.atomic import write_csv
+    from livermets.radiomics.aggregate import aggregate_lesions
+
     table = aggregate_lesions(pd.read_csv(lesions), str(lesions))
     write_csv(out, table)
     typer.echo(f"{out}: {len(table)} series from {int(table['lesion_count'].sum())} lesions")
@@ -90,5 +93,7 @@ def aggregate(
 @app.command("params")
 def show_params() -> None:
     """Print the paper's PyRadiomics parameter file (a starting point for --params)."""
+    from livermets.radiomics.extractor import PAPER_PARAMS
+
     typer.echo(f"# {PAPER_PARAMS}")
     typer.echo(PAPER_PARAMS.read_text(encoding="utf-8"), nl=False)
