@@ -82,6 +82,9 @@ class SamplingConfig(_Strict):
     patch_size: Size3
     class_ratios: Positive3 = (4.0, 1.0, 3.0)
     samples_per_image: int = Field(default=12, ge=1)
+    max_indices_per_class: int | None = Field(
+        default=None, ge=1, description="keep at most this many evenly spaced candidate centres per class (memory)"
+    )
 
     @field_validator("patch_size")
     @classmethod

@@ -101,7 +101,8 @@ def train_transforms(config: SegConfig) -> Compose:
     steps = _deterministic(config, keys) + [
         SpatialPadd(IMAGE, spatial_size=sampling.patch_size, mode="constant", value=_CENTRED_LOW),
         SpatialPadd(LABEL, spatial_size=sampling.patch_size, mode="constant", value=0),
-        ClassesToIndicesd(LABEL, num_classes=len(CLASS_NAMES)),
+        # Candidate crop centres are cached as int64 voxel indices (8 bytes per voxel); the cap bounds that memory.
+        ClassesToIndicesd(LABEL, num_classes=len(CLASS_NAMES), max_samples_per_class=sampling.max_indices_per_class),
         RandCropByLabelClassesd(
             keys,
             label_key=LABEL,
