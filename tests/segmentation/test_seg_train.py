@@ -14,9 +14,11 @@ import pytest
 import SimpleITK as sitk
 import yaml
 
-from conftest import tiny_config_dict, write_cohort
+from conftest import phantom, tiny_config_dict, write_cohort
 from livermets.errors import UserInputError
+from livermets.imaging.geometry import geometry_differences
 from livermets.segmentation.config import load_config
+from livermets.segmentation.predict import Segmenter
 from livermets.segmentation.train import train_model
 
 
@@ -40,12 +42,15 @@ def test_training_lowers_the_loss_and_writes_the_model_folder(trained_model: Pat
     assert not list(trained_model.rglob(".*tmp*"))
 
 
-def test_segresnet_trains(tiny_cohort: Path, tmp_path: Path) -> None:
+def test_segresnet_trains_and_predicts(tiny_cohort: Path, tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump(tiny_config_dict("segresnet")))
     result = train_model(tiny_cohort, tmp_path / "m", model="segresnet", config=config, device="cpu", max_epochs=1)
     assert result.last_epoch == 1
     assert (tmp_path / "m" / "model.safetensors").is_file()
+    image, _ = phantom(11, spacing=(3.1, 2.2, 5.0))
+    label = Segmenter(tmp_path / "m", device="cpu").predict_image(image)
+    assert not geometry_differences(label, image)
 
 
 def test_resume_continues_the_epoch_count(tiny_cohort: Path, tiny_config: Path, tmp_path: Path) -> None:
