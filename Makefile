@@ -21,9 +21,10 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PY) -m pip install -q --no-build-isolation --no-deps -e .
 	touch $(STAMP)
 
+# The main job: synth cohort -> U-Net training (cpu preset) -> prediction -> lesion metrics -> radiomics ->
+# phenotype and burden statistics -> the paper's Table 4 from its published features. About 15 minutes on 2 cores.
 demo: $(STAMP)
-	$(VENV)/bin/livermets synth --out $(DEMO_DIR)/cohort --patients 12 --size demo --seed 0
-	@echo "Demo cohort and overview figure written under $(DEMO_DIR)/cohort"
+	scripts/demo.sh $(DEMO_DIR)
 
 unit: $(STAMP)
 	$(VENV)/bin/pytest -q

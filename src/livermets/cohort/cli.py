@@ -50,12 +50,13 @@ def summary(
     """
     frame = mf.load_manifest(manifest, check_files=False)
     table = cohort_summary(frame)
+    # One row per quantity and one column per split: narrow enough for any terminal.
     rich_table = Table(title=f"Cohort summary: {manifest}")
-    rich_table.add_column("split")
-    for column in table.columns:
-        rich_table.add_column(column.replace("_", " "), justify="right")
-    for name, row in table.iterrows():
-        rich_table.add_row(str(name), *(_fmt(v) for v in row.tolist()))
+    rich_table.add_column("")
+    for split in table.index:
+        rich_table.add_column(str(split), justify="right")
+    for quantity in table.columns:
+        rich_table.add_row(quantity.replace("_", " "), *(_fmt(v) for v in table[quantity].tolist()))
     Console().print(rich_table)
     if out is not None:
         write_csv(out, table, index=True)
