@@ -226,7 +226,9 @@ def evaluate_cohort(manifest: str | Path, pred_dir: str | Path, out_dir: str | P
         else:
             outcome = _evaluate_row(row, pred_dir, settings, figure_dir)
             if isinstance(outcome, str):
-                log.warning("%s: skipped: %s", series_id, outcome)
+                # Series skipped on request (--skip-missing) are summarised once below; real problems are warned.
+                requested = settings.skip_missing and outcome.startswith("missing prediction")
+                log.log(logging.DEBUG if requested else logging.WARNING, "%s: skipped: %s", series_id, outcome)
                 skipped.append({"series_id": series_id, "reason": outcome})
                 continue
             scan_row, lesions = outcome.row, outcome.lesions
