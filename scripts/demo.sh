@@ -38,7 +38,8 @@ step "5/8 radiomics of the reference lesions of every series (the paper's 108 fe
 "${lm[@]}" radiomics extract --manifest "$manifest" --out "$out/features.csv"
 
 step "6/8 radiomics of the predicted lesions (test split)"
-"${lm[@]}" radiomics extract --manifest "$manifest" --masks "$out/predictions" --out "$out/features_predicted.csv" \
+"${lm[@]}" radiomics extract --manifest "$manifest" --split test --masks "$out/predictions" \
+  --out "$out/features_predicted.csv" \
   || echo "(no predicted lesion could be measured)"
 
 step "7/8 NE phenotype, grouped protocol, and tumour burden on the synthetic features"

@@ -243,3 +243,18 @@ def test_predicted_masks_replace_the_manifest_labels(small_cohort: Callable[...,
     assert row["diagnostics_Mask-original_VoxelNum"] == 3 * 5 * 5
     reason = pd.read_csv(failures_path(out))["reason"].iloc[0]
     assert f"{frame.iloc[1]['series_id']}.nii.gz" in reason and "does not exist" in reason
+
+
+def test_cli_split_restricts_the_series(small_cohort: Callable[..., Path], tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from livermets.cli import app
+
+    manifest = small_cohort(6)
+    expected = load_manifest(manifest, check_files=False).query("split == 'test'")["image"].map(lambda p: Path(p).name)
+    out = tmp_path / "features.csv"
+    result = CliRunner().invoke(app, ["radiomics", "extract", "--manifest", str(manifest), "--out", str(out),
+                                      "--split", "test", "-j", "1"])
+    assert result.exit_code == 0, result.output
+    assert sorted(pd.read_csv(out)["File"]) == sorted(expected)
+    assert len(expected) == 2

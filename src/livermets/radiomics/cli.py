@@ -30,6 +30,7 @@ def extract(
     lesion_count: str = typer.Option("published", "--num-lesions", help="published: Num_Lesions = components + 1 "
                                      "as in the published table; components: the plain component count."),
     no_crop: bool = typer.Option(False, "--no-crop", help="Give PyRadiomics the whole scan (slower; for checks)."),
+    split: str | None = typer.Option(None, "--split", help="Only manifest rows of this split (train, val, test)."),
 ) -> None:
     """Extract radiomics for every series of a manifest (resumable; failures in <out stem>.failures.csv).
 
@@ -52,11 +53,15 @@ def extract(
     if not out.name.endswith(".csv"):
         raise UserInputError(f"--out must be a .csv file (got {out})")
     # PyRadiomics and friends load only when a command runs (keeps `livermets --help` fast).
-    from livermets.cohort.manifest import load_manifest
+    from livermets.cohort.manifest import load_manifest, select_split
     from livermets.radiomics.runner import build_tasks, run_extraction
     from livermets.radiomics.series import ExtractionOptions
 
     frame = load_manifest(manifest, check_files=False)  # missing files become per-series failures
+    if split is not None:
+        frame = select_split(frame, split)
+        if frame.empty:
+            raise UserInputError(f"{manifest}: no series with split == {split!r}")
     tasks = build_tasks(frame, masks)
     options = ExtractionOptions(params=None if params is None else str(params), roi=roi,  # type: ignore[arg-type]
                                 per_lesion=per_lesion, crop=not no_crop,
