@@ -52,3 +52,13 @@ def test_evaluate_grouped_summary(frame):
     assert s["protocol"] == "grouped" and s["n_permutations"] == 3
     assert s["cv_auc_low95"] <= s["cv_auc"] + 0.2 and 0 < s["permutation_p"] <= 1
     assert 0 <= s["brier"] <= 1
+
+
+def test_too_few_patients_per_class_is_a_clear_user_error(frame):
+    from livermets.errors import UserInputError
+
+    dev = frame.query("Group != 'test'")
+    negatives = dev.loc[dev["NE_Class"] == 0, "unique_pt"].unique()[:3]
+    small = dev[(dev["NE_Class"] == 1) | dev["unique_pt"].isin(negatives)]
+    with pytest.raises(UserInputError, match=r"at least 5 patients of each class .*NE_Class 0: 3"):
+        evaluate_grouped(small, FEATURE_COLUMNS, GroupedConfig(n_repeats=1, n_permutations=0))

@@ -260,6 +260,19 @@ class GroupedResult:
     permutation_aucs: NDArray[np.float64] = field(default_factory=lambda: np.empty(0))
 
 
+def _check_patients_per_class(dev: pd.DataFrame, config: GroupedConfig) -> None:
+    """Nested grouped CV needs enough patients of each class for every outer and inner fold to see both classes."""
+    needed = max(config.n_splits, -(-config.inner_splits * config.n_splits // (config.n_splits - 1)))
+    patients = dev.groupby("NE_Class")["unique_pt"].nunique()
+    scarce = {int(str(k)): int(v) for k, v in patients.items() if v < needed}
+    if scarce:
+        found = ", ".join(f"NE_Class {k}: {v}" for k, v in sorted(scarce.items()))
+        raise UserInputError(
+            f"grouped protocol with {config.n_splits} outer and {config.inner_splits} inner folds needs at least "
+            f"{needed} patients of each class in the development rows (found {found})"
+        )
+
+
 def evaluate_grouped(frame: pd.DataFrame, features: list[str], config: GroupedConfig) -> GroupedResult:
     """Run the grouped protocol on ``frame`` (development rows = ``Group != 'test'`` when a Group column exists).
 
@@ -272,6 +285,7 @@ def evaluate_grouped(frame: pd.DataFrame, features: list[str], config: GroupedCo
     has_test = "Group" in frame.columns and (frame["Group"] == "test").any()
     dev = frame.loc[frame["Group"] != "test"] if "Group" in frame.columns else frame
     check_two_classes(dev["NE_Class"], "column 'NE_Class' in the development rows")
+    _check_patients_per_class(dev, config)
     X = dev[features].to_numpy(dtype=float)
     y = dev["NE_Class"].to_numpy().astype(np.int64)
     score = dev["NE_Score"].to_numpy(dtype=float)
