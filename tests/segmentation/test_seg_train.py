@@ -151,3 +151,18 @@ def test_cli_train_bad_input_exit_2_and_good_run(tmp_path: Path, tiny_cohort: Pa
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "1 epoch(s)" in proc.stdout
+
+
+def test_disk_cache_with_capped_indices_is_reused_on_resume(tiny_cohort: Path, tmp_path: Path) -> None:
+    data = tiny_config_dict()
+    data["train"]["cache"] = "disk"  # type: ignore[index]
+    data["sampling"]["max_indices_per_class"] = 500  # type: ignore[index]
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(data))
+    out = tmp_path / "m"
+    train_model(tiny_cohort, out, model="unet", config=config, device="cpu", max_epochs=1)
+    cached = sorted((out / "cache").rglob("*.pt"))
+    assert len(cached) == 5  # 4 train + 1 val volumes, preprocessed once
+    stamps = [p.stat().st_mtime_ns for p in cached]
+    assert train_model(tiny_cohort, out, model=None, device="cpu", max_epochs=2, resume=True).last_epoch == 2
+    assert [p.stat().st_mtime_ns for p in sorted((out / "cache").rglob("*.pt"))] == stamps
