@@ -25,7 +25,7 @@ matplotlib.use("Agg")  # files only, never a display
 import matplotlib.pyplot as plt
 import numpy as np
 
-from livermets.atomic import atomic_path
+from livermets.figures import save_figure
 
 LIVER_COLOUR = "red"
 LESION_COLOUR = "lime"
@@ -70,7 +70,4 @@ def overlay_figure(
         axis.set_axis_off()
     if title:
         figure.suptitle(title)
-    with atomic_path(path, suffix=".png") as tmp:
-        figure.savefig(tmp, dpi=100, format="png")
-    plt.close(figure)
-    return Path(path)
+    return save_figure(figure, path, dpi=100)

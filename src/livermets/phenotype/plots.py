@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from livermets.atomic import atomic_path
+from livermets.figures import save_figure
 
 
 def plot_roc_band(
@@ -36,7 +36,7 @@ def plot_roc_band(
         ax.legend(loc="lower right", fontsize=7)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_feature_groups(selected: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
@@ -52,7 +52,7 @@ def plot_feature_groups(selected: pd.DataFrame, path: str | os.PathLike[str]) ->
     lines = [f"{row.group}: {str(row.feature).replace('original_', '')}" for row in selected.itertuples()]
     listing.text(0, 1, "\n".join(lines), va="top", fontsize=7, family="monospace")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_reliability(
@@ -73,11 +73,4 @@ def plot_reliability(
         ylim=(0, 1),
     )
     fig.tight_layout()
-    return _save(fig, path)
-
-
-def _save(fig: plt.Figure, path: str | os.PathLike[str]) -> Path:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)

@@ -51,6 +51,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from livermets.errors import UserInputError
+from livermets.featuretable import DIAGNOSTICS_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +66,7 @@ SPLINE_SUPPORT_VOXELS = 2
 SPLINE_DECAY_VOXELS = 40
 """Extra margin over which a crop border's effect on the B-spline coefficients decays below double precision."""
 
-IMAGE_ORIGINAL_KEYS = (
-    "diagnostics_Image-original_Hash",
-    "diagnostics_Image-original_Dimensionality",
-    "diagnostics_Image-original_Spacing",
-    "diagnostics_Image-original_Size",
-    "diagnostics_Image-original_Mean",
-    "diagnostics_Image-original_Minimum",
-    "diagnostics_Image-original_Maximum",
-)
+IMAGE_ORIGINAL_KEYS = tuple(c for c in DIAGNOSTICS_COLUMNS if c.startswith("diagnostics_Image-original_"))
 
 
 def quiet_pyradiomics() -> None:

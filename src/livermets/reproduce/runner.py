@@ -38,22 +38,18 @@ log = logging.getLogger(__name__)
 TABLE_CHOICES = ("4", "all")
 
 
-def _table4(runs: list[ModelRun]) -> pd.DataFrame:
-    rows = []
+def _bootstrap_table(runs: list[ModelRun], with_weighting: bool) -> pd.DataFrame:
+    """One row per model (and weighting) and metric: bootstrap mean, 95% CI and undefined-sample count."""
+    frames = []
     for run in runs:
-        summary = run.bootstrap.summary()
-        for row in summary.itertuples():
-            rows.append(
-                {
-                    "model": run.spec.name,
-                    "metric": row.metric,
-                    "mean": row.mean,
-                    "low95": row.low95,
-                    "high95": row.high95,
-                    "n_undefined": row.n_undefined,
-                }
-            )
-    return pd.DataFrame(rows)
+        summary = run.bootstrap.summary()[["metric", "mean", "low95", "high95", "n_undefined"]]
+        labels = {"model": run.spec.name, **({"weighting": run.spec.label} if with_weighting else {})}
+        frames.append(summary.assign(**labels)[[*labels, "metric", "mean", "low95", "high95", "n_undefined"]])
+    return pd.concat(frames, ignore_index=True)
+
+
+def _table4(runs: list[ModelRun]) -> pd.DataFrame:
+    return _bootstrap_table(runs, with_weighting=False)
 
 
 def _supp_table2(runs: list[ModelRun]) -> pd.DataFrame:
@@ -73,21 +69,7 @@ def _supp_table2(runs: list[ModelRun]) -> pd.DataFrame:
 
 
 def _supp_table3(runs: list[ModelRun]) -> pd.DataFrame:
-    rows = []
-    for run in runs:
-        for row in run.bootstrap.summary().itertuples():
-            rows.append(
-                {
-                    "model": run.spec.name,
-                    "weighting": run.spec.label,
-                    "metric": row.metric,
-                    "mean": row.mean,
-                    "low95": row.low95,
-                    "high95": row.high95,
-                    "n_undefined": row.n_undefined,
-                }
-            )
-    return pd.DataFrame(rows)
+    return _bootstrap_table(runs, with_weighting=True)
 
 
 def _roc_figure(data: PaperData, runs: list[ModelRun], indices: np.ndarray, path: Path) -> None:

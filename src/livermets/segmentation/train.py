@@ -44,6 +44,7 @@ from monai.utils import set_determinism
 from livermets.atomic import append_csv_rows, atomic_path, write_json
 from livermets.cohort.manifest import load_manifest
 from livermets.errors import UserInputError
+from livermets.figures import save_figure
 from livermets.progress import track
 from livermets.provenance import provenance
 from livermets.segmentation.checks import check_training_case, training_frames
@@ -134,8 +135,7 @@ def _plot_curves(log_path: Path, out: Path) -> None:
     ax_dice.set(xlabel="epoch", ylabel="validation Dice", ylim=(0, 1), title="Validation Dice")
     ax_dice.legend()
     fig.tight_layout()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=100)
+    save_figure(fig, out, dpi=100)
 
 
 def _validate(

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from livermets.atomic import atomic_path
 from livermets.featuretable import TUMOUR_VOLUME_COLUMN
+from livermets.figures import save_figure
 from livermets.stats.burden import SAMPLE_TYPE_COLUMN
 
 
@@ -36,7 +36,7 @@ def plot_burden(studies: pd.DataFrame, path: str | os.PathLike[str], volume_colu
         bottom.set_yscale("log")
         bottom.set(ylabel="tumour volume (mL)")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_failure(scores: ArrayLike, correct: ArrayLike, path: str | os.PathLike[str]) -> Path:
@@ -52,11 +52,4 @@ def plot_failure(scores: ArrayLike, correct: ArrayLike, path: str | os.PathLike[
     ax.axhline(0.0, color="grey", lw=0.8, ls="--")
     ax.set(ylabel="NE score", title="NE score by prediction status")
     fig.tight_layout()
-    return _save(fig, path)
-
-
-def _save(fig: plt.Figure, path: str | os.PathLike[str]) -> Path:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)

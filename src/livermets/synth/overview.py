@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from livermets.atomic import atomic_path
+from livermets.figures import save_figure
 
 WINDOW = (40.0, 400.0)  # level, width (soft-tissue window)
 
@@ -40,7 +40,4 @@ def write_overview(path: str | Path, panels: list[tuple[str, np.ndarray, np.ndar
     fig.suptitle("livermets synth: axial slice through the largest lesion (green liver, red lesions; W400/L40)",
                  fontsize=8)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png", metadata={"Software": None})
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
