@@ -327,6 +327,17 @@ def validate_feature_table(
     return frame
 
 
+def read_csv_table(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read a feature table CSV without validating it; a missing or unparsable file is one UserInputError line."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserInputError(f"feature table not found: {path}")
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise UserInputError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+
+
 def read_feature_table(
     path: str | os.PathLike[str],
     *,
@@ -346,13 +357,7 @@ def read_feature_table(
     ...
     livermets.errors.UserInputError: ...t.csv: missing column 'original_shape_Elongation' (and 107 more)
     """
-    path = Path(path)
-    if not path.is_file():
-        raise UserInputError(f"feature table not found: {path}")
-    try:
-        frame = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise UserInputError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from exc
+    frame = read_csv_table(path)
     return validate_feature_table(
         frame, str(path), targets=targets, require_ids=require_ids, features=features
     )

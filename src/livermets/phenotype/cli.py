@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from livermets.atomic import write_csv, write_json
-from livermets.featuretable import FEATURE_COLUMNS, read_feature_table
+from livermets.featuretable import FEATURE_COLUMNS, read_csv_table, read_feature_table
 from livermets.provenance import provenance
 
 
@@ -119,17 +119,9 @@ def predict(
     out: Path = typer.Option(..., "--out", help="Predictions CSV."),
 ) -> None:
     """Predict NE phenotype for every series; Group/NE columns are not needed."""
-    import pandas as pd
-
-    from livermets.errors import UserInputError
     from livermets.phenotype.training import predict_with_folder
 
-    if not features.is_file():
-        raise UserInputError(f"feature table not found: {features}")
-    try:
-        frame = pd.read_csv(features)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise UserInputError(f"{features}: not a readable CSV") from exc
+    frame = read_csv_table(features)
     predictions = predict_with_folder(model, frame, str(features))
     write_csv(out, predictions)
     typer.echo(f"{len(predictions)} predictions written to {out}")
