@@ -130,3 +130,23 @@ def test_bad_inputs_raise_one_clear_line(tmp_path: Path):
     sitk.WriteImage(frac, str(tmp_path / "frac.nii.gz"))
     with pytest.raises(UserInputError, match="non-integer"):
         io.read_label(tmp_path / "frac.nii.gz")
+
+
+def test_folder_with_two_series_takes_the_larger_or_the_chosen_uid(shared_data, tmp_path: Path, caplog):
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    files = sorted(shared_data("totalsegmentator", "example_ct_dicom").iterdir())
+    uids = {"big": generate_uid(), "small": generate_uid()}
+    for i, source in enumerate(files):
+        ds = pydicom.dcmread(source)
+        ds.SeriesInstanceUID = uids["big"] if i < 12 else uids["small"]
+        ds.save_as(tmp_path / f"slice{i:02d}.dcm")
+    found = dicom.list_series(tmp_path)
+    assert [(s.uid, s.n_slices) for s in found] == [(uids["big"], 12), (uids["small"], 8)]
+    with caplog.at_level("WARNING"):
+        image = io.read_image(tmp_path)
+    assert image.GetSize() == (512, 512, 12) and "holds 2 series" in caplog.text
+    assert io.read_image(tmp_path, series_uid=uids["small"]).GetSize() == (512, 512, 8)
+    with pytest.raises(UserInputError, match="no series with uid 1.2.3"):
+        io.read_image(tmp_path, series_uid="1.2.3")
