@@ -1,9 +1,11 @@
 """MONAI transform pipelines built from a :class:`~livermets.segmentation.config.SegConfig`.
 
 Deterministic steps (load, orient, resample, foreground crop, window to [-0.5, 0.5] around the window centre, pad,
-class indices) come first so that ``CacheDataset``/``PersistentDataset`` store their result; the random steps follow:
-``RandCropByLabelClassesd`` and the window jitter. The jitter scales the centred intensities (window width) and
-shifts them (window level) before the final clip to [0, 1], which is exactly a random CT window.
+class indices, optionally balanced over lesions: :mod:`~livermets.segmentation.sampling`) come first so that
+``CacheDataset``/``PersistentDataset`` store their result; the random steps follow: ``RandCropByLabelClassesd``,
+optional flips and in-plane 90-degree rotations of the crops, and the window jitter. The jitter scales the centred
+intensities (window width) and shifts them (window level) before the final clip to [0, 1], which is exactly a random
+CT window.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from monai.transforms import (
     MapTransform,
     Orientationd,
     RandCropByLabelClassesd,
+    RandFlipd,
+    RandRotate90d,
     RandScaleIntensityd,
     RandShiftIntensityd,
     ScaleIntensityRanged,
@@ -34,6 +38,7 @@ from monai.transforms import (
 from livermets.imaging.io import read_image, read_label
 from livermets.segmentation.config import CLASS_NAMES, SegConfig
 from livermets.segmentation.convert import image_to_metatensor
+from livermets.segmentation.sampling import ComponentBalancedIndicesd
 
 IMAGE = "image"
 LABEL = "label"
@@ -92,6 +97,25 @@ def _final_clip() -> ScaleIntensityRanged:
     return ScaleIntensityRanged(IMAGE, a_min=_CENTRED_LOW, a_max=-_CENTRED_LOW, b_min=0.0, b_max=1.0, clip=True)
 
 
+def _class_indices(config: SegConfig) -> MapTransform:
+    """Candidate crop centres per class, cached as int64 voxel indices (the cap bounds that memory)."""
+    sampling = config.sampling
+    if sampling.lesion_centres == "component":
+        return ComponentBalancedIndicesd(LABEL, INDICES, len(CLASS_NAMES), seed=config.train.seed,
+                                         max_samples_per_class=sampling.max_indices_per_class)
+    return ClassesToIndicesd(LABEL, num_classes=len(CLASS_NAMES), max_samples_per_class=sampling.max_indices_per_class)
+
+
+def _augmentations(config: SegConfig) -> list[Any]:
+    augment, keys = config.augment, (IMAGE, LABEL)
+    steps: list[Any] = []
+    if augment.flip_prob > 0:
+        steps += [RandFlipd(keys, prob=augment.flip_prob, spatial_axis=axis) for axis in range(3)]
+    if augment.rotate90_prob > 0:
+        steps.append(RandRotate90d(keys, prob=augment.rotate90_prob, max_k=3, spatial_axes=(0, 1)))
+    return steps
+
+
 def train_transforms(config: SegConfig) -> Compose:
     """Training pipeline: deterministic preprocessing, label-class crops and window jitter."""
     keys = (IMAGE, LABEL)
@@ -101,8 +125,7 @@ def train_transforms(config: SegConfig) -> Compose:
     steps = _deterministic(config, keys) + [
         SpatialPadd(IMAGE, spatial_size=sampling.patch_size, mode="constant", value=_CENTRED_LOW),
         SpatialPadd(LABEL, spatial_size=sampling.patch_size, mode="constant", value=0),
-        # Candidate crop centres are cached as int64 voxel indices (8 bytes per voxel); the cap bounds that memory.
-        ClassesToIndicesd(LABEL, num_classes=len(CLASS_NAMES), max_samples_per_class=sampling.max_indices_per_class),
+        _class_indices(config),
         RandCropByLabelClassesd(
             keys,
             label_key=LABEL,
@@ -113,6 +136,7 @@ def train_transforms(config: SegConfig) -> Compose:
             indices_key=INDICES,
             warn=False,
         ),
+        *_augmentations(config),
         RandScaleIntensityd(IMAGE, factors=window.width_jitter_fraction, prob=1.0),
         RandShiftIntensityd(IMAGE, offsets=window.level_jitter_hu / width, prob=1.0),
         _final_clip(),
