@@ -6,7 +6,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from livermets.segmentation.convert import array_to_image, image_to_metatensor
-from livermets.segmentation.postprocess import postprocess_label, postprocess_probabilities
+from livermets.segmentation.postprocess import labels_from_probabilities, postprocess_label, postprocess_probabilities
 
 
 def _scene() -> np.ndarray:
@@ -40,6 +40,19 @@ def test_probabilities_follow_the_label_rules() -> None:
     probs = np.stack([(label == c).astype(np.float32) * 0.8 + 0.1 for c in range(3)])
     cleaned = postprocess_probabilities(probs, (1.0, 1.0, 1.0), True, 6.0)
     assert np.array_equal(cleaned.argmax(axis=0), postprocess_label(label, (1.0, 1.0, 1.0), True, 6.0))
+
+
+def test_lesion_threshold_against_an_independent_rule() -> None:
+    rng = np.random.default_rng(4)
+    probs = rng.dirichlet((1.0, 1.0, 0.5), size=(6, 7, 5)).transpose(3, 0, 1, 2)
+    assert np.array_equal(labels_from_probabilities(probs), probs.argmax(axis=0))
+    for threshold in (0.1, 0.3, 0.6):
+        expected = np.where(probs[2] >= threshold, 2, np.where(probs[1] > probs[0], 1, 0))
+        assert np.array_equal(labels_from_probabilities(probs, threshold), expected)
+    # UInt8 probabilities (0..255) with the threshold in the same units give the same labels.
+    quantised = np.rint(probs * 255).astype(np.uint8)
+    assert np.array_equal(labels_from_probabilities(list(quantised), 0.3 * 255),
+                          np.where(quantised[2] >= 76.5, 2, np.where(quantised[1] > quantised[0], 1, 0)))
 
 
 def test_no_liver_means_no_lesion() -> None:

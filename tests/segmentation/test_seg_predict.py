@@ -134,6 +134,22 @@ def test_cli_predict_manifest_split_and_image(trained_model: Path, tiny_cohort: 
     proc = subprocess.run([*base, "--image", str(image_path), "--out", str(out), "--overlap", "1.5"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "inference.overlap" in proc.stderr and "Traceback" not in proc.stderr
+    for bad, fragment in ((["--lesion-threshold", "1.5"], "inference.lesion_threshold"),
+                          (["--lesion-threshold", "0.3", "--argmax"], "exclude each other")):
+        proc = subprocess.run([*base, "--image", str(image_path), "--out", str(out), *bad],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 2 and fragment in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_lesion_threshold_changes_only_the_lesion_rule(trained_model: Path) -> None:
+    image, _ = phantom(21, spacing=(2.1, 2.4, 4.0))
+    segmenter = Segmenter(trained_model, device="cpu", resample="labels")
+    default = sitk.GetArrayFromImage(segmenter.predict_image(image))
+    low = sitk.GetArrayFromImage(Segmenter(trained_model, device="cpu", resample="labels",
+                                           lesion_threshold=0.01).predict_image(image))
+    # A 1 % threshold can only add lesion voxels where the argmax said liver or background (post-processing aside).
+    assert (low == 2).sum() >= (default == 2).sum()
+    assert ((default == 2) & (low != 2)).sum() == 0
 
 
 def test_not_a_model_folder(tmp_path: Path) -> None:

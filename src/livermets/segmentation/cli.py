@@ -70,6 +70,10 @@ def predict(
     lesion_distance: float | None = typer.Option(None, "--lesion-max-distance-mm",
                                                  help="Drop lesion voxels farther than this from the liver."),
     keep_all_lesions: bool = typer.Option(False, "--keep-all-lesions", help="Keep lesions anywhere."),
+    lesion_threshold: float | None = typer.Option(None, "--lesion-threshold",
+                                                  help="Lesion where its probability reaches this (default: config; "
+                                                       "calibrated on validation by the cpu preset)."),
+    argmax: bool = typer.Option(False, "--argmax", help="Plain argmax labels (ignore the config's lesion threshold)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo series whose output already exists."),
 ) -> None:
     """Predict label maps (0 background, 1 liver, 2 lesion) on the exact grid of each input CT.
@@ -81,16 +85,21 @@ def predict(
 
     if keep_all_lesions and lesion_distance is not None:
         raise UserInputError("--keep-all-lesions and --lesion-max-distance-mm exclude each other")
+    if argmax and lesion_threshold is not None:
+        raise UserInputError("--argmax and --lesion-threshold exclude each other")
     overrides: dict[str, Any] = {
         key: value
         for key, value in {
             "overlap": overlap, "blend_mode": blend, "sw_batch_size": sw_batch_size, "resample": resample,
             "largest_liver": largest_liver, "lesion_max_distance_mm": lesion_distance,
+            "lesion_threshold": lesion_threshold,
         }.items()
         if value is not None
     }
     if keep_all_lesions:
         overrides["lesion_max_distance_mm"] = None
+    if argmax:
+        overrides["lesion_threshold"] = None
     table = predict_cohort(model, out, manifest=manifest, image=image, split=split, tta=tta, device=device,
                            overwrite=overwrite, **overrides)
     typer.echo(f"{out}: wrote {len(table)} label map(s); summary in {out / 'predictions.csv'}")

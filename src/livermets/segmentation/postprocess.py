@@ -10,6 +10,8 @@ Both rules run on the network grid (small) before the result is mapped back to t
 
 from __future__ import annotations
 
+from typing import Any
+
 import cc3d
 import numpy as np
 from scipy import ndimage
@@ -18,6 +20,29 @@ from livermets.segmentation.config import CLASS_NAMES
 
 LIVER = CLASS_NAMES.index("liver")
 LESION = CLASS_NAMES.index("lesion")
+
+
+def labels_from_probabilities(probabilities: Any, lesion_threshold: float | None = None) -> np.ndarray:
+    """UInt8 label map from class probabilities ``(background, liver, lesion)`` along the first axis.
+
+    Without ``lesion_threshold`` this is the argmax (ties go to the lower label). With it, a voxel is lesion when its
+    lesion probability reaches the threshold (in the probabilities' own units, e.g. 0..255 for UInt8), otherwise
+    liver or background by the larger of the two; a threshold below 0.5 trades precision for lesion sensitivity.
+
+    Examples
+    --------
+    >>> probs = np.array([[0.5, 0.2], [0.2, 0.5], [0.3, 0.3]])[:, :, None]  # two voxels
+    >>> labels_from_probabilities(probs).ravel().tolist(), labels_from_probabilities(probs, 0.25).ravel().tolist()
+    ([0, 1], [2, 2])
+    """
+    background, liver, lesion = probabilities[0], probabilities[LIVER], probabilities[LESION]
+    label = np.zeros(np.shape(background), dtype=np.uint8)
+    label[liver > background] = LIVER
+    if lesion_threshold is None:
+        label[(lesion > background) & (lesion > liver)] = LESION
+    else:
+        label[lesion >= lesion_threshold] = LESION
+    return label
 
 
 def allowed_regions(
@@ -76,9 +101,13 @@ def postprocess_probabilities(
     spacing: tuple[float, ...],
     largest_liver: bool = True,
     lesion_max_distance_mm: float | None = 5.0,
+    lesion_threshold: float | None = None,
 ) -> np.ndarray:
-    """Zero the liver/lesion probabilities (C, ...) where :func:`postprocess_label` would remove them (in place)."""
-    label = probabilities.argmax(axis=0)
+    """Zero the liver/lesion probabilities (C, ...) where :func:`postprocess_label` would remove them (in place).
+
+    The regions come from :func:`labels_from_probabilities` with ``lesion_threshold``.
+    """
+    label = labels_from_probabilities(probabilities, lesion_threshold)
     organ, lesion_ok = allowed_regions(label, spacing, largest_liver, lesion_max_distance_mm)
     liver_removed = ~organ & (label == LIVER)
     lesion_removed = ~lesion_ok & (label == LESION)

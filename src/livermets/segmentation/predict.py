@@ -38,7 +38,13 @@ from livermets.segmentation.config import InferenceConfig, SegConfig, config_fro
 from livermets.segmentation.convert import array_to_image
 from livermets.segmentation.device import out_of_memory_message, resolve_device
 from livermets.segmentation.networks import build_network, load_weights
-from livermets.segmentation.postprocess import LESION, LIVER, postprocess_label, postprocess_probabilities
+from livermets.segmentation.postprocess import (
+    LESION,
+    LIVER,
+    labels_from_probabilities,
+    postprocess_label,
+    postprocess_probabilities,
+)
 from livermets.segmentation.train import CONFIG_FILE, WEIGHTS_FILE
 from livermets.segmentation.transforms import IMAGE, eval_transforms
 
@@ -123,16 +129,18 @@ class Segmenter:
         inferred = time.perf_counter()
         settings = self.inference
         if settings.resample == "labels":
-            label = postprocess_label(probs.argmax(axis=0), spacing, settings.largest_liver,
-                                      settings.lesion_max_distance_mm)
+            label = postprocess_label(labels_from_probabilities(probs, settings.lesion_threshold), spacing,
+                                      settings.largest_liver, settings.lesion_max_distance_mm)
             moving = array_to_image(label, affine)
             result = sitk.Resample(moving, image, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
         else:
-            probs = postprocess_probabilities(probs, spacing, settings.largest_liver, settings.lesion_max_distance_mm)
+            probs = postprocess_probabilities(probs, spacing, settings.largest_liver, settings.lesion_max_distance_mm,
+                                              settings.lesion_threshold)
             quantised = np.rint(probs * 255).astype(np.uint8)
             moving = array_to_image(quantised, affine)
             resampled = sitk.Resample(moving, image, sitk.Transform(), sitk.sitkLinear, 0, sitk.sitkVectorUInt8)
-            result = _argmax_image(resampled, image)
+            threshold = None if settings.lesion_threshold is None else settings.lesion_threshold * 255
+            result = _label_image(resampled, image, threshold)
         diffs = geometry_differences(result, image)
         if diffs:  # resampling onto the reference cannot change its grid; fail loudly if it ever did
             raise RuntimeError(f"prediction grid differs from the input: {diffs}")
@@ -143,15 +151,10 @@ class Segmenter:
         return result
 
 
-def _argmax_image(vector: sitk.Image, reference: sitk.Image) -> sitk.Image:
-    """UInt8 label of the largest component of a 3-component UInt8 vector image (ties → lower label)."""
+def _label_image(vector: sitk.Image, reference: sitk.Image, lesion_threshold: float | None) -> sitk.Image:
+    """UInt8 label of a 3-component UInt8 probability image (:func:`labels_from_probabilities`, 0..255 units)."""
     arr = sitk.GetArrayViewFromImage(vector)  # (z, y, x, 3)
-    background, liver, lesion = arr[..., 0], arr[..., 1], arr[..., 2]
-    label = np.zeros(background.shape, dtype=np.uint8)
-    is_liver = liver > background
-    label[is_liver] = LIVER
-    label[(lesion > background) & (lesion > liver)] = LESION
-    out = sitk.GetImageFromArray(label)
+    out = sitk.GetImageFromArray(labels_from_probabilities([arr[..., k] for k in range(3)], lesion_threshold))
     out.CopyInformation(reference)
     return out
 

@@ -1,0 +1,104 @@
+"""Validation during training: per-scan Dice on the network grid, and the lesion-threshold calibration.
+
+Both run ``sliding_window_inference`` with the config's patch, overlap and blending over the validation loader
+(deterministic preprocessing, labels resampled with the image).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+from monai.data import DataLoader, decollate_batch
+from monai.inferers import sliding_window_inference
+from monai.metrics import DiceMetric
+from monai.transforms import AsDiscrete
+
+from livermets.segmentation.config import CLASS_NAMES, SegConfig
+from livermets.segmentation.postprocess import LESION, labels_from_probabilities, postprocess_label
+from livermets.segmentation.transforms import IMAGE, LABEL
+
+#: Lesion thresholds tried by the calibration; ``None`` is the argmax.
+THRESHOLDS: tuple[float | None, ...] = (None, 0.5, 0.4, 0.3, 0.25, 0.2, 0.15, 0.1)
+
+
+def _logits(network: torch.nn.Module, image: torch.Tensor, config: SegConfig) -> torch.Tensor:
+    inference = config.inference
+    return torch.as_tensor(sliding_window_inference(
+        image, config.sampling.patch_size, inference.sw_batch_size, network, overlap=inference.overlap,
+        mode=inference.blend_mode,
+    ))
+
+
+def validation_dice(
+    network: torch.nn.Module, loader: DataLoader, config: SegConfig, device: torch.device, amp: bool
+) -> tuple[float, float]:
+    """Mean per-scan liver and lesion Dice (argmax) on the network grid; scans without lesions leave lesion out."""
+    metric = DiceMetric(include_background=False, reduction="none", ignore_empty=True)
+    to_pred = AsDiscrete(argmax=True, to_onehot=len(CLASS_NAMES))
+    to_true = AsDiscrete(to_onehot=len(CLASS_NAMES))
+    network.eval()
+    with torch.no_grad(), torch.autocast(device.type, enabled=amp):
+        for batch in loader:
+            logits = _logits(network, batch[IMAGE].to(device), config)
+            preds = [torch.as_tensor(to_pred(p)) for p in decollate_batch(logits)]
+            trues = [torch.as_tensor(to_true(t)) for t in decollate_batch(batch[LABEL].to(device))]
+            metric(y_pred=preds, y=trues)
+    aggregated = metric.aggregate()
+    assert isinstance(aggregated, torch.Tensor)  # reduction="none" without get_not_nans returns one tensor
+    scores = aggregated.float().cpu().numpy()  # (cases, [liver, lesion]); NaN where the truth is empty
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN column: no lesion in any validation scan
+        liver, lesion = float(np.nanmean(scores[:, 0])), float(np.nanmean(scores[:, 1]))
+    return liver, lesion
+
+
+def _probabilities(
+    network: torch.nn.Module, loader: DataLoader, config: SegConfig, device: torch.device, amp: bool
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(softmax (3, x, y, z), label (x, y, z)) per validation scan."""
+    network.eval()
+    with torch.no_grad(), torch.autocast(device.type, enabled=amp):
+        for batch in loader:
+            probs = torch.softmax(_logits(network, batch[IMAGE].to(device), config).float(), dim=1).cpu().numpy()
+            labels = batch[LABEL].cpu().numpy()
+            for p, t in zip(probs, labels, strict=True):
+                yield p, t[0]
+
+
+def calibrate_lesion_threshold(
+    network: torch.nn.Module, loader: DataLoader, config: SegConfig, device: torch.device, amp: bool,
+    thresholds: tuple[float | None, ...] = THRESHOLDS,
+) -> tuple[float | None, pd.DataFrame]:
+    """The lesion threshold with the best mean per-scan validation lesion Dice, after prediction's post-processing.
+
+    Returns the threshold (``None``: argmax) and a table ``threshold, mean_val_lesion_dice, n_scans``. Ties go to
+    the argmax, then to the higher threshold (fewer false positives). Scans without lesions are left out, as in
+    :func:`validation_dice`; with none left the argmax is kept.
+    """
+    inference = config.inference
+    spacing = config.preprocess.spacing_mm
+    scores: dict[float | None, list[float]] = {t: [] for t in thresholds}
+    for probs, truth in _probabilities(network, loader, config, device, amp):
+        reference = truth == LESION
+        if not reference.any():
+            continue
+        for threshold in thresholds:
+            label = postprocess_label(labels_from_probabilities(probs, threshold), spacing, inference.largest_liver,
+                                      inference.lesion_max_distance_mm)
+            predicted = label == LESION
+            overlap = np.count_nonzero(predicted & reference)
+            scores[threshold].append(2.0 * overlap / (np.count_nonzero(predicted) + np.count_nonzero(reference)))
+    table = pd.DataFrame({
+        "threshold": ["argmax" if t is None else t for t in thresholds],
+        "mean_val_lesion_dice": [float(np.mean(s)) if s else math.nan for s in scores.values()],
+        "n_scans": [len(s) for s in scores.values()],
+    })
+    if not table["n_scans"].iloc[0]:
+        return None, table
+    best = int(np.argmax(table["mean_val_lesion_dice"].to_numpy()))  # first maximum: argmax, then higher values
+    return thresholds[best], table
