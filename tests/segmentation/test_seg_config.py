@@ -31,7 +31,21 @@ def test_cpu_preset_is_coarser_and_smaller() -> None:
     cpu, paper = load_config("cpu"), load_config("paper")
     assert all(c > p for c, p in zip(cpu.preprocess.spacing_mm, paper.preprocess.spacing_mm, strict=True))
     assert cpu.sampling.class_ratios == paper.sampling.class_ratios
-    assert sum(cpu.network.unet.channels) < sum(paper.network.unet.channels)
+    assert sum(cpu.sampling.patch_size) < sum(paper.sampling.patch_size)
+    from livermets.segmentation.networks import build_network
+
+    def n_parameters(cfg: object) -> int:
+        return sum(p.numel() for p in build_network(cfg).parameters())  # type: ignore[arg-type]
+
+    assert n_parameters(cpu) < n_parameters(paper)
+
+
+def test_paper_preset_uses_none_of_the_options_beyond_the_paper() -> None:
+    paper = load_config("paper")
+    assert paper.sampling.lesion_centres == "voxel"  # MONAI's own label-class sampling
+    assert paper.train.class_weights is None and paper.train.lr_schedule == "constant"
+    assert not paper.train.calibrate_lesion_threshold and paper.inference.lesion_threshold is None
+    assert paper.augment.flip_prob == 0 and paper.augment.rotate90_prob == 0
 
 
 def test_yaml_round_trip(tmp_path: Path) -> None:
@@ -52,6 +66,9 @@ def test_yaml_round_trip(tmp_path: Path) -> None:
         (("network", "unet", "strides"), [2], "strides"),
         (("inference", "overlap"), 1.5, "inference.overlap"),
         (("model",), "vnet", "model"),
+        (("train", "class_weights"), [1.0, 0.0, 3.0], "train.class_weights"),
+        (("train", "lr_schedule"), "cosine", "train.lr_schedule"),
+        (("sampling", "lesion_centres"), "centroid", "sampling.lesion_centres"),
     ],
 )
 def test_bad_values_are_named(path: tuple[str, ...], value: object, fragment: str) -> None:

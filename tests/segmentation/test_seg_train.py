@@ -166,3 +166,55 @@ def test_disk_cache_with_capped_indices_is_reused_on_resume(tiny_cohort: Path, t
     stamps = [p.stat().st_mtime_ns for p in cached]
     assert train_model(tiny_cohort, out, model=None, device="cpu", max_epochs=2, resume=True).last_epoch == 2
     assert [p.stat().st_mtime_ns for p in sorted((out / "cache").rglob("*.pt"))] == stamps
+
+
+def test_poly_schedule_follows_the_nnunet_formula_over_epochs_and_time() -> None:
+    from livermets.segmentation.train import PolySchedule
+
+    by_epochs = PolySchedule(max_epochs=8, budget_s=float("inf"))
+    assert [by_epochs.factor(e) for e in (0, 2, 8)] == pytest.approx([1.0, 0.75**0.9, 0.0])
+    # Half of a 100 s budget used (start set 50 s in the past) dominates an early epoch fraction.
+    import time
+
+    by_time = PolySchedule(max_epochs=1000, budget_s=100.0, started=time.monotonic() - 50.0)
+    assert by_time.factor(1.0) == pytest.approx(0.5**0.9, abs=0.01)
+    # A resumed run starts where the interrupted one stopped and spreads the rest over its own budget.
+    resumed = PolySchedule(max_epochs=1000, budget_s=100.0, start_fraction=0.6, started=time.monotonic() - 50.0)
+    assert resumed.time_progress() == pytest.approx(0.6 + 0.4 * 0.5, abs=0.01)
+
+
+def test_poly_schedule_and_class_weights_train(tiny_cohort: Path, tmp_path: Path) -> None:
+    data = tiny_config_dict()
+    data["sampling"]["lesion_centres"] = "component"
+    data["train"].update(lr_schedule="poly", class_weights=[1.0, 1.0, 3.0], max_epochs=3,
+                         calibrate_lesion_threshold=True)
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(data))
+    model = tmp_path / "m"
+    train_model(tiny_cohort, model, model="unet", config=config, device="cpu")
+    log = pd.read_csv(model / "train_log.csv")
+    # The logged rate is the last iteration's: lr * (1 - (epoch - 1 + (n - 1) / n) / 3) ** 0.9 with n = 4 scans.
+    expected = [3e-3 * (1 - (e - 1 + 3 / 4) / 3) ** 0.9 for e in (1, 2, 3)]
+    assert log["learning_rate"].tolist() == pytest.approx(expected, rel=1e-6)
+    assert log["train_loss"].notna().all()
+
+    # The calibration table holds each threshold's validation lesion Dice after post-processing, recomputed here
+    # from the saved model's probabilities; the config keeps the best one.
+    table = pd.read_csv(model / "lesion_threshold.csv")
+    cfg = load_config(model / "config.yaml")
+    best = table.loc[table["mean_val_lesion_dice"].idxmax(), "threshold"]
+    assert str(cfg.inference.lesion_threshold or "argmax") == str(best)
+    from livermets.segmentation.postprocess import labels_from_probabilities, postprocess_label
+    from livermets.segmentation.transforms import eval_transforms
+
+    segmenter = Segmenter(model, device="cpu")
+    val = pd.read_csv(tiny_cohort)
+    row = val[val["split"] == "val"].iloc[0]
+    case = eval_transforms(cfg)({"image": str(tiny_cohort.parent / row["image"]),
+                                 "label": str(tiny_cohort.parent / row["label"])})
+    probs = segmenter.probabilities(case["image"].as_tensor()[None])[0].numpy()
+    truth = case["label"][0].numpy() == 2
+    for threshold, dice in zip(table["threshold"], table["mean_val_lesion_dice"], strict=True):
+        value = None if threshold == "argmax" else float(threshold)
+        lesion = postprocess_label(labels_from_probabilities(probs, value), cfg.preprocess.spacing_mm) == 2
+        assert 2 * (lesion & truth).sum() / (lesion.sum() + truth.sum()) == pytest.approx(dice, abs=1e-6)

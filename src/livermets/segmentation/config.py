@@ -85,6 +85,10 @@ class SamplingConfig(_Strict):
     max_indices_per_class: int | None = Field(
         default=None, ge=1, description="keep at most this many evenly spaced candidate centres per class (memory)"
     )
+    lesion_centres: Literal["voxel", "component"] = Field(default=
+        "voxel", description="lesion crop centres uniform over lesion voxels (MONAI default; large lesions dominate) "
+        "or over lesions (each connected component equally likely, then a voxel inside it)"
+    )
 
     @field_validator("patch_size")
     @classmethod
@@ -146,6 +150,15 @@ class SegResNetConfig(_Strict):
         return int(2 ** (len(self.blocks_down) - 1))
 
 
+class AugmentConfig(_Strict):
+    """Spatial augmentation of the training crops (exact voxel permutations: no interpolation, labels stay exact)."""
+
+    flip_prob: float = Field(default=0.0, ge=0, le=1, description="chance of mirroring each axis (RandFlipd)")
+    rotate90_prob: float = Field(default=
+        0.0, ge=0, le=1, description="chance of an in-plane rotation by 90/180/270 degrees (RandRotate90d)"
+    )
+
+
 class NetworkConfig(_Strict):
     unet: UNetConfig = Field(default_factory=UNetConfig)
     segresnet: SegResNetConfig = Field(default_factory=SegResNetConfig)
@@ -162,15 +175,33 @@ class TrainConfig(_Strict):
     batch_dice: bool = Field(
         default=False, description="Dice over the whole batch per class instead of per crop (stabler for small lesions)"
     )
+    class_weights: Positive3 | None = Field(default=
+        None, description="(background, liver, lesion) weights of the loss terms (MONAI applies them to CE and Dice)"
+    )
+    lr_schedule: Literal["constant", "poly"] = Field(default=
+        "constant", description="poly: lr * (1 - progress) ** 0.9 per iteration (nnU-Net), where progress is the "
+        "larger of the epoch fraction and, with max_minutes, the elapsed fraction of the time budget"
+    )
     images_per_batch: int = Field(default=1, ge=1)
     val_interval: int = Field(default=1, ge=1, description="validate every N epochs (and always on the last one)")
     val_fraction: float = Field(default=
         0.2, gt=0, le=0.5, description="share of training patients held out for validation when there is no val split"
     )
+    calibrate_lesion_threshold: bool = Field(default=
+        False, description="after training, set inference.lesion_threshold to the value with the best mean "
+        "validation lesion Dice (argmax, 0.5 ... 0.1)"
+    )
     cache: Literal["memory", "disk", "none"] = "memory"
     num_workers: int = Field(default=0, ge=0)
     amp: bool = Field(default=True, description="automatic mixed precision (CUDA only; ignored on CPU)")
     seed: int = 0
+
+    @field_validator("class_weights")
+    @classmethod
+    def _weights(cls, value: Positive3 | None) -> Positive3 | None:
+        if value is not None and any(not (w > 0 and math.isfinite(w)) for w in value):
+            raise ValueError(f"class weights (background, liver, lesion) must be positive numbers, got {value}")
+        return value
 
 
 class InferenceConfig(_Strict):
@@ -182,6 +213,10 @@ class InferenceConfig(_Strict):
     tta_flip_axes: tuple[tuple[int, ...], ...] = ((0,), (1,), (2,))
     resample: Literal["probabilities", "labels"] = Field(default=
         "probabilities", description="map back to the input grid by linear probabilities or nearest labels"
+    )
+    lesion_threshold: float | None = Field(default=
+        None, gt=0, lt=1, description="lesion where its probability reaches this (None: argmax); training with "
+        "train.calibrate_lesion_threshold sets it from the validation scans"
     )
     largest_liver: bool = True
     lesion_max_distance_mm: float | None = Field(default=
@@ -205,6 +240,7 @@ class SegConfig(_Strict):
     classes: tuple[str, str, str] = CLASS_NAMES
     preprocess: PreprocessConfig
     sampling: SamplingConfig
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
     network: NetworkConfig = Field(default_factory=NetworkConfig)
     train: TrainConfig
     inference: InferenceConfig = Field(default_factory=InferenceConfig)

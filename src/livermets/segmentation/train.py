@@ -7,6 +7,7 @@ Model folder layout (every file written atomically)::
       model.safetensors      weights of the epoch with the best validation lesion Dice (what predict loads)
       train_log.csv          one row per epoch: loss, validation liver/lesion Dice, best so far, timings
       training_curve.png     loss and Dice curves
+      lesion_threshold.csv   mean validation lesion Dice per lesion threshold (train.calibrate_lesion_threshold)
       provenance.json        command, parameters, library versions
       checkpoint/            last epoch for --resume: state.json, weights (safetensors), optimizer (torch state_dict)
       cache/                 preprocessed volumes when train.cache = disk (safe to delete)
@@ -26,7 +27,6 @@ import json
 import logging
 import math
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,24 +34,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from monai.data import CacheDataset, DataLoader, Dataset, PersistentDataset, decollate_batch
-from monai.inferers import sliding_window_inference
+from monai.data import CacheDataset, DataLoader, Dataset, PersistentDataset
 from monai.losses import DiceCELoss, DiceLoss
-from monai.metrics import DiceMetric
-from monai.transforms import AsDiscrete
 from monai.utils import set_determinism
 
-from livermets.atomic import append_csv_rows, atomic_path, write_json
+from livermets.atomic import append_csv_rows, atomic_path, write_csv, write_json
 from livermets.cohort.manifest import load_manifest
 from livermets.errors import UserInputError
 from livermets.figures import save_figure
 from livermets.progress import track
 from livermets.provenance import provenance
 from livermets.segmentation.checks import check_training_case, training_frames
-from livermets.segmentation.config import CLASS_NAMES, SegConfig, load_config, save_config
+from livermets.segmentation.config import SegConfig, load_config, save_config
 from livermets.segmentation.device import out_of_memory_message, resolve_device
 from livermets.segmentation.networks import build_network, load_weights, save_weights
 from livermets.segmentation.transforms import IMAGE, LABEL, eval_transforms, train_transforms
+from livermets.segmentation.validation import calibrate_lesion_threshold, validation_dice
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +60,7 @@ CURVE_FILE = "training_curve.png"
 PROVENANCE_FILE = "provenance.json"
 CHECKPOINT_DIR = "checkpoint"
 STATE_FILE = "state.json"
+THRESHOLD_FILE = "lesion_threshold.csv"
 
 
 @dataclass(frozen=True)
@@ -88,6 +87,35 @@ def _dataset(files: list[dict[str, str]], transform: Any, config: SegConfig, cac
         digest = hashlib.sha256(config.preprocess.model_dump_json().encode()).hexdigest()[:12]
         return PersistentDataset(files, transform, cache_dir=cache_dir / digest)
     return Dataset(files, transform)
+
+
+class PolySchedule:
+    """nnU-Net's poly learning-rate factor ``(1 - progress) ** 0.9`` for epoch- and time-budgeted training.
+
+    ``progress`` is the larger of the epoch fraction and the fraction of the wall-time budget used, so the rate
+    reaches zero when either budget ends. A resumed run continues the time fraction from where the interrupted run
+    left it (``start_fraction``) and spreads the rest over its own budget.
+
+    Examples
+    --------
+    >>> PolySchedule(max_epochs=10, budget_s=float("inf")).factor(5.0)  # half-way through the epochs
+    0.5358867312681466
+    """
+
+    def __init__(self, max_epochs: int, budget_s: float, start_fraction: float = 0.0,
+                 started: float | None = None) -> None:
+        self.max_epochs, self.budget_s, self.start_fraction = max_epochs, budget_s, start_fraction
+        self.started = time.monotonic() if started is None else started
+
+    def time_progress(self) -> float:
+        if not math.isfinite(self.budget_s):
+            return self.start_fraction
+        used = (time.monotonic() - self.started) / self.budget_s
+        return min(1.0, self.start_fraction + (1.0 - self.start_fraction) * used)
+
+    def factor(self, epochs_done: float) -> float:
+        progress = min(1.0, max(epochs_done / self.max_epochs, self.time_progress()))
+        return float((1.0 - progress) ** 0.9)
 
 
 def _read_state(model_dir: Path) -> dict[str, Any]:
@@ -138,30 +166,18 @@ def _plot_curves(log_path: Path, out: Path) -> None:
     save_figure(fig, out, dpi=100)
 
 
-def _validate(
-    network: torch.nn.Module, loader: DataLoader, config: SegConfig, device: torch.device, amp: bool
-) -> tuple[float, float]:
-    """Mean per-scan liver and lesion Dice on the network grid (scans without lesions leave lesion Dice out)."""
-    metric = DiceMetric(include_background=False, reduction="none", ignore_empty=True)
-    to_pred = AsDiscrete(argmax=True, to_onehot=len(CLASS_NAMES))
-    to_true = AsDiscrete(to_onehot=len(CLASS_NAMES))
-    network.eval()
-    with torch.no_grad(), torch.autocast(device.type, enabled=amp):
-        for batch in loader:
-            logits = sliding_window_inference(
-                batch[IMAGE].to(device), config.sampling.patch_size, config.inference.sw_batch_size, network,
-                overlap=config.inference.overlap, mode=config.inference.blend_mode,
-            )
-            preds = [torch.as_tensor(to_pred(p)) for p in decollate_batch(logits)]
-            trues = [torch.as_tensor(to_true(t)) for t in decollate_batch(batch[LABEL].to(device))]
-            metric(y_pred=preds, y=trues)
-    aggregated = metric.aggregate()
-    assert isinstance(aggregated, torch.Tensor)  # reduction="none" without get_not_nans returns one tensor
-    scores = aggregated.float().cpu().numpy()  # (cases, [liver, lesion]); NaN where the truth is empty
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN column: no lesion in any validation scan
-        liver, lesion = float(np.nanmean(scores[:, 0])), float(np.nanmean(scores[:, 1]))
-    return liver, lesion
+def _calibrate(
+    model_dir: Path, network: torch.nn.Module, loader: DataLoader, cfg: SegConfig, device: torch.device, amp: bool
+) -> None:
+    """Set ``inference.lesion_threshold`` of the saved config from the best weights on the validation scans."""
+    load_weights(network, model_dir / WEIGHTS_FILE)
+    threshold, table = calibrate_lesion_threshold(network, loader, cfg, device, amp)
+    write_csv(model_dir / THRESHOLD_FILE, table)
+    cfg.inference.lesion_threshold = threshold
+    save_config(cfg, model_dir / CONFIG_FILE)
+    log.info("lesion threshold %s (mean validation lesion Dice %.3f; argmax %.3f); table in %s",
+             "argmax" if threshold is None else threshold, table["mean_val_lesion_dice"].max(),
+             table["mean_val_lesion_dice"].iloc[0], THRESHOLD_FILE)
 
 
 def train_model(
@@ -244,10 +260,14 @@ def train_model(
     val_ds = _dataset(_files(val_frame), eval_transforms(cfg, with_label=True), cfg, cache_dir)
     val_loader = DataLoader(val_ds, batch_size=1, num_workers=cfg.train.num_workers)
 
+    # channels-last 3D weights make oneDNN/cuDNN convolutions ~1.5x faster in training (same results to 1e-5).
     network = build_network(cfg).to(torch_device)
+    network.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]  # missing from the stubs
     optimizer = torch.optim.Adam(network.parameters(), lr=cfg.train.learning_rate, weight_decay=cfg.train.weight_decay)
     loss_cls = DiceLoss if cfg.train.loss == "dice" else DiceCELoss
-    loss_fn = loss_cls(to_onehot_y=True, softmax=True, include_background=True, batch=cfg.train.batch_dice)
+    weights = torch.tensor(cfg.train.class_weights, device=torch_device) if cfg.train.class_weights else None
+    loss_fn = loss_cls(to_onehot_y=True, softmax=True, include_background=True, batch=cfg.train.batch_dice,
+                       weight=weights)
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     if resume:
         folder = model_dir / CHECKPOINT_DIR
@@ -268,6 +288,7 @@ def train_model(
     validation_seconds = 0.0
     epoch = int(state["epoch"])
     first_epoch = epoch + 1
+    schedule = PolySchedule(cfg.train.max_epochs, budget_s, float(state.get("time_progress", 0.0)), started)
     try:
         for epoch in range(first_epoch, cfg.train.max_epochs + 1):
             tick = time.monotonic()
@@ -281,7 +302,12 @@ def train_model(
             )
             network.train()
             losses = []
-            for batch in loader:
+            n_batches = len(loader)
+            for step, batch in enumerate(loader):
+                if cfg.train.lr_schedule == "poly":
+                    factor = schedule.factor(epoch - 1 + step / n_batches)
+                    for group in optimizer.param_groups:
+                        group["lr"] = cfg.train.learning_rate * factor
                 optimizer.zero_grad(set_to_none=True)
                 with torch.autocast(torch_device.type, enabled=amp):
                     logits = network(batch[IMAGE].to(torch_device))
@@ -299,7 +325,7 @@ def train_model(
             improved = False
             if epoch % cfg.train.val_interval == 0 or stopping:
                 val_tick = time.monotonic()
-                liver, lesion = _validate(network, val_loader, cfg, torch_device, amp)
+                liver, lesion = validation_dice(network, val_loader, cfg, torch_device, amp)
                 validation_seconds = time.monotonic() - val_tick
                 if math.isnan(lesion) and state["selection_metric"] == "val_lesion_dice":
                     log.warning("no lesion in the validation scans: selecting the model on validation liver Dice")
@@ -311,6 +337,7 @@ def train_model(
                     state.update(best_metric=score, best_liver_dice=key[1], best_epoch=epoch)
                     save_weights(network, model_dir / WEIGHTS_FILE)
                     improved = True
+            state["time_progress"] = schedule.time_progress()
             _save_checkpoint(model_dir, epoch, network, optimizer, scaler, state)
             elapsed_total = time.monotonic() - started
             row = {
@@ -318,6 +345,7 @@ def train_model(
                 "val_liver_dice": liver, "val_lesion_dice": lesion,
                 "best_metric": state["best_metric"] if state["best_epoch"] else math.nan,
                 "best_epoch": state["best_epoch"],
+                "learning_rate": optimizer.param_groups[0]["lr"],
                 "epoch_seconds": round(time.monotonic() - tick, 2),
                 "elapsed_minutes": round(elapsed_total / 60, 3),
             }
@@ -333,6 +361,8 @@ def train_model(
                     log.info("stopping after epoch %d: another epoch would exceed --max-minutes %.1f", epoch,
                              cfg.train.max_minutes or math.inf)
                 break
+        if cfg.train.calibrate_lesion_threshold and state["best_epoch"]:
+            _calibrate(model_dir, network, val_loader, cfg, torch_device, amp)
     except torch.OutOfMemoryError:
         raise UserInputError(out_of_memory_message(torch_device, "training")) from None
     return TrainResult(
