@@ -6,7 +6,7 @@ Run by hand (not in CI); every step is a ``livermets`` CLI call so that this mea
         [--config cpu|YAML]
 
 1. ``livermets synth --size demo --patients 48`` (skipped if the cohort exists in ``--work``): 106 train, 38 val and
-   40 test series; 16 patients (the ``make demo`` cohort) give only 38 training series, on which the network
+   40 test series; 16 patients give only 38 training series, on which the network
    overfits within minutes, and 6 test scans, too few for a stable median,
 2. ``livermets seg train --config cpu --max-minutes M --device cpu`` (skipped if the model exists),
 3. ``livermets seg predict --split test`` (with and without ``--tta``),
