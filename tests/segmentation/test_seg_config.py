@@ -12,6 +12,7 @@ import yaml
 from conftest import tiny_config_dict
 from livermets.errors import UserInputError
 from livermets.segmentation.config import config_from_dict, load_config, save_config
+from livermets.segmentation.networks import build_network
 
 
 def test_paper_preset_is_the_papers_recipe() -> None:
@@ -32,8 +33,6 @@ def test_cpu_preset_is_coarser_and_smaller() -> None:
     assert all(c > p for c, p in zip(cpu.preprocess.spacing_mm, paper.preprocess.spacing_mm, strict=True))
     assert cpu.sampling.class_ratios == paper.sampling.class_ratios
     assert sum(cpu.sampling.patch_size) < sum(paper.sampling.patch_size)
-    from livermets.segmentation.networks import build_network
-
     def n_parameters(cfg: object) -> int:
         return sum(p.numel() for p in build_network(cfg).parameters())  # type: ignore[arg-type]
 

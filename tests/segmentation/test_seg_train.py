@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +19,10 @@ from conftest import phantom, tiny_config_dict, write_cohort
 from livermets.errors import UserInputError
 from livermets.imaging.geometry import geometry_differences
 from livermets.segmentation.config import load_config
+from livermets.segmentation.postprocess import labels_from_probabilities, postprocess_label
 from livermets.segmentation.predict import Segmenter
-from livermets.segmentation.train import train_model
+from livermets.segmentation.train import PolySchedule, train_model
+from livermets.segmentation.transforms import eval_transforms
 
 
 def test_training_lowers_the_loss_and_writes_the_model_folder(trained_model: Path) -> None:
@@ -169,13 +172,9 @@ def test_disk_cache_with_capped_indices_is_reused_on_resume(tiny_cohort: Path, t
 
 
 def test_poly_schedule_follows_the_nnunet_formula_over_epochs_and_time() -> None:
-    from livermets.segmentation.train import PolySchedule
-
     by_epochs = PolySchedule(max_epochs=8, budget_s=float("inf"))
     assert [by_epochs.factor(e) for e in (0, 2, 8)] == pytest.approx([1.0, 0.75**0.9, 0.0])
     # Half of a 100 s budget used (start set 50 s in the past) dominates an early epoch fraction.
-    import time
-
     by_time = PolySchedule(max_epochs=1000, budget_s=100.0, started=time.monotonic() - 50.0)
     assert by_time.factor(1.0) == pytest.approx(0.5**0.9, abs=0.01)
     # A resumed run starts where the interrupted one stopped and spreads the rest over its own budget.
@@ -204,9 +203,6 @@ def test_poly_schedule_and_class_weights_train(tiny_cohort: Path, tmp_path: Path
     cfg = load_config(model / "config.yaml")
     best = table.loc[table["mean_val_lesion_dice"].idxmax(), "threshold"]
     assert str(cfg.inference.lesion_threshold or "argmax") == str(best)
-    from livermets.segmentation.postprocess import labels_from_probabilities, postprocess_label
-    from livermets.segmentation.transforms import eval_transforms
-
     segmenter = Segmenter(model, device="cpu")
     val = pd.read_csv(tiny_cohort)
     row = val[val["split"] == "val"].iloc[0]

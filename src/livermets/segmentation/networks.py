@@ -1,10 +1,11 @@
-"""Build the MONAI network named in a config, and save/load its weights as safetensors."""
+"""Build the MONAI network named in a config, run it over a whole volume, and save/load its weights as safetensors."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
+from monai.inferers import sliding_window_inference
 from monai.networks.nets import SegResNet, UNet
 from safetensors.torch import load_file, save_file
 
@@ -45,6 +46,17 @@ def build_network(config: SegConfig) -> torch.nn.Module:
         blocks_down=s.blocks_down,
         blocks_up=s.blocks_up,
     )
+
+
+def sliding_window_logits(network: torch.nn.Module, image: torch.Tensor, config: SegConfig) -> torch.Tensor:
+    """Logits (N, 3, x, y, z) of a preprocessed (N, 1, x, y, z) volume: MONAI's sliding window with the config's
+    patch size and the inference settings (windows per pass, overlap, blending) that validation and prediction share.
+    """
+    inference = config.inference
+    return torch.as_tensor(sliding_window_inference(
+        image, config.sampling.patch_size, inference.sw_batch_size, network, overlap=inference.overlap,
+        mode=inference.blend_mode,
+    ))
 
 
 def save_weights(network: torch.nn.Module, path: str | Path) -> Path:

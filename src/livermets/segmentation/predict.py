@@ -25,7 +25,6 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 import torch
-from monai.inferers import sliding_window_inference
 
 from livermets.atomic import write_csv
 from livermets.cohort.manifest import load_manifest
@@ -37,7 +36,7 @@ from livermets.segmentation.checks import check_ct_intensities
 from livermets.segmentation.config import InferenceConfig, SegConfig, config_from_dict, load_config
 from livermets.segmentation.convert import array_to_image
 from livermets.segmentation.device import out_of_memory_message, resolve_device
-from livermets.segmentation.networks import build_network, load_weights
+from livermets.segmentation.networks import build_network, load_weights, sliding_window_logits
 from livermets.segmentation.postprocess import (
     LESION,
     LIVER,
@@ -97,11 +96,7 @@ class Segmenter:
         amp = self.device.type == "cuda" and self.config.train.amp
 
         def run(x: torch.Tensor) -> torch.Tensor:
-            logits = sliding_window_inference(
-                x, self.config.sampling.patch_size, settings.sw_batch_size, self.network,
-                overlap=settings.overlap, mode=settings.blend_mode,
-            )
-            return torch.softmax(torch.as_tensor(logits).float(), dim=1)
+            return torch.softmax(sliding_window_logits(self.network, x, self.config).float(), dim=1)
 
         flips = settings.tta_flip_axes if tta else ()
         with torch.no_grad(), torch.autocast(self.device.type, enabled=amp):

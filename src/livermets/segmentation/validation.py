@@ -1,7 +1,7 @@
 """Validation during training: per-scan Dice on the network grid, and the lesion-threshold calibration.
 
-Both run ``sliding_window_inference`` with the config's patch, overlap and blending over the validation loader
-(deterministic preprocessing, labels resampled with the image).
+Both run :func:`~livermets.segmentation.networks.sliding_window_logits` (as prediction does) over the validation
+loader (deterministic preprocessing, labels resampled with the image).
 """
 
 from __future__ import annotations
@@ -14,24 +14,16 @@ import numpy as np
 import pandas as pd
 import torch
 from monai.data import DataLoader, decollate_batch
-from monai.inferers import sliding_window_inference
 from monai.metrics import DiceMetric
 from monai.transforms import AsDiscrete
 
 from livermets.segmentation.config import CLASS_NAMES, SegConfig
+from livermets.segmentation.networks import sliding_window_logits
 from livermets.segmentation.postprocess import LESION, labels_from_probabilities, postprocess_label
 from livermets.segmentation.transforms import IMAGE, LABEL
 
 #: Lesion thresholds tried by the calibration; ``None`` is the argmax.
 THRESHOLDS: tuple[float | None, ...] = (None, 0.5, 0.4, 0.3, 0.25, 0.2, 0.15, 0.1)
-
-
-def _logits(network: torch.nn.Module, image: torch.Tensor, config: SegConfig) -> torch.Tensor:
-    inference = config.inference
-    return torch.as_tensor(sliding_window_inference(
-        image, config.sampling.patch_size, inference.sw_batch_size, network, overlap=inference.overlap,
-        mode=inference.blend_mode,
-    ))
 
 
 def validation_dice(
@@ -44,7 +36,7 @@ def validation_dice(
     network.eval()
     with torch.no_grad(), torch.autocast(device.type, enabled=amp):
         for batch in loader:
-            logits = _logits(network, batch[IMAGE].to(device), config)
+            logits = sliding_window_logits(network, batch[IMAGE].to(device), config)
             preds = [torch.as_tensor(to_pred(p)) for p in decollate_batch(logits)]
             trues = [torch.as_tensor(to_true(t)) for t in decollate_batch(batch[LABEL].to(device))]
             metric(y_pred=preds, y=trues)
@@ -64,7 +56,8 @@ def _probabilities(
     network.eval()
     with torch.no_grad(), torch.autocast(device.type, enabled=amp):
         for batch in loader:
-            probs = torch.softmax(_logits(network, batch[IMAGE].to(device), config).float(), dim=1).cpu().numpy()
+            logits = sliding_window_logits(network, batch[IMAGE].to(device), config)
+            probs = torch.softmax(logits.float(), dim=1).cpu().numpy()
             labels = batch[LABEL].cpu().numpy()
             for p, t in zip(probs, labels, strict=True):
                 yield p, t[0]
