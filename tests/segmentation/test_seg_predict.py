@@ -120,6 +120,7 @@ def test_cli_predict_manifest_split_and_image(trained_model: Path, tiny_cohort: 
     proc = subprocess.run([*base, "--manifest", str(tiny_cohort), "--split", "test", "--out", str(out), "--tta",
                            "--blend", "constant", "--overlap", "0.5"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
+    assert "trained without flips" in " ".join(proc.stderr.split())  # the tiny model never saw flipped CTs
     manifest = pd.read_csv(tiny_cohort)
     test_ids = manifest.loc[manifest["split"] == "test", "series_id"].tolist()
     assert sorted(p.name for p in out.glob("*.nii.gz")) == [f"{s}.nii.gz" for s in test_ids]

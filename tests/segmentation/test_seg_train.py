@@ -14,8 +14,11 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 import yaml
+from scipy import ndimage
+from typer.testing import CliRunner
 
 from conftest import phantom, tiny_config_dict, write_cohort
+from livermets.cli import app
 from livermets.errors import UserInputError
 from livermets.imaging.geometry import geometry_differences
 from livermets.segmentation.config import load_config
@@ -197,20 +200,47 @@ def test_poly_schedule_and_class_weights_train(tiny_cohort: Path, tmp_path: Path
     assert log["learning_rate"].tolist() == pytest.approx(expected, rel=1e-6)
     assert log["train_loss"].notna().all()
 
-    # The calibration table holds each threshold's validation lesion Dice after post-processing, recomputed here
-    # from the saved model's probabilities; the config keeps the best one.
+    # The calibration table holds each threshold's validation lesion Dice and lesion detection after post-processing,
+    # recomputed here from the saved model's probabilities (components with scipy); the config keeps the best Dice.
     table = pd.read_csv(model / "lesion_threshold.csv")
     cfg = load_config(model / "config.yaml")
     best = table.loc[table["mean_val_lesion_dice"].idxmax(), "threshold"]
     assert str(cfg.inference.lesion_threshold or "argmax") == str(best)
     segmenter = Segmenter(model, device="cpu")
     val = pd.read_csv(tiny_cohort)
-    row = val[val["split"] == "val"].iloc[0]
-    case = eval_transforms(cfg)({"image": str(tiny_cohort.parent / row["image"]),
-                                 "label": str(tiny_cohort.parent / row["label"])})
-    probs = segmenter.probabilities(case["image"].as_tensor()[None])[0].numpy()
-    truth = case["label"][0].numpy() == 2
-    for threshold, dice in zip(table["threshold"], table["mean_val_lesion_dice"], strict=True):
-        value = None if threshold == "argmax" else float(threshold)
-        lesion = postprocess_label(labels_from_probabilities(probs, value), cfg.preprocess.spacing_mm) == 2
-        assert 2 * (lesion & truth).sum() / (lesion.sum() + truth.sum()) == pytest.approx(dice, abs=1e-6)
+    rows = val[val["split"] == "val"]
+    assert (table["n_val_scans"] == len(rows)).all()
+    expected = {t: np.zeros(4) for t in table["threshold"]}  # Dice sum, n_ref, tp, fp
+    for row in rows.itertuples():
+        case = eval_transforms(cfg)({"image": str(tiny_cohort.parent / row.image),
+                                     "label": str(tiny_cohort.parent / row.label)})
+        probs = segmenter.probabilities(case["image"].as_tensor()[None])[0].numpy()
+        truth = case["label"][0].numpy() == 2
+        ref_ids, n_ref = ndimage.label(truth, structure=np.ones((3, 3, 3)))
+        for threshold in table["threshold"]:
+            value = None if threshold == "argmax" else float(threshold)
+            lesion = postprocess_label(labels_from_probabilities(probs, value), cfg.preprocess.spacing_mm) == 2
+            pred_ids, n_pred = ndimage.label(lesion, structure=np.ones((3, 3, 3)))
+            tp = len(np.unique(ref_ids[lesion & truth]))
+            fp = n_pred - len(np.unique(pred_ids[lesion & truth]))
+            expected[threshold] += [2 * (lesion & truth).sum() / (lesion.sum() + truth.sum()), n_ref, tp, fp]
+    for _, got in table.iterrows():
+        dice_sum, n_ref, tp, fp = expected[got["threshold"]]
+        assert got["mean_val_lesion_dice"] == pytest.approx(dice_sum / len(rows), abs=1e-6)
+        assert (got["n_ref"], got["tp"], got["fp"]) == (n_ref, tp, fp)
+        assert got["sensitivity"] == pytest.approx(tp / n_ref)
+        assert got["f1"] == pytest.approx(2 * tp / (2 * tp + (n_ref - tp) + fp))
+
+    # `seg calibrate` re-chooses on the saved model by detection F1 without retraining.
+    result = CliRunner().invoke(app, ["seg", "calibrate", "--model", str(model), "--manifest", str(tiny_cohort),
+                                      "--metric", "lesion_f1", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(model / "lesion_threshold.csv")
+    cfg = load_config(model / "config.yaml")
+    assert cfg.train.calibration_metric == "lesion_f1"
+    best = table.loc[table["f1"].idxmax(), "threshold"]
+    assert str(cfg.inference.lesion_threshold or "argmax") == str(best)
+    assert f"lesion threshold {best}" in result.output
+    bad = subprocess.run([sys.executable, "-m", "livermets", "seg", "calibrate", "--model", str(model), "--manifest",
+                          str(tiny_cohort), "--metric", "auc"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "calibration_metric" in bad.stderr and "Traceback" not in bad.stderr

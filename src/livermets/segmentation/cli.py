@@ -1,4 +1,4 @@
-"""``livermets seg train`` and ``livermets seg predict`` (the ``seg`` group also holds ``seg evaluate``)."""
+"""``livermets seg train``, ``seg predict`` and ``seg calibrate`` (the ``seg`` group also holds ``seg evaluate``)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ import typer
 
 
 def register(seg_app: typer.Typer) -> None:
-    """Add ``train`` and ``predict`` to the ``seg`` group."""
+    """Add ``train``, ``predict`` and ``calibrate`` to the ``seg`` group."""
     seg_app.command("train")(train)
     seg_app.command("predict")(predict)
+    seg_app.command("calibrate")(calibrate)
 
 
 def train(
@@ -103,3 +104,29 @@ def predict(
     table = predict_cohort(model, out, manifest=manifest, image=image, split=split, tta=tta, device=device,
                            overwrite=overwrite, **overrides)
     typer.echo(f"{out}: wrote {len(table)} label map(s); summary in {out / 'predictions.csv'}")
+
+
+def calibrate(
+    model: Path = typer.Option(..., "--model", help="Model folder written by `livermets seg train`."),
+    manifest: Path = typer.Option(..., "--manifest", help="Manifest whose val rows (labelled) calibrate the model."),
+    metric: str | None = typer.Option(None, "--metric",
+                                      help="lesion_dice (mean validation lesion Dice) or lesion_f1 (lesion detection "
+                                           "F1 over all validation scans); default: the model's config."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+) -> None:
+    """Choose the lesion probability threshold (argmax, 0.5 ... 0.1) on the validation scans; no retraining.
+
+    Writes MODEL/lesion_threshold.csv (Dice, sensitivity, PPV, F1 and FP/scan per threshold) and sets
+    inference.lesion_threshold in MODEL/config.yaml.
+
+    Example: ``livermets seg calibrate --model models/unet --manifest cohort/manifest.csv --metric lesion_f1``
+    """
+    from livermets.segmentation.calibrate import calibrate_model
+
+    threshold, table = calibrate_model(model, manifest, metric=metric, device=device)
+    row = table[table["threshold"].astype(str) == ("argmax" if threshold is None else str(threshold))].iloc[0]
+    typer.echo(
+        f"{model}: lesion threshold {'argmax' if threshold is None else threshold} (validation lesion Dice "
+        f"{row['mean_val_lesion_dice']:.3f}, sensitivity {row['sensitivity']:.3f}, PPV {row['ppv']:.3f}, "
+        f"F1 {row['f1']:.3f}); table in {model / 'lesion_threshold.csv'}"
+    )

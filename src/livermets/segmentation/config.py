@@ -188,12 +188,23 @@ class TrainConfig(_Strict):
         0.2, gt=0, le=0.5, description="share of training patients held out for validation when there is no val split"
     )
     calibrate_lesion_threshold: bool = Field(default=
-        False, description="after training, set inference.lesion_threshold to the value with the best mean "
-        "validation lesion Dice (argmax, 0.5 ... 0.1)"
+        False, description="after training, set inference.lesion_threshold to the value (argmax, 0.5 ... 0.1) with "
+        "the best validation train.calibration_metric"
+    )
+    calibration_metric: Literal["lesion_dice", "lesion_f1"] = Field(default=
+        "lesion_dice", description="what the calibration maximises: mean validation lesion Dice (scans with lesions), "
+        "or lesion detection F1 pooled over all validation scans (false positives in lesion-free livers count)"
     )
     cache: Literal["memory", "disk", "none"] = "memory"
     num_workers: int = Field(default=0, ge=0)
-    amp: bool = Field(default=True, description="automatic mixed precision (CUDA only; ignored on CPU)")
+    amp: bool = Field(default=
+        True, description="automatic mixed precision in training, validation and prediction: float16 on CUDA, "
+        "bfloat16 on CPUs with native bfloat16 (AVX512-BF16 or AMX), off on other CPUs"
+    )
+    memory_format: Literal["auto", "contiguous", "channels_last"] = Field(default=
+        "auto", description="layout of the weights and activations while training; auto times a few training steps "
+        "in each on this machine and keeps the faster (same results either way, to float rounding)"
+    )
     seed: int = 0
 
     @field_validator("class_weights")

@@ -30,6 +30,25 @@ def resolve_device(name: str = "auto") -> torch.device:
     raise UserInputError(f"--device {name!r}: expected auto, cpu or cuda")
 
 
+def cpu_has_native_bfloat16() -> bool:
+    """Whether this CPU computes bfloat16 in hardware (AVX512-BF16 or AMX); elsewhere oneDNN emulates it slowly."""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
+
+
+def mixed_precision(device: torch.device, requested: bool) -> bool:
+    """Whether to run under ``torch.autocast``: float16 on CUDA, bfloat16 on a CPU with native bfloat16.
+
+    Examples
+    --------
+    >>> mixed_precision(torch.device("cpu"), requested=False)
+    False
+    """
+    if not requested:
+        return False
+    return device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bfloat16())
+
+
 def out_of_memory_message(device: torch.device, what: str) -> str:
     """One line advising how to fit into GPU memory."""
     return (

@@ -35,7 +35,8 @@ from livermets.progress import track
 from livermets.segmentation.checks import check_ct_intensities
 from livermets.segmentation.config import InferenceConfig, SegConfig, config_from_dict, load_config
 from livermets.segmentation.convert import array_to_image
-from livermets.segmentation.device import out_of_memory_message, resolve_device
+from livermets.segmentation.device import mixed_precision, out_of_memory_message, resolve_device
+from livermets.segmentation.model_files import CONFIG_FILE, WEIGHTS_FILE
 from livermets.segmentation.networks import build_network, load_weights, sliding_window_logits
 from livermets.segmentation.postprocess import (
     LESION,
@@ -44,7 +45,6 @@ from livermets.segmentation.postprocess import (
     postprocess_label,
     postprocess_probabilities,
 )
-from livermets.segmentation.train import CONFIG_FILE, WEIGHTS_FILE
 from livermets.segmentation.transforms import IMAGE, eval_transforms
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ class Segmenter:
         With ``tta`` the probabilities are averaged over the identity and each flip in ``inference.tta_flip_axes``.
         """
         settings = self.inference
-        amp = self.device.type == "cuda" and self.config.train.amp
+        amp = mixed_precision(self.device, self.config.train.amp)
 
         def run(x: torch.Tensor) -> torch.Tensor:
             return torch.softmax(sliding_window_logits(self.network, x, self.config).float(), dim=1)
@@ -208,6 +208,10 @@ def predict_cohort(
     if duplicated:
         raise UserInputError(f"duplicate series_id(s) {duplicated[:5]}: outputs are named <series_id>.nii.gz")
     segmenter = Segmenter(model_dir, device=device, **inference)
+    if tta and segmenter.config.augment.flip_prob == 0:
+        log.warning("--tta averages over flipped CTs, but %s was trained without flips (augment.flip_prob 0): "
+                    "flipped inputs are unlike its training data (TTA lowered lesion Dice in the README benchmark)",
+                    model_dir)
     out = Path(out_dir)
     rows = []
     for series_id, path in track(cases, "Segmenting"):

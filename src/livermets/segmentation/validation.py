@@ -17,6 +17,9 @@ from monai.data import DataLoader, decollate_batch
 from monai.metrics import DiceMetric
 from monai.transforms import AsDiscrete
 
+from livermets.lesions.components import LesionComponents, label_components
+from livermets.lesions.matching import match_paper
+from livermets.lesions.overlap import component_overlaps
 from livermets.segmentation.config import CLASS_NAMES, SegConfig
 from livermets.segmentation.networks import sliding_window_logits
 from livermets.segmentation.postprocess import LESION, labels_from_probabilities, postprocess_label
@@ -63,35 +66,58 @@ def _probabilities(
                 yield p, t[0]
 
 
+def _detection_counts(predicted: np.ndarray, reference: LesionComponents) -> tuple[int, int, int]:
+    """(reference lesions, detected reference lesions, false-positive predicted lesions) by the any-overlap rule."""
+    result = match_paper(component_overlaps(reference, label_components(predicted)))
+    return result.n_ref, result.tp, result.fp
+
+
 def calibrate_lesion_threshold(
     network: torch.nn.Module, loader: DataLoader, config: SegConfig, device: torch.device, amp: bool,
     thresholds: tuple[float | None, ...] = THRESHOLDS,
 ) -> tuple[float | None, pd.DataFrame]:
-    """The lesion threshold with the best mean per-scan validation lesion Dice, after prediction's post-processing.
+    """The lesion threshold with the best validation score (``train.calibration_metric``) after post-processing.
 
-    Returns the threshold (``None``: argmax) and a table ``threshold, mean_val_lesion_dice, n_scans``. Ties go to
-    the argmax, then to the higher threshold (fewer false positives). Scans without lesions are left out, as in
-    :func:`validation_dice`; with none left the argmax is kept.
+    Returns the threshold (``None``: argmax) and a table with one row per threshold:
+
+    - ``mean_val_lesion_dice`` over the ``n_scans`` scans with lesions, as in :func:`validation_dice`;
+    - ``n_ref``, ``tp``, ``fp``, ``sensitivity``, ``ppv``, ``f1`` and ``fp_per_scan``: lesion detection pooled over
+      all ``n_val_scans`` validation scans, lesion-free ones included, with the paper's any-overlap rule
+      (:func:`livermets.lesions.matching.match_paper`; connected components with 26-connectivity).
+
+    ``lesion_dice`` picks the best mean lesion Dice, ``lesion_f1`` the best F1 = 2 TP / (2 TP + FN + FP), which
+    also counts false positives in lesion-free livers. Ties go to the argmax, then to the higher threshold (fewer false
+    positives). Without validation lesions the argmax is kept.
     """
     inference = config.inference
     spacing = config.preprocess.spacing_mm
-    scores: dict[float | None, list[float]] = {t: [] for t in thresholds}
+    dice: dict[float | None, list[float]] = {t: [] for t in thresholds}
+    counts = np.zeros((len(thresholds), 3), dtype=np.int64)  # n_ref, tp, fp per threshold
+    n_val_scans = 0
     for probs, truth in _probabilities(network, loader, config, device, amp):
+        n_val_scans += 1
         reference = truth == LESION
-        if not reference.any():
-            continue
-        for threshold in thresholds:
+        reference_lesions = label_components(reference)
+        for row, threshold in enumerate(thresholds):
             label = postprocess_label(labels_from_probabilities(probs, threshold), spacing, inference.largest_liver,
                                       inference.lesion_max_distance_mm)
             predicted = label == LESION
-            overlap = np.count_nonzero(predicted & reference)
-            scores[threshold].append(2.0 * overlap / (np.count_nonzero(predicted) + np.count_nonzero(reference)))
-    table = pd.DataFrame({
-        "threshold": ["argmax" if t is None else t for t in thresholds],
-        "mean_val_lesion_dice": [float(np.mean(s)) if s else math.nan for s in scores.values()],
-        "n_scans": [len(s) for s in scores.values()],
-    })
-    if not table["n_scans"].iloc[0]:
+            counts[row] += _detection_counts(predicted, reference_lesions)
+            if reference.any():
+                overlap = np.count_nonzero(predicted & reference)
+                dice[threshold].append(2.0 * overlap / (np.count_nonzero(predicted) + np.count_nonzero(reference)))
+    n_ref, tp, fp = counts.T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        table = pd.DataFrame({
+            "threshold": ["argmax" if t is None else t for t in thresholds],
+            "mean_val_lesion_dice": [float(np.mean(s)) if s else math.nan for s in dice.values()],
+            "n_scans": [len(s) for s in dice.values()],
+            "n_val_scans": n_val_scans, "n_ref": n_ref, "tp": tp, "fp": fp,
+            "sensitivity": tp / n_ref, "ppv": tp / (tp + fp), "f1": 2 * tp / (tp + n_ref + fp),
+            "fp_per_scan": fp / max(n_val_scans, 1),
+        })
+    if not n_ref[0]:
         return None, table
-    best = int(np.argmax(table["mean_val_lesion_dice"].to_numpy()))  # first maximum: argmax, then higher values
+    column = "f1" if config.train.calibration_metric == "lesion_f1" else "mean_val_lesion_dice"
+    best = int(np.nanargmax(table[column].to_numpy()))  # first maximum: argmax, then higher thresholds
     return thresholds[best], table

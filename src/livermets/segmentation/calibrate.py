@@ -1,0 +1,89 @@
+"""Calibrate a model folder's lesion probability threshold on its validation scans (after training, or again later).
+
+Training with ``train.calibrate_lesion_threshold`` calls :func:`calibrate_from_loader` with the best weights;
+``livermets seg calibrate`` (:func:`calibrate_model`) does the same for a trained model, optionally by another
+``train.calibration_metric``, without retraining. Both write ``lesion_threshold.csv`` (one row per threshold, see
+:func:`livermets.segmentation.validation.calibrate_lesion_threshold`) and set ``inference.lesion_threshold`` in
+``config.yaml``, each file atomically.
+
+Examples
+--------
+>>> from livermets.segmentation.calibrate import calibrate_model
+>>> threshold, table = calibrate_model("models/unet", "cohort/manifest.csv", metric="lesion_f1")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+import torch
+from monai.data import DataLoader, Dataset
+
+from livermets.atomic import write_csv
+from livermets.cohort.manifest import load_manifest
+from livermets.errors import UserInputError
+from livermets.segmentation.checks import training_frames
+from livermets.segmentation.config import SegConfig, load_config, save_config
+from livermets.segmentation.device import mixed_precision, resolve_device
+from livermets.segmentation.model_files import CONFIG_FILE, THRESHOLD_FILE, WEIGHTS_FILE
+from livermets.segmentation.networks import build_network, load_weights
+from livermets.segmentation.transforms import IMAGE, LABEL, eval_transforms
+from livermets.segmentation.validation import THRESHOLDS, calibrate_lesion_threshold
+
+log = logging.getLogger(__name__)
+
+_SHOWN = ["mean_val_lesion_dice", "sensitivity", "ppv", "f1"]
+
+
+def calibrate_from_loader(
+    model_dir: Path, network: torch.nn.Module, loader: DataLoader, cfg: SegConfig, device: torch.device, amp: bool
+) -> tuple[float | None, pd.DataFrame]:
+    """Load ``model_dir``'s best weights into ``network``, calibrate on ``loader`` and save the threshold."""
+    load_weights(network, model_dir / WEIGHTS_FILE)
+    threshold, table = calibrate_lesion_threshold(network, loader, cfg, device, amp)
+    write_csv(model_dir / THRESHOLD_FILE, table)
+    cfg.inference.lesion_threshold = threshold
+    save_config(cfg, model_dir / CONFIG_FILE)
+    chosen = table.iloc[THRESHOLDS.index(threshold)]
+    log.info("lesion threshold %s by %s: validation lesion Dice %.3f, sensitivity %.3f, PPV %.3f, F1 %.3f "
+             "(argmax: %.3f, %.3f, %.3f, %.3f); table in %s", "argmax" if threshold is None else threshold,
+             cfg.train.calibration_metric, *chosen[_SHOWN], *table.iloc[0][_SHOWN], THRESHOLD_FILE)
+    return threshold, table
+
+
+def calibrate_model(
+    model_dir: str | Path, manifest: str | Path, metric: str | None = None, device: str = "auto"
+) -> tuple[float | None, pd.DataFrame]:
+    """Calibrate a trained model folder on the validation rows of ``manifest`` (as training chose them).
+
+    Parameters
+    ----------
+    model_dir
+        Folder written by ``livermets seg train``.
+    manifest
+        Manifest with ``image``, ``label`` and ``split``; the ``val`` rows (or, without them, the same
+        patient-grouped share of ``train`` that training held out, from the saved seed and ``val_fraction``).
+    metric
+        ``lesion_dice`` or ``lesion_f1``; ``None`` keeps the saved ``train.calibration_metric``. The choice is saved.
+    device
+        ``auto``, ``cpu`` or ``cuda``.
+
+    Returns
+    -------
+    tuple
+        The threshold (``None``: argmax) and the per-threshold table written to ``lesion_threshold.csv``.
+    """
+    model_dir = Path(model_dir)
+    if not (model_dir / WEIGHTS_FILE).is_file():
+        raise UserInputError(f"{model_dir}: no {WEIGHTS_FILE}; train the model first (livermets seg train)")
+    overrides = {"train.calibration_metric": metric} if metric is not None else {}
+    cfg = load_config(model_dir / CONFIG_FILE, **overrides)
+    _, val_frame = training_frames(load_manifest(manifest), cfg.train.val_fraction, cfg.train.seed, str(manifest))
+    files = [{IMAGE: str(r.image), LABEL: str(r.label)} for r in val_frame.itertuples()]
+    loader = DataLoader(Dataset(files, eval_transforms(cfg, with_label=True)), batch_size=1)
+    torch_device = resolve_device(device)
+    network = build_network(cfg).to(torch_device)
+    return calibrate_from_loader(model_dir, network, loader, cfg, torch_device,
+                                 mixed_precision(torch_device, cfg.train.amp))

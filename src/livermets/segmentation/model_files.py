@@ -1,0 +1,10 @@
+"""File names inside a model folder (see :mod:`livermets.segmentation.train` for the layout)."""
+
+CONFIG_FILE = "config.yaml"
+WEIGHTS_FILE = "model.safetensors"
+LOG_FILE = "train_log.csv"
+CURVE_FILE = "training_curve.png"
+PROVENANCE_FILE = "provenance.json"
+CHECKPOINT_DIR = "checkpoint"
+STATE_FILE = "state.json"
+THRESHOLD_FILE = "lesion_threshold.csv"
