@@ -4,7 +4,7 @@
 # the script reuses what is already there (synth --resume, resumable radiomics, an existing model).
 set -euo pipefail
 out=${1:-demo_output}
-patients=${DEMO_PATIENTS:-12}
+patients=${DEMO_PATIENTS:-24}
 train_minutes=${DEMO_TRAIN_MINUTES:-10}
 lm=(.venv/bin/livermets)
 cohort=$out/cohort
