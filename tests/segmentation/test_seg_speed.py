@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 import torch
+import yaml
 from monai.networks.nets import UNet
 
+from conftest import tiny_config_dict
 from livermets.segmentation import device as device_module
+from livermets.segmentation.config import load_config
 from livermets.segmentation.device import mixed_precision
 from livermets.segmentation.memory_format import fastest_memory_format
+from livermets.segmentation.networks import build_network
+from livermets.segmentation.transforms import IMAGE, LABEL
+from livermets.segmentation.validation import calibrate_lesion_threshold, validation_dice
 
 
 @pytest.mark.parametrize(("avx512_bf16", "amx", "expected"), [(True, False, True), (False, True, True),
@@ -34,3 +43,24 @@ def test_fastest_memory_format_leaves_the_network_and_random_state_alone() -> No
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
     assert torch.equal(torch.get_rng_state(), rng_before)
     assert next(net.parameters()).is_contiguous()
+
+
+def test_validation_preprocesses_outside_autocast(tmp_path: Path) -> None:
+    # An uncached loader runs MONAI's resampling while it is iterated; under CPU autocast that resampling would run in
+    # bfloat16 and change the labels (a real 48-patient validation set lost 5 of its 328 lesions that way).
+    config_path = tmp_path / "c.yaml"
+    config_path.write_text(yaml.safe_dump(tiny_config_dict()))
+    cfg = load_config(config_path)
+    network = build_network(cfg)
+    states: list[bool] = []
+
+    def loader() -> Iterator[dict[str, torch.Tensor]]:
+        generator = torch.Generator().manual_seed(0)
+        for _ in range(2):
+            states.append(torch.is_autocast_enabled("cpu"))
+            yield {IMAGE: torch.rand((1, 1, 32, 32, 16), generator=generator),
+                   LABEL: torch.randint(0, 3, (1, 1, 32, 32, 16), generator=generator).float()}
+
+    validation_dice(network, loader(), cfg, torch.device("cpu"), amp=True)  # type: ignore[arg-type]
+    calibrate_lesion_threshold(network, loader(), cfg, torch.device("cpu"), amp=True)  # type: ignore[arg-type]
+    assert states == [False] * 4

@@ -231,11 +231,14 @@ def test_poly_schedule_and_class_weights_train(tiny_cohort: Path, tmp_path: Path
         assert got["sensitivity"] == pytest.approx(tp / n_ref)
         assert got["f1"] == pytest.approx(2 * tp / (2 * tp + (n_ref - tp) + fp))
 
-    # `seg calibrate` re-chooses on the saved model by detection F1 without retraining.
+    # `seg calibrate` re-chooses on the saved model by detection F1 without retraining. It reads the validation scans
+    # without training's cache, yet must measure exactly what training measured (preprocessing outside autocast).
+    trained_table = table
     result = CliRunner().invoke(app, ["seg", "calibrate", "--model", str(model), "--manifest", str(tiny_cohort),
                                       "--metric", "lesion_f1", "--device", "cpu"])
     assert result.exit_code == 0, result.output
     table = pd.read_csv(model / "lesion_threshold.csv")
+    pd.testing.assert_frame_equal(table, trained_table)
     cfg = load_config(model / "config.yaml")
     assert cfg.train.calibration_metric == "lesion_f1"
     best = table.loc[table["f1"].idxmax(), "threshold"]

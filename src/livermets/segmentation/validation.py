@@ -29,6 +29,14 @@ from livermets.segmentation.transforms import IMAGE, LABEL
 THRESHOLDS: tuple[float | None, ...] = (None, 0.5, 0.4, 0.3, 0.25, 0.2, 0.15, 0.1)
 
 
+def _logits(network: torch.nn.Module, image: torch.Tensor, config: SegConfig, amp: bool) -> torch.Tensor:
+    """Float32 logits, with only the network under autocast: an uncached loader preprocesses each scan while it is
+    being iterated, and MONAI's resampling under CPU autocast runs in bfloat16 (labels and even grid sizes change).
+    """
+    with torch.no_grad(), torch.autocast(image.device.type, enabled=amp):
+        return sliding_window_logits(network, image, config).float()
+
+
 def validation_dice(
     network: torch.nn.Module, loader: DataLoader, config: SegConfig, device: torch.device, amp: bool
 ) -> tuple[float, float]:
@@ -37,12 +45,11 @@ def validation_dice(
     to_pred = AsDiscrete(argmax=True, to_onehot=len(CLASS_NAMES))
     to_true = AsDiscrete(to_onehot=len(CLASS_NAMES))
     network.eval()
-    with torch.no_grad(), torch.autocast(device.type, enabled=amp):
-        for batch in loader:
-            logits = sliding_window_logits(network, batch[IMAGE].to(device), config)
-            preds = [torch.as_tensor(to_pred(p)) for p in decollate_batch(logits)]
-            trues = [torch.as_tensor(to_true(t)) for t in decollate_batch(batch[LABEL].to(device))]
-            metric(y_pred=preds, y=trues)
+    for batch in loader:
+        logits = _logits(network, batch[IMAGE].to(device), config, amp)
+        preds = [torch.as_tensor(to_pred(p)) for p in decollate_batch(logits)]
+        trues = [torch.as_tensor(to_true(t)) for t in decollate_batch(batch[LABEL].to(device))]
+        metric(y_pred=preds, y=trues)
     aggregated = metric.aggregate()
     assert isinstance(aggregated, torch.Tensor)  # reduction="none" without get_not_nans returns one tensor
     scores = aggregated.float().cpu().numpy()  # (cases, [liver, lesion]); NaN where the truth is empty
@@ -57,13 +64,11 @@ def _probabilities(
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(softmax (3, x, y, z), label (x, y, z)) per validation scan."""
     network.eval()
-    with torch.no_grad(), torch.autocast(device.type, enabled=amp):
-        for batch in loader:
-            logits = sliding_window_logits(network, batch[IMAGE].to(device), config)
-            probs = torch.softmax(logits.float(), dim=1).cpu().numpy()
-            labels = batch[LABEL].cpu().numpy()
-            for p, t in zip(probs, labels, strict=True):
-                yield p, t[0]
+    for batch in loader:
+        probs = torch.softmax(_logits(network, batch[IMAGE].to(device), config, amp), dim=1).cpu().numpy()
+        labels = batch[LABEL].cpu().numpy()
+        for p, t in zip(probs, labels, strict=True):
+            yield p, t[0]
 
 
 def _detection_counts(predicted: np.ndarray, reference: LesionComponents) -> tuple[int, int, int]:
