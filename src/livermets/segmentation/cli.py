@@ -122,9 +122,10 @@ def calibrate(
     Example: ``livermets seg calibrate --model models/unet --manifest cohort/manifest.csv --metric lesion_f1``
     """
     from livermets.segmentation.calibrate import calibrate_model
+    from livermets.segmentation.validation import THRESHOLDS
 
     threshold, table = calibrate_model(model, manifest, metric=metric, device=device)
-    row = table[table["threshold"].astype(str) == ("argmax" if threshold is None else str(threshold))].iloc[0]
+    row = table.iloc[THRESHOLDS.index(threshold)]
     typer.echo(
         f"{model}: lesion threshold {'argmax' if threshold is None else threshold} (validation lesion Dice "
         f"{row['mean_val_lesion_dice']:.3f}, sensitivity {row['sensitivity']:.3f}, PPV {row['ppv']:.3f}, "

@@ -18,6 +18,7 @@ from monai.metrics import DiceMetric
 from monai.transforms import AsDiscrete
 
 from livermets.lesions.components import LesionComponents, label_components
+from livermets.lesions.dice import dice
 from livermets.lesions.matching import match_paper
 from livermets.lesions.overlap import component_overlaps
 from livermets.segmentation.config import CLASS_NAMES, SegConfig
@@ -96,7 +97,7 @@ def calibrate_lesion_threshold(
     """
     inference = config.inference
     spacing = config.preprocess.spacing_mm
-    dice: dict[float | None, list[float]] = {t: [] for t in thresholds}
+    dice_scores: dict[float | None, list[float]] = {t: [] for t in thresholds}
     counts = np.zeros((len(thresholds), 3), dtype=np.int64)  # n_ref, tp, fp per threshold
     n_val_scans = 0
     for probs, truth in _probabilities(network, loader, config, device, amp):
@@ -109,14 +110,13 @@ def calibrate_lesion_threshold(
             predicted = label == LESION
             counts[row] += _detection_counts(predicted, reference_lesions)
             if reference.any():
-                overlap = np.count_nonzero(predicted & reference)
-                dice[threshold].append(2.0 * overlap / (np.count_nonzero(predicted) + np.count_nonzero(reference)))
+                dice_scores[threshold].append(dice(predicted, reference))
     n_ref, tp, fp = counts.T
     with np.errstate(invalid="ignore", divide="ignore"):
         table = pd.DataFrame({
             "threshold": ["argmax" if t is None else t for t in thresholds],
-            "mean_val_lesion_dice": [float(np.mean(s)) if s else math.nan for s in dice.values()],
-            "n_scans": [len(s) for s in dice.values()],
+            "mean_val_lesion_dice": [float(np.mean(s)) if s else math.nan for s in dice_scores.values()],
+            "n_scans": [len(s) for s in dice_scores.values()],
             "n_val_scans": n_val_scans, "n_ref": n_ref, "tp": tp, "fp": fp,
             "sensitivity": tp / n_ref, "ppv": tp / (tp + fp), "f1": 2 * tp / (tp + n_ref + fp),
             "fp_per_scan": fp / max(n_val_scans, 1),
