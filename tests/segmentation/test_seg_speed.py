@@ -17,7 +17,7 @@ from livermets.segmentation.device import mixed_precision
 from livermets.segmentation.memory_format import fastest_memory_format
 from livermets.segmentation.networks import build_network
 from livermets.segmentation.transforms import IMAGE, LABEL
-from livermets.segmentation.validation import calibrate_lesion_threshold, validation_dice
+from livermets.segmentation.validation import THRESHOLDS, validate
 
 
 @pytest.mark.parametrize(("avx512_bf16", "amx", "expected"), [(True, False, True), (False, True, True),
@@ -61,6 +61,6 @@ def test_validation_preprocesses_outside_autocast(tmp_path: Path) -> None:
             yield {IMAGE: torch.rand((1, 1, 32, 32, 16), generator=generator),
                    LABEL: torch.randint(0, 3, (1, 1, 32, 32, 16), generator=generator).float()}
 
-    validation_dice(network, loader(), cfg, torch.device("cpu"), amp=True)  # type: ignore[arg-type]
-    calibrate_lesion_threshold(network, loader(), cfg, torch.device("cpu"), amp=True)  # type: ignore[arg-type]
+    validate(network, loader(), cfg, torch.device("cpu"), amp=True)  # type: ignore[arg-type]
+    validate(network, loader(), cfg, torch.device("cpu"), amp=True, thresholds=THRESHOLDS)  # type: ignore[arg-type]
     assert states == [False] * 4

@@ -230,6 +230,14 @@ def test_poly_schedule_and_class_weights_train(tiny_cohort: Path, tmp_path: Path
         assert (got["n_ref"], got["tp"], got["fp"]) == (n_ref, tp, fp)
         assert got["sensitivity"] == pytest.approx(tp / n_ref)
         assert got["f1"] == pytest.approx(2 * tp / (2 * tp + (n_ref - tp) + fp))
+    # Every validation calibrated in the same pass; the model was selected on the Dice at its chosen threshold, and
+    # the saved table (checked above against the saved weights) is the best epoch's.
+    assert log["val_lesion_threshold"].notna().all()
+    best_epoch = log.loc[log["epoch"] == log["best_epoch"].iloc[-1]].iloc[0]
+    best_dice = expected[best][0] / len(rows)
+    assert best_epoch["val_lesion_dice_at_threshold"] == pytest.approx(best_dice, abs=1e-6)
+    assert log["best_metric"].iloc[-1] == pytest.approx(best_dice, abs=1e-6)
+    assert log["best_metric"].iloc[-1] == pytest.approx(log["val_lesion_dice_at_threshold"].max(), abs=1e-9)
 
     # `seg calibrate` re-chooses on the saved model by detection F1 without retraining. It reads the validation scans
     # without training's cache, yet must measure exactly what training measured (preprocessing outside autocast).

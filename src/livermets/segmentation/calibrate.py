@@ -1,10 +1,11 @@
 """Calibrate a model folder's lesion probability threshold on its validation scans (after training, or again later).
 
-Training with ``train.calibrate_lesion_threshold`` calls :func:`calibrate_from_loader` with the best weights;
-``livermets seg calibrate`` (:func:`calibrate_model`) does the same for a trained model, optionally by another
+Training with ``train.calibrate_lesion_threshold`` calibrates at every validation epoch (from the same pass as the
+validation Dice) and saves the calibration of the best epoch with :func:`save_calibration`; ``livermets seg
+calibrate`` (:func:`calibrate_model`) does the same for a trained model, optionally by another
 ``train.calibration_metric``, without retraining. Both write ``lesion_threshold.csv`` (one row per threshold, see
-:func:`livermets.segmentation.validation.calibrate_lesion_threshold`) and set ``inference.lesion_threshold`` in
-``config.yaml``, each file atomically.
+:func:`livermets.segmentation.validation.validate`) and set ``inference.lesion_threshold`` in ``config.yaml``, each
+file atomically.
 
 Examples
 --------
@@ -18,7 +19,6 @@ import logging
 from pathlib import Path
 
 import pandas as pd
-import torch
 from monai.data import DataLoader, Dataset
 
 from livermets.atomic import write_csv
@@ -30,27 +30,23 @@ from livermets.segmentation.device import mixed_precision, resolve_device
 from livermets.segmentation.model_files import CONFIG_FILE, THRESHOLD_FILE, WEIGHTS_FILE
 from livermets.segmentation.networks import build_network, load_weights
 from livermets.segmentation.transforms import IMAGE, LABEL, eval_transforms
-from livermets.segmentation.validation import THRESHOLDS, calibrate_lesion_threshold
+from livermets.segmentation.validation import THRESHOLDS, Validation, validate
 
 log = logging.getLogger(__name__)
 
 _SHOWN = ["mean_val_lesion_dice", "sensitivity", "ppv", "f1"]
 
 
-def calibrate_from_loader(
-    model_dir: Path, network: torch.nn.Module, loader: DataLoader, cfg: SegConfig, device: torch.device, amp: bool
-) -> tuple[float | None, pd.DataFrame]:
-    """Load ``model_dir``'s best weights into ``network``, calibrate on ``loader`` and save the threshold."""
-    load_weights(network, model_dir / WEIGHTS_FILE)
-    threshold, table = calibrate_lesion_threshold(network, loader, cfg, device, amp)
-    write_csv(model_dir / THRESHOLD_FILE, table)
-    cfg.inference.lesion_threshold = threshold
+def save_calibration(model_dir: Path, cfg: SegConfig, result: Validation) -> None:
+    """Write ``result``'s table to ``lesion_threshold.csv`` and its threshold into ``config.yaml`` (each atomically)."""
+    assert result.table is not None and result.chosen is not None
+    write_csv(model_dir / THRESHOLD_FILE, result.table)
+    cfg.inference.lesion_threshold = result.threshold
     save_config(cfg, model_dir / CONFIG_FILE)
-    chosen = table.iloc[THRESHOLDS.index(threshold)]
     log.info("lesion threshold %s by %s: validation lesion Dice %.3f, sensitivity %.3f, PPV %.3f, F1 %.3f "
-             "(argmax: %.3f, %.3f, %.3f, %.3f); table in %s", "argmax" if threshold is None else threshold,
-             cfg.train.calibration_metric, *chosen[_SHOWN], *table.iloc[0][_SHOWN], THRESHOLD_FILE)
-    return threshold, table
+             "(argmax: %.3f, %.3f, %.3f, %.3f); table in %s",
+             "argmax" if result.threshold is None else result.threshold, cfg.train.calibration_metric,
+             *result.chosen[_SHOWN], *result.table.iloc[0][_SHOWN], THRESHOLD_FILE)
 
 
 def calibrate_model(
@@ -85,5 +81,8 @@ def calibrate_model(
     loader = DataLoader(Dataset(files, eval_transforms(cfg, with_label=True)), batch_size=1)
     torch_device = resolve_device(device)
     network = build_network(cfg).to(torch_device)
-    return calibrate_from_loader(model_dir, network, loader, cfg, torch_device,
-                                 mixed_precision(torch_device, cfg.train.amp))
+    load_weights(network, model_dir / WEIGHTS_FILE)
+    result = validate(network, loader, cfg, torch_device, mixed_precision(torch_device, cfg.train.amp), THRESHOLDS)
+    save_calibration(model_dir, cfg, result)
+    assert result.table is not None
+    return result.threshold, result.table

@@ -188,8 +188,9 @@ class TrainConfig(_Strict):
         0.2, gt=0, le=0.5, description="share of training patients held out for validation when there is no val split"
     )
     calibrate_lesion_threshold: bool = Field(default=
-        False, description="after training, set inference.lesion_threshold to the value (argmax, 0.5 ... 0.1) with "
-        "the best validation train.calibration_metric"
+        False, description="at every validation, also try the lesion thresholds (argmax, 0.5 ... 0.1), select the "
+        "model on its lesion Dice at the one with the best train.calibration_metric and save that threshold with it "
+        "as inference.lesion_threshold"
     )
     calibration_metric: Literal["lesion_dice", "lesion_f1"] = Field(default=
         "lesion_dice", description="what the calibration maximises: mean validation lesion Dice (scans with lesions), "

@@ -7,7 +7,7 @@ Model folder layout (every file written atomically)::
       model.safetensors      weights of the epoch with the best validation lesion Dice (what predict loads)
       train_log.csv          one row per epoch: loss, validation liver/lesion Dice, best so far, timings
       training_curve.png     loss and Dice curves
-      lesion_threshold.csv   validation lesion Dice and detection per lesion threshold (calibrate_lesion_threshold)
+      lesion_threshold.csv   best epoch's validation lesion Dice and detection per lesion threshold (calibration)
       provenance.json        command, parameters, library versions
       checkpoint/            last epoch for --resume: state.json, weights (safetensors), optimizer (torch state_dict)
       cache/                 preprocessed volumes when train.cache = disk (safe to delete)
@@ -44,7 +44,7 @@ from livermets.errors import UserInputError
 from livermets.figures import save_figure
 from livermets.progress import track
 from livermets.provenance import provenance
-from livermets.segmentation.calibrate import calibrate_from_loader
+from livermets.segmentation.calibrate import save_calibration
 from livermets.segmentation.checks import check_training_case, training_frames
 from livermets.segmentation.config import SegConfig, load_config, save_config
 from livermets.segmentation.device import mixed_precision, out_of_memory_message, resolve_device
@@ -60,7 +60,7 @@ from livermets.segmentation.model_files import (
 )
 from livermets.segmentation.networks import build_network, load_weights, save_weights
 from livermets.segmentation.transforms import IMAGE, LABEL, eval_transforms, train_transforms
-from livermets.segmentation.validation import validation_dice
+from livermets.segmentation.validation import THRESHOLDS, validate
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +90,10 @@ def _dataset(files: list[dict[str, str]], transform: Any, config: SegConfig, cac
     return Dataset(files, transform)
 
 
-#: The lesion-threshold calibration after training reruns the validation inference and post-processes every scan at
-#: each threshold: 1.6-1.9 validation passes in the benchmarks (README), so a time budget keeps two passes for it.
-CALIBRATION_RESERVE_PASSES = 2.0
+#: Train-log columns with ``train.calibrate_lesion_threshold``: the threshold chosen at that validation and the
+#: validation lesion Dice, lesion sensitivity, PPV and false positives per scan there (the model selection score).
+CALIBRATION_LOG_COLUMNS = ("val_lesion_threshold", "val_lesion_dice_at_threshold", "val_lesion_sensitivity",
+                           "val_lesion_ppv", "val_fp_per_scan")
 
 
 class PolySchedule:
@@ -155,6 +156,14 @@ def _save_checkpoint(
             old.unlink(missing_ok=True)
 
 
+def _calibration_columns(calibrated: pd.Series | None) -> dict[str, Any]:
+    """Train-log columns of a validation's calibrated threshold (empty on epochs without validation)."""
+    if calibrated is None:
+        return dict.fromkeys(CALIBRATION_LOG_COLUMNS, math.nan)
+    return dict(zip(CALIBRATION_LOG_COLUMNS, calibrated[["threshold", "mean_val_lesion_dice", "sensitivity", "ppv",
+                                                          "fp_per_scan"]], strict=True))
+
+
 def _plot_curves(log_path: Path, out: Path) -> None:
     from matplotlib.figure import Figure
 
@@ -165,8 +174,13 @@ def _plot_curves(log_path: Path, out: Path) -> None:
     ax_loss.set(xlabel="epoch", ylabel="training loss", title="Loss")
     validated = frame.dropna(subset=["val_liver_dice"])
     ax_dice.plot(validated["epoch"], validated["val_liver_dice"], marker=".", label="liver")
-    ax_dice.plot(validated["epoch"], validated["val_lesion_dice"], marker=".", label="lesion")
-    ax_dice.set(xlabel="epoch", ylabel="validation Dice", ylim=(0, 1), title="Validation Dice")
+    ax_dice.plot(validated["epoch"], validated["val_lesion_dice"], marker=".", label="lesion (argmax)")
+    if "val_lesion_dice_at_threshold" in validated:
+        ax_dice.plot(validated["epoch"], validated["val_lesion_dice_at_threshold"], marker=".",
+                     label="lesion (calibrated threshold)")
+        ax_dice.plot(validated["epoch"], validated["val_lesion_sensitivity"], marker=".", linestyle="--",
+                     label="lesion sensitivity (calibrated)")
+    ax_dice.set(xlabel="epoch", ylabel="validation Dice / sensitivity", ylim=(0, 1), title="Validation")
     ax_dice.legend()
     fig.tight_layout()
     save_figure(fig, out, dpi=100)
@@ -325,33 +339,38 @@ def train_model(
             # Stop when the next epoch (training + a validation) would end beyond the budget; this epoch's
             # validation is part of the estimate too.
             projected = time.monotonic() - started + validation_seconds + train_seconds + validation_seconds
-            stopping = epoch == cfg.train.max_epochs or projected > schedule.budget_s
+            stopping = epoch == cfg.train.max_epochs or projected > budget_s
             liver = lesion = math.nan
             improved = False
+            calibrated: pd.Series | None = None
             if epoch % cfg.train.val_interval == 0 or stopping:
                 val_tick = time.monotonic()
-                liver, lesion = validation_dice(network, val_loader, cfg, torch_device, amp)
+                # With calibration, the same pass also tries every lesion threshold, and the model is selected
+                # on its lesion Dice at the threshold prediction will use.
+                result = validate(network, val_loader, cfg, torch_device, amp,
+                                  THRESHOLDS if cfg.train.calibrate_lesion_threshold else ())
                 validation_seconds = time.monotonic() - val_tick
-                if cfg.train.calibrate_lesion_threshold:
-                    # --max-minutes bounds the whole run: keep time for the calibration after the last epoch (the
-                    # learning rate then also anneals to zero before it).
-                    schedule.budget_s = max(budget_s - CALIBRATION_RESERVE_PASSES * validation_seconds, 1.0)
+                liver, lesion = result.liver_dice, result.lesion_dice
                 if math.isnan(lesion) and state["selection_metric"] == "val_lesion_dice":
                     log.warning("no lesion in the validation scans: selecting the model on validation liver Dice")
                     state["selection_metric"] = "val_liver_dice"
-                score = lesion if state["selection_metric"] == "val_lesion_dice" else liver
+                score = result.lesion_dice_at_threshold if state["selection_metric"] == "val_lesion_dice" else liver
                 # Ties in lesion Dice (e.g. 0 early in training) go to the better liver Dice.
                 key = (score, liver if not math.isnan(liver) else -1.0)
                 if not math.isnan(score) and key > (state["best_metric"], state.get("best_liver_dice", -1.0)):
                     state.update(best_metric=score, best_liver_dice=key[1], best_epoch=epoch)
                     save_weights(network, model_dir / WEIGHTS_FILE)
+                    if result.table is not None:
+                        save_calibration(model_dir, cfg, result)
                     improved = True
+                calibrated = result.chosen
             state["time_progress"] = schedule.time_progress()
             _save_checkpoint(model_dir, epoch, network, optimizer, scaler, state)
             elapsed_total = time.monotonic() - started
             row = {
                 "epoch": epoch, "train_loss": float(np.mean(losses)) if losses else math.nan,
                 "val_liver_dice": liver, "val_lesion_dice": lesion,
+                **(_calibration_columns(calibrated) if cfg.train.calibrate_lesion_threshold else {}),
                 "best_metric": state["best_metric"] if state["best_epoch"] else math.nan,
                 "best_epoch": state["best_epoch"],
                 "learning_rate": optimizer.param_groups[0]["lr"],
@@ -362,7 +381,10 @@ def train_model(
             _plot_curves(model_dir / LOG_FILE, model_dir / CURVE_FILE)
             log.info(
                 "epoch %d (%.1f min): loss %.4f%s", epoch, elapsed_total / 60, row["train_loss"],
-                f", val liver Dice {liver:.3f}, lesion Dice {lesion:.3f}{' (best)' if improved else ''}"
+                f", val liver Dice {liver:.3f}, lesion Dice {lesion:.3f}"
+                + ("" if calibrated is None else f" (at threshold {calibrated['threshold']}: "
+                   f"{calibrated['mean_val_lesion_dice']:.3f}, lesion sensitivity {calibrated['sensitivity']:.3f}, "
+                   f"PPV {calibrated['ppv']:.3f})") + (" (best)" if improved else "")
                 if not math.isnan(liver) else "",
             )
             if stopping:
@@ -370,8 +392,6 @@ def train_model(
                     log.info("stopping after epoch %d: another epoch would exceed --max-minutes %.1f", epoch,
                              cfg.train.max_minutes or math.inf)
                 break
-        if cfg.train.calibrate_lesion_threshold and state["best_epoch"]:
-            calibrate_from_loader(model_dir, network, val_loader, cfg, torch_device, amp)
     except torch.OutOfMemoryError:
         raise UserInputError(out_of_memory_message(torch_device, "training")) from None
     return TrainResult(

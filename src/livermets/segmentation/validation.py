@@ -1,7 +1,8 @@
-"""Validation during training: per-scan Dice on the network grid, and the lesion-threshold calibration.
+"""Validation: per-scan Dice on the network grid and the lesion-threshold calibration, from one pass.
 
-Both run :func:`~livermets.segmentation.networks.sliding_window_logits` (as prediction does) over the validation
-loader (deterministic preprocessing, labels resampled with the image).
+:func:`validate` runs :func:`~livermets.segmentation.networks.sliding_window_logits` (as prediction does) over the
+validation loader (deterministic preprocessing, labels resampled with the image) once per scan; training calls it at
+every validation epoch, ``livermets seg calibrate`` once on a trained model.
 """
 
 from __future__ import annotations
@@ -9,11 +10,12 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
-from monai.data import DataLoader, decollate_batch
+from monai.data import DataLoader
 from monai.metrics import DiceMetric
 from monai.transforms import AsDiscrete
 
@@ -38,28 +40,6 @@ def _logits(network: torch.nn.Module, image: torch.Tensor, config: SegConfig, am
         return sliding_window_logits(network, image, config).float()
 
 
-def validation_dice(
-    network: torch.nn.Module, loader: DataLoader, config: SegConfig, device: torch.device, amp: bool
-) -> tuple[float, float]:
-    """Mean per-scan liver and lesion Dice (argmax) on the network grid; scans without lesions leave lesion out."""
-    metric = DiceMetric(include_background=False, reduction="none", ignore_empty=True)
-    to_pred = AsDiscrete(argmax=True, to_onehot=len(CLASS_NAMES))
-    to_true = AsDiscrete(to_onehot=len(CLASS_NAMES))
-    network.eval()
-    for batch in loader:
-        logits = _logits(network, batch[IMAGE].to(device), config, amp)
-        preds = [torch.as_tensor(to_pred(p)) for p in decollate_batch(logits)]
-        trues = [torch.as_tensor(to_true(t)) for t in decollate_batch(batch[LABEL].to(device))]
-        metric(y_pred=preds, y=trues)
-    aggregated = metric.aggregate()
-    assert isinstance(aggregated, torch.Tensor)  # reduction="none" without get_not_nans returns one tensor
-    scores = aggregated.float().cpu().numpy()  # (cases, [liver, lesion]); NaN where the truth is empty
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN column: no lesion in any validation scan
-        liver, lesion = float(np.nanmean(scores[:, 0])), float(np.nanmean(scores[:, 1]))
-    return liver, lesion
-
-
 def _probabilities(
     network: torch.nn.Module, loader: DataLoader, config: SegConfig, device: torch.device, amp: bool
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -78,23 +58,58 @@ def _detection_counts(predicted: np.ndarray, reference: LesionComponents) -> tup
     return result.n_ref, result.tp, result.fp
 
 
-def calibrate_lesion_threshold(
+@dataclass(frozen=True)
+class Validation:
+    """One pass over the validation scans.
+
+    ``liver_dice`` and ``lesion_dice`` are mean per-scan Dice of the argmax on the network grid (MONAI
+    ``DiceMetric``, no post-processing; scans without lesions leave lesion out). With thresholds, ``table`` has one
+    row per threshold (see :func:`validate`) and ``threshold`` is the one with the best
+    ``train.calibration_metric`` (``None``: argmax).
+    """
+
+    liver_dice: float
+    lesion_dice: float
+    table: pd.DataFrame | None = None
+    threshold: float | None = None
+    chosen_row: int = 0
+
+    @property
+    def chosen(self) -> pd.Series | None:
+        """The table row of ``threshold``."""
+        return None if self.table is None else self.table.iloc[self.chosen_row]
+
+    @property
+    def lesion_dice_at_threshold(self) -> float:
+        """Mean validation lesion Dice after post-processing at ``threshold``: the model as prediction will use it
+        (the argmax ``lesion_dice`` without a table)."""
+        row = self.chosen
+        return self.lesion_dice if row is None else float(row["mean_val_lesion_dice"])
+
+
+def validate(
     network: torch.nn.Module, loader: DataLoader, config: SegConfig, device: torch.device, amp: bool,
-    thresholds: tuple[float | None, ...] = THRESHOLDS,
-) -> tuple[float | None, pd.DataFrame]:
-    """The lesion threshold with the best validation score (``train.calibration_metric``) after post-processing.
+    thresholds: tuple[float | None, ...] = (),
+) -> Validation:
+    """Argmax Dice and, with ``thresholds`` (e.g. :data:`THRESHOLDS`), the lesion-threshold calibration, from one
+    sliding-window pass per validation scan.
 
-    Returns the threshold (``None``: argmax) and a table with one row per threshold:
+    The table has one row per threshold:
 
-    - ``mean_val_lesion_dice`` over the ``n_scans`` scans with lesions, as in :func:`validation_dice`;
+    - ``mean_val_lesion_dice`` over the ``n_scans`` scans with lesions, after post-processing
+      (:func:`~livermets.segmentation.postprocess.postprocess_label`) as prediction does;
     - ``n_ref``, ``tp``, ``fp``, ``sensitivity``, ``ppv``, ``f1`` and ``fp_per_scan``: lesion detection pooled over
       all ``n_val_scans`` validation scans, lesion-free ones included, with the paper's any-overlap rule
       (:func:`livermets.lesions.matching.match_paper`; connected components with 26-connectivity).
 
-    ``lesion_dice`` picks the best mean lesion Dice, ``lesion_f1`` the best F1 = 2 TP / (2 TP + FN + FP), which
-    also counts false positives in lesion-free livers. Ties go to the argmax, then to the higher threshold (fewer false
-    positives). Without validation lesions the argmax is kept.
+    ``lesion_dice`` chooses the best mean lesion Dice, ``lesion_f1`` the best F1 = 2 TP / (2 TP + FN + FP), which
+    also counts false positives in lesion-free livers. Ties go to the earlier threshold in ``thresholds`` (with
+    :data:`THRESHOLDS`: the argmax, then the higher threshold, fewer false positives). Without validation lesions the
+    argmax is kept.
     """
+    metric = DiceMetric(include_background=False, reduction="none", ignore_empty=True)
+    to_pred = AsDiscrete(argmax=True, to_onehot=len(CLASS_NAMES))
+    to_true = AsDiscrete(to_onehot=len(CLASS_NAMES))
     inference = config.inference
     spacing = config.preprocess.spacing_mm
     dice_scores: dict[float | None, list[float]] = {t: [] for t in thresholds}
@@ -102,6 +117,10 @@ def calibrate_lesion_threshold(
     n_val_scans = 0
     for probs, truth in _probabilities(network, loader, config, device, amp):
         n_val_scans += 1
+        metric(y_pred=[torch.as_tensor(to_pred(torch.from_numpy(probs)))],
+               y=[torch.as_tensor(to_true(torch.from_numpy(truth)[None]))])
+        if not thresholds:
+            continue
         reference = truth == LESION
         reference_lesions = label_components(reference)
         for row, threshold in enumerate(thresholds):
@@ -111,6 +130,14 @@ def calibrate_lesion_threshold(
             counts[row] += _detection_counts(predicted, reference_lesions)
             if reference.any():
                 dice_scores[threshold].append(dice(predicted, reference))
+    aggregated = metric.aggregate()
+    assert isinstance(aggregated, torch.Tensor)  # reduction="none" without get_not_nans returns one tensor
+    scores = aggregated.float().cpu().numpy()  # (cases, [liver, lesion]); NaN where the truth is empty
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN column: no lesion in any validation scan
+        liver, lesion = float(np.nanmean(scores[:, 0])), float(np.nanmean(scores[:, 1]))
+    if not thresholds:
+        return Validation(liver, lesion)
     n_ref, tp, fp = counts.T
     with np.errstate(invalid="ignore", divide="ignore"):
         table = pd.DataFrame({
@@ -122,7 +149,8 @@ def calibrate_lesion_threshold(
             "fp_per_scan": fp / max(n_val_scans, 1),
         })
     if not n_ref[0]:
-        return None, table
-    column = "f1" if config.train.calibration_metric == "lesion_f1" else "mean_val_lesion_dice"
-    best = int(np.nanargmax(table[column].to_numpy()))  # first maximum: argmax, then higher thresholds
-    return thresholds[best], table
+        best = thresholds.index(None) if None in thresholds else 0
+    else:
+        column = "f1" if config.train.calibration_metric == "lesion_f1" else "mean_val_lesion_dice"
+        best = int(np.nanargmax(table[column].to_numpy()))  # first maximum: argmax, then higher thresholds
+    return Validation(liver, lesion, table, thresholds[best], best)
