@@ -69,9 +69,12 @@ def main() -> None:
         print(f"training wall time {train_seconds / 60:.1f} min; load average before/after "
               f"{load_before[0]:.1f}/{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     log = pd.read_csv(model_dir / "train_log.csv")
-    best = log.loc[log["val_lesion_dice"].idxmax()]
-    print(f"epochs {int(log['epoch'].max())}, best epoch {int(best['epoch'])}: val lesion Dice "
-          f"{best['val_lesion_dice']:.3f}, val liver Dice {best['val_liver_dice']:.3f}")
+    best = log.loc[log["epoch"] == log["best_epoch"].iloc[-1]].iloc[0]
+    calibrated = (f" (at threshold {best['val_lesion_threshold']}: {best['val_lesion_dice_at_threshold']:.3f}, "
+                  f"sensitivity {best['val_lesion_sensitivity']:.3f})" if "val_lesion_threshold" in log else "")
+    print(f"epochs {int(log['epoch'].max())} in {log['elapsed_minutes'].iloc[-1]:.1f} min, best epoch "
+          f"{int(best['epoch'])}: val lesion Dice {best['val_lesion_dice']:.3f}{calibrated}, val liver Dice "
+          f"{best['val_liver_dice']:.3f}")
     calibration = model_dir / "lesion_threshold.csv"
     if calibration.is_file():
         table = pd.read_csv(calibration)
