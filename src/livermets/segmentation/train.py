@@ -5,7 +5,8 @@ Model folder layout (every file written atomically)::
     MODEL_DIR/
       config.yaml            validated config: preprocessing, spacing, window, network, classes, inference defaults
       model.safetensors      weights of the epoch with the best validation lesion Dice (what predict loads)
-      train_log.csv          one row per epoch: loss, validation liver/lesion Dice, best so far, timings
+      train_log.csv          one row per epoch: loss, validation liver/lesion Dice (with calibration also the chosen
+                             threshold and its lesion Dice, sensitivity, PPV, FP/scan), best so far, timings
       training_curve.png     loss and Dice curves
       lesion_threshold.csv   best epoch's validation lesion Dice and detection per lesion threshold (calibration)
       provenance.json        command, parameters, library versions
