@@ -67,6 +67,7 @@ def test_yaml_round_trip(tmp_path: Path) -> None:
         (("model",), "vnet", "model"),
         (("train", "class_weights"), [1.0, 0.0, 3.0], "train.class_weights"),
         (("train", "lr_schedule"), "cosine", "train.lr_schedule"),
+        (("train", "focal_gamma"), -1.0, "train.focal_gamma"),
         (("sampling", "lesion_centres"), "centroid", "sampling.lesion_centres"),
     ],
 )

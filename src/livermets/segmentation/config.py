@@ -171,7 +171,11 @@ class TrainConfig(_Strict):
     max_minutes: float | None = Field(default=None, gt=0, description="wall-time budget of one run")
     learning_rate: float = Field(default=1e-4, gt=0, lt=1)
     weight_decay: float = Field(default=0.0, ge=0)
-    loss: Literal["dice", "dicece"] = "dice"
+    loss: Literal["dice", "dicece", "dicefocal"] = Field(default=
+        "dice", description="dice: MONAI DiceLoss; dicece: Dice + cross-entropy; dicefocal: Dice + focal loss, whose "
+        "(1 - p) ** focal_gamma factor turns the voxel term towards the voxels the network still gets wrong"
+    )
+    focal_gamma: float = Field(default=2.0, ge=0, le=10, description="focusing parameter of the dicefocal loss")
     batch_dice: bool = Field(
         default=False, description="Dice over the whole batch per class instead of per crop (stabler for small lesions)"
     )

@@ -36,7 +36,6 @@ import numpy as np
 import pandas as pd
 import torch
 from monai.data import CacheDataset, DataLoader, Dataset, PersistentDataset
-from monai.losses import DiceCELoss, DiceLoss
 from monai.utils import set_determinism
 
 from livermets.atomic import append_csv_rows, atomic_path, write_json
@@ -49,6 +48,7 @@ from livermets.segmentation.calibrate import save_calibration
 from livermets.segmentation.checks import check_training_case, training_frames
 from livermets.segmentation.config import SegConfig, load_config, save_config
 from livermets.segmentation.device import mixed_precision, out_of_memory_message, resolve_device
+from livermets.segmentation.losses import build_loss
 from livermets.segmentation.memory_format import MEMORY_FORMATS, fastest_memory_format
 from livermets.segmentation.model_files import (
     CHECKPOINT_DIR,
@@ -282,10 +282,7 @@ def train_model(
     memory_format = _memory_format(network, cfg, torch_device, amp)
     network.to(memory_format=MEMORY_FORMATS[memory_format])  # type: ignore[call-overload]  # missing from the stubs
     optimizer = torch.optim.Adam(network.parameters(), lr=cfg.train.learning_rate, weight_decay=cfg.train.weight_decay)
-    loss_cls = DiceLoss if cfg.train.loss == "dice" else DiceCELoss
-    weights = torch.tensor(cfg.train.class_weights, device=torch_device) if cfg.train.class_weights else None
-    loss_fn = loss_cls(to_onehot_y=True, softmax=True, include_background=True, batch=cfg.train.batch_dice,
-                       weight=weights)
+    loss_fn = build_loss(cfg.train, torch_device)
     # float16 on CUDA needs loss scaling; bfloat16 (CPU) has float32's exponent range and needs none.
     scaler = torch.amp.GradScaler("cuda", enabled=amp and torch_device.type == "cuda")
     if resume:
