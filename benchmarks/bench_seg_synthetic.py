@@ -10,7 +10,10 @@ Run by hand (not in CI); every step is a ``livermets`` CLI call so that this mea
    overfits within minutes, and 6 test scans, too few for a stable median,
 2. ``livermets seg train --config cpu --max-minutes M --device cpu`` (skipped if the model exists),
 3. ``livermets seg predict --split test`` (with and without ``--tta``),
-4. ``livermets seg evaluate --size-strata 10`` on the test rows.
+4. ``livermets seg evaluate --size-strata 10`` on the test rows,
+5. which generated lesions were found, by kind (hypo/rim/hyper) and diameter: each truth lesion of ``lesions.csv`` is
+   the reference component (cc3d, 26-connectivity, as in ``seg evaluate``) at its centroid; lesions whose centroid
+   falls outside the lesion label or on a component shared with another lesion are left out, and the count is printed.
 
 Prints the training time and epochs, median lesion Dice, lesion sensitivity for lesions >= 10 mm, liver Dice and the
 targets of issue 6 (median lesion Dice >= 0.6, sensitivity >= 0.8 for lesions >= 10 mm, liver Dice >= 0.9). The
@@ -26,7 +29,12 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import SimpleITK as sitk
+
+from livermets.imaging.io import read_label
+from livermets.lesions.components import LESION_VALUE, label_components
 
 LIVERMETS = [sys.executable, "-m", "livermets"]
 
@@ -36,6 +44,36 @@ def run(args: list[str]) -> float:
     tick = time.monotonic()
     subprocess.run(args, check=True)
     return time.monotonic() - tick
+
+
+def truth_components(cohort: Path, test: pd.DataFrame) -> pd.DataFrame:
+    """Each generated lesion of the test series with the reference component (``lesion_id``) at its centroid."""
+    truth = pd.read_csv(cohort / "lesions.csv")
+    truth = truth[truth["series_id"].isin(test["series_id"]) & (truth["voxels"] > 0)].copy()
+    ids = np.zeros(len(truth), np.int64)
+    for series_id, rows in truth.groupby("series_id"):
+        label = read_label(test.loc[test["series_id"] == series_id, "label"].iloc[0])
+        components = label_components(sitk.GetArrayViewFromImage(label) == LESION_VALUE).labels
+        for position, row in zip(truth.index.get_indexer(rows.index), rows.itertuples(), strict=True):
+            point = (row.centroid_x_mm, row.centroid_y_mm, row.centroid_z_mm)  # LPS, as SimpleITK's physical space
+            x, y, z = label.TransformPhysicalPointToIndex(point)
+            inside = all(0 <= i < n for i, n in zip((x, y, z), label.GetSize(), strict=True))
+            ids[position] = components[z, y, x] if inside else 0
+    truth["lesion_id"] = ids
+    shared = truth.duplicated(["series_id", "lesion_id"], keep=False)
+    return truth[(truth["lesion_id"] > 0) & ~shared]
+
+
+def detection_by_kind(truth: pd.DataFrame, per_lesion: pd.DataFrame) -> pd.DataFrame:
+    """Share of generated lesions detected, by kind and generated (equivalent-sphere) diameter."""
+    reference = per_lesion[per_lesion["side"] == "reference"][["series_id", "lesion_id", "status"]]
+    found = truth.merge(reference, on=["series_id", "lesion_id"], how="inner")
+    found["size"] = pd.cut(found["diameter_mm"], [0, 10, 15, 20, np.inf], right=False,
+                           labels=["< 10 mm", "10-15 mm", "15-20 mm", ">= 20 mm"])
+    found["detected"] = found["status"] == "TP"
+    table = found.pivot_table(index="kind", columns="size", values="detected", aggfunc=["mean", "size"],
+                              observed=False)
+    return pd.DataFrame(table["mean"].round(2).astype(str) + " of " + table["size"].astype(str))
 
 
 def main() -> None:
@@ -82,6 +120,7 @@ def main() -> None:
         print(f"lesion threshold {chosen['threshold']} (val lesion Dice {chosen['mean_val_lesion_dice']:.3f}; "
               f"argmax {table['mean_val_lesion_dice'].iloc[0]:.3f})")
 
+    truth = truth_components(cohort, test)
     for tta in (False, True):
         name = "tta" if tta else "plain"
         pred = args.work / f"pred_{model_dir.name}_{name}"
@@ -98,7 +137,9 @@ def main() -> None:
             f"  median lesion Dice {table['median_dice_lesion']:.3f} (target >= 0.6)\n"
             f"  lesion sensitivity >= 10 mm {table['sensitivity_ge10mm']:.3f} (target >= 0.8); all sizes "
             f"{table['sensitivity']:.3f}; PPV {table['ppv']:.3f}; FP/scan {table['fp_per_scan_mean']:.2f}\n"
-            f"  median liver Dice {table['median_dice_liver']:.3f} (target >= 0.9)",
+            f"  median liver Dice {table['median_dice_liver']:.3f} (target >= 0.9)\n"
+            f"  share detected by generated kind and diameter ({len(truth)} generated lesions with their own "
+            f"reference component):\n{detection_by_kind(truth, pd.read_csv(evaluation / 'per_lesion.csv'))}",
             flush=True,
         )
 
