@@ -1,0 +1,181 @@
+"""The realistic generator: real anatomy, randomised appearance and acquisition, inserted lesions.
+
+Expected values come from the configured ranges and from independent computations on the arrays (medians of the
+real scan per TotalSegmentator class, component counts with scipy), never from the generator's own records alone.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+from scipy import ndimage
+
+from livermets import cli
+from livermets.synth import insertion, tissues
+from livermets.synth.realistic import RealisticConfig, SourceScan, draw_acquisition, render_case
+from livermets.synth.realistic_cohort import case_splits, generate_realistic
+
+
+@pytest.fixture(scope="module")
+def source(shared_data: Callable[..., Path]) -> SourceScan:
+    return SourceScan("ts", str(shared_data("totalsegmentator", "example_ct_sm.nii.gz")),
+                      str(shared_data("totalsegmentator", "example_seg.nii.gz")))
+
+
+def _coarse(source: SourceScan, **kwargs: object) -> RealisticConfig:
+    """Coarse acquisition ranges keep the tests fast; the rendering code is the same."""
+    defaults: dict[str, object] = {"cases": 4, "sources": (source,), "seed": 5, "pixel_mm": (1.6, 2.0),
+                                   "slice_mm": (2.5, 4.0)}
+    return RealisticConfig(**{**defaults, **kwargs})  # type: ignore[arg-type]
+
+
+def test_a_case_depends_on_seed_and_index_only(source: SourceScan) -> None:
+    a = render_case(_coarse(source, cases=4), 2)
+    b = render_case(_coarse(source, cases=9), 2)  # another cohort size: same case
+    c = render_case(_coarse(source, seed=6), 2)
+    assert np.array_equal(a.hu, b.hu) and np.array_equal(a.label, b.label) and a.record == b.record
+    assert a.hu.shape != c.hu.shape or not np.array_equal(a.hu, c.hu)
+
+
+def test_acquisition_draws_stay_in_their_ranges() -> None:
+    config = RealisticConfig(cases=1, sources=(SourceScan("x", "ct", "seg"),))
+    rng = np.random.default_rng(0)
+    draws = [draw_acquisition(rng, config) for _ in range(300)]
+    assert all(0.55 <= d.pixel_mm <= 1.0 and 0.6 <= d.slice_mm <= 5.0 and 5 <= d.noise_sd <= 25 for d in draws)
+    phases = pd.Series([d.phase for d in draws]).value_counts(dropna=False)
+    assert set(phases.index) == {None, "native", "arterial", "portal"}
+    assert 0.6 < 1 - phases[None] / 300 < 0.8  # remap_probability 0.7
+
+
+def test_tissue_groups_of_the_real_scan(source: SourceScan) -> None:
+    hu = sitk.GetArrayFromImage(sitk.ReadImage(source.image)).astype(np.float32)
+    labels = sitk.GetArrayFromImage(sitk.ReadImage(source.labels))
+    groups = tissue_groups = tissues.tissue_groups(labels, hu)
+    assert (tissue_groups[labels == 5] == tissues.LIVER).mean() > 0.99  # liver (a few gas-like voxels aside)
+    assert (groups[hu < -400] == tissues.AIR).all()
+    assert np.median(hu[groups == tissues.BONE]) > 150
+    assert -250 < np.median(hu[groups == tissues.FAT]) < -40
+
+
+@pytest.mark.parametrize("phase", tissues.PHASES)
+def test_remapped_group_means_lie_in_the_phase_range(source: SourceScan, phase: tissues.Phase) -> None:
+    hu = sitk.GetArrayFromImage(sitk.ReadImage(source.image)).astype(np.float32)
+    groups = tissues.tissue_groups(sitk.GetArrayFromImage(sitk.ReadImage(source.labels)), hu)
+    real = tissues.group_means(groups, hu)
+    rng = np.random.default_rng(1)
+    new = tissues.draw_group_hu(rng, phase)
+    out = tissues.remap_intensities(hu, groups, real, new, {g: 1.2 for g in new})
+    for group, (low, high) in {**tissues.COMMON_HU, **tissues.PHASE_HU[phase]}.items():
+        if not np.isfinite(real[group]):
+            continue
+        median = float(np.median(out[groups == group]))
+        assert low - 1 <= median <= high + 1, (tissues.GROUP_NAMES[group], median)
+    assert tissues.PHASE_HU[phase][tissues.LIVER][0] >= 40 and tissues.PHASE_HU[phase][tissues.LIVER][1] <= 140
+    # texture kept: deviations from the group mean are the real ones times the scale
+    liver = groups == tissues.LIVER
+    assert np.allclose(np.std(out[liver]), 1.2 * np.std(hu[liver]), rtol=1e-3)
+    assert np.array_equal(out[groups == tissues.AIR], hu[groups == tissues.AIR])
+
+
+def test_lesion_kinds_contrast_and_clipping() -> None:
+    rng = np.random.default_rng(3)
+    hu = rng.normal(100.0, 8.0, (60, 90, 90)).astype(np.float32)
+    liver = np.zeros(hu.shape, np.float32)
+    liver[5:55, 10:80, 10:80] = 1.0
+    original = hu.copy()
+    for kind, sign in (("hypo", -1), ("hyper", 1)):
+        work = original.copy()
+        spec = insertion.LesionSpec(kind, 20.0, 40.0)  # type: ignore[arg-type]
+        occ, rows = insertion.insert_lesions(work, liver, (1.0, 1.0, 1.0), np.random.default_rng(4), [spec])
+        inside = occ > 0.99
+        assert rows[0]["kind"] == kind and inside.sum() > 0.5 * (4 / 3 * np.pi * 10**3) * 0.5
+        assert sign * (np.median(work[inside]) - 100.0) == pytest.approx(40.0, abs=8.0)
+        assert (occ[liver == 0] == 0).all()
+        # noise inside the lesion matches the scan: the high-frequency deviations are the original ones
+        residual = work[inside] - ndimage.gaussian_filter(work, 2.0)[inside]
+        assert 0.6 < residual.std() / (original - ndimage.gaussian_filter(original, 2.0))[inside].std() < 1.4
+
+
+def test_draw_lesions_ranges() -> None:
+    rng = np.random.default_rng(0)
+    specs = [s for _ in range(200) for s in insertion.draw_lesions(rng)]
+    counts = [len(insertion.draw_lesions(rng)) for _ in range(500)]
+    assert max(counts) <= 30 and 0.1 < np.mean(np.array(counts) == 0) < 0.3
+    diameters = np.array([s.diameter_mm for s in specs])
+    assert diameters.min() >= 3.0 and diameters.max() <= 60.0 and (diameters >= 10).mean() > 0.4
+    assert {s.kind for s in specs} == set(insertion.KINDS)
+    assert all(10 <= s.contrast_hu <= 80 for s in specs)
+    assert all(s.diameter_mm >= 12 for s in specs if s.kind in ("rim", "necrotic"))
+
+
+def test_rendered_case_labels_and_geometry(source: SourceScan) -> None:
+    config = _coarse(source)
+    case = render_case(config, 1)
+    assert case.hu.dtype == np.int16 and case.label.dtype == np.uint8 and case.hu.shape == case.label.shape
+    assert set(np.unique(case.label)) <= {0, 1, 2}
+    assert 1.6 <= case.spacing[0] <= 2.0 and 2.5 <= case.spacing[2] <= 4.0
+    liver = case.label > 0
+    assert liver.sum() * np.prod(case.spacing) / 1000 > 300  # most of the real liver (about 1 L in this scan)
+    liver_mean = float(np.median(case.hu[case.label == 1]))
+    expected = case.record["liver_mean_hu"]
+    assert abs(liver_mean - expected) < 15
+    if case.record["phase"] != "source":
+        low, high = tissues.PHASE_HU[case.record["phase"]][tissues.LIVER]
+        assert low - 15 <= liver_mean <= high + 15
+
+
+def test_cohort_writer_and_resume(source: SourceScan, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = _coarse(source, cases=3)
+    out = tmp_path / "real"
+    manifest = generate_realistic(out, config)
+    assert list(manifest["split"]).count("val") == 1 and len(manifest) == 3
+    label = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "labels" / "REAL-0002.nii.gz")))
+    n_components = ndimage.label(label == 2, np.ones((3, 3, 3)))[1]
+    assert manifest.loc[1, "n_lesions"] == n_components
+    assert case_splits(20, 0.15, 0).count("val") == 3
+    # A run killed after two cases resumes to the same files.
+    from livermets.synth import realistic_cohort
+
+    real_write = realistic_cohort._write_case
+
+    def dies_on_third(args: tuple) -> dict:  # type: ignore[type-arg]
+        if args[1] == 2:
+            raise KeyboardInterrupt
+        return real_write(args)
+
+    monkeypatch.setattr(realistic_cohort, "_write_case", dies_on_third)
+    killed = tmp_path / "killed"
+    with pytest.raises(KeyboardInterrupt):
+        generate_realistic(killed, config)
+    assert not (killed / "manifest.csv").exists()
+    monkeypatch.setattr(realistic_cohort, "_write_case", real_write)
+    resumed = generate_realistic(killed, config, resume=True)
+    pd.testing.assert_frame_equal(resumed, manifest)
+    for i in (1, 2, 3):
+        name = f"REAL-{i:04d}.nii.gz"
+        for sub in ("images", "labels"):
+            assert (killed / sub / name).read_bytes() == (out / sub / name).read_bytes()
+
+
+def test_cli_realistic_mode_and_bad_input(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                          source: SourceScan, tmp_path: Path) -> None:
+    def run(*args: str) -> int:
+        monkeypatch.setattr(sys, "argv", ["livermets", "-q", "synth", *args])
+        try:
+            cli.main()
+        except SystemExit as exc:
+            return int(exc.code or 0)
+        return 0
+
+    assert run("--mode", "realistic", "--source-ct", source.image, "--out", str(tmp_path / "x")) == 2
+    assert "--source-labels" in capsys.readouterr().err
+    assert run("--mode", "nonsense", "--out", str(tmp_path / "y")) == 2
+    assert run("--mode", "realistic", "--source-ct", source.image, "--source-labels", source.labels,
+               "--liver-label", "99", "--patients", "1", "--out", str(tmp_path / "z")) == 2
+    assert "no voxel with a liver label" in capsys.readouterr().err
