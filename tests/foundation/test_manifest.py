@@ -98,3 +98,18 @@ def test_ids_that_look_like_missing_values_are_kept(tmp_path: Path):
     rows = [{"series_id": "nan", "study_id": "NA", "patient_id": "None", "image": "nan.nii.gz"}]
     frame = mf.load_manifest(_write(tmp_path, rows))
     assert frame.loc[0, ["series_id", "study_id", "patient_id"]].tolist() == ["nan", "NA", "None"]
+
+
+def test_merge_keeps_paths_valid_and_refuses_shared_patients(cohort_dir: Path, tmp_path: Path):
+    first = _write(cohort_dir, [_row("a1", "A1", "A", label="images/a2.nii.gz"), _row("b1", "B1", "B")])
+    other_dir = tmp_path / "other"
+    other_dir.mkdir()
+    second = _write(other_dir, [{**_row("c1", "C1", "C"), "image": str(cohort_dir / "images" / "c1.nii.gz")}])
+    merged = mf.merge_manifests([first, second])
+    assert list(merged["series_id"]) == ["a1", "b1", "c1"]
+    assert all(Path(p).is_file() for p in merged["image"])  # relative paths resolved against their own manifest
+    assert merged["label"].isna().tolist() == [False, True, True]  # missing column stays empty
+    with pytest.raises(UserInputError, match="patient id 'A'"):
+        mf.merge_manifests([first, first])
+    with pytest.raises(UserInputError, match="at least two"):
+        mf.merge_manifests([first])

@@ -39,6 +39,20 @@ def validate(
                f"{frame['study_id'].nunique()} studies)")
 
 
+@app.command("merge")
+def merge(
+    manifests: list[Path] = typer.Argument(..., help="Two or more manifest CSVs."),
+    out: Path = typer.Option(..., "--out", help="Merged manifest CSV (image/label paths become absolute)."),
+) -> None:
+    """Concatenate manifests into one (e.g. realistic and phantom training data).
+
+    Example: ``livermets cohort merge realistic/manifest.csv phantoms/manifest.csv --out train.csv``
+    """
+    merged = mf.merge_manifests(list(manifests))
+    write_csv(out, merged)
+    typer.echo(f"{out}: {len(merged)} series from {len(manifests)} manifests")
+
+
 @app.command("summary")
 def summary(
     manifest: Path = typer.Argument(..., help="Manifest CSV."),

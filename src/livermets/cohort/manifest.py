@@ -14,6 +14,7 @@ Examples
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -205,3 +206,27 @@ def select_split(frame: pd.DataFrame, split: str) -> pd.DataFrame:
     if "split" not in frame.columns:
         raise UserInputError(f"{frame.attrs.get('path', 'manifest')}: no 'split' column (needed to select {split!r})")
     return frame[frame["split"] == split]
+
+
+def merge_manifests(paths: list[str | Path]) -> pd.DataFrame:
+    """Concatenate manifests (paths resolved against each manifest's folder, so they stay valid anywhere).
+
+    Columns are the union (missing values empty); series ids must stay unique and a patient id must not appear in
+    two manifests.
+
+    Examples
+    --------
+    >>> merged = merge_manifests(["realistic/manifest.csv", "phantoms/manifest.csv"])  # doctest: +SKIP
+    """
+    if len(paths) < 2:
+        raise UserInputError("merge needs at least two manifests")
+    frames = [read_manifest(p) for p in paths]
+    for (path_a, a), (path_b, b) in itertools.combinations(zip(paths, frames, strict=True), 2):
+        shared = sorted(set(a["patient_id"].astype(str)) & set(b["patient_id"].astype(str)))
+        if shared:
+            raise UserInputError(f"{path_b}: patient id {shared[0]!r} also appears in {path_a}")
+    merged = pd.concat(frames, ignore_index=True)
+    duplicated = merged["series_id"][merged["series_id"].duplicated()]
+    if not duplicated.empty:
+        raise UserInputError(f"series id {duplicated.iloc[0]!r} appears in more than one manifest")
+    return merged
