@@ -175,13 +175,13 @@ def test_disk_cache_with_capped_indices_is_reused_on_resume(tiny_cohort: Path, t
 
 
 def test_poly_schedule_follows_the_nnunet_formula_over_epochs_and_time() -> None:
-    by_epochs = PolySchedule(max_epochs=8, budget_s=float("inf"))
-    assert [by_epochs.factor(e) for e in (0, 2, 8)] == pytest.approx([1.0, 0.75**0.9, 0.0])
-    # Half of a 100 s budget used (start set 50 s in the past) dominates an early epoch fraction.
-    by_time = PolySchedule(max_epochs=1000, budget_s=100.0, started=time.monotonic() - 50.0)
-    assert by_time.factor(1.0) == pytest.approx(0.5**0.9, abs=0.01)
+    by_steps = PolySchedule(total_iterations=8, budget_s=float("inf"))
+    assert [by_steps.factor(i) for i in (0, 2, 8)] == pytest.approx([1.0, 0.75**0.9, 0.0])
+    # Half of a 100 s budget used (start set 50 s in the past) dominates an early iteration fraction.
+    by_time = PolySchedule(total_iterations=1000, budget_s=100.0, started=time.monotonic() - 50.0)
+    assert by_time.factor(1) == pytest.approx(0.5**0.9, abs=0.01)
     # A resumed run starts where the interrupted one stopped and spreads the rest over its own budget.
-    resumed = PolySchedule(max_epochs=1000, budget_s=100.0, start_fraction=0.6, started=time.monotonic() - 50.0)
+    resumed = PolySchedule(total_iterations=1000, budget_s=100.0, start_fraction=0.6, started=time.monotonic() - 50.0)
     assert resumed.time_progress() == pytest.approx(0.6 + 0.4 * 0.5, abs=0.01)
 
 
@@ -201,10 +201,13 @@ def test_poly_schedule_and_class_weights_train(tiny_cohort: Path, tmp_path: Path
     assert log["train_loss"].notna().all()
 
     # The calibration table holds each threshold's validation lesion Dice and lesion detection after post-processing,
-    # recomputed here from the saved model's probabilities (components with scipy); the config keeps the best Dice.
+    # recomputed here from the saved model's probabilities (components with scipy); the config keeps the best Dice
+    # among the thresholds with at most train.max_fp_per_scan false positives per scan (the fewest if none has).
     table = pd.read_csv(model / "lesion_threshold.csv")
     cfg = load_config(model / "config.yaml")
-    best = table.loc[table["mean_val_lesion_dice"].idxmax(), "threshold"]
+    allowed = table[table["fp_per_scan"] <= cfg.train.max_fp_per_scan]
+    best = (allowed.loc[allowed["mean_val_lesion_dice"].idxmax(), "threshold"] if len(allowed)
+            else table.loc[table["fp_per_scan"].idxmin(), "threshold"])
     assert str(cfg.inference.lesion_threshold or "argmax") == str(best)
     segmenter = Segmenter(model, device="cpu")
     val = pd.read_csv(tiny_cohort)

@@ -38,3 +38,18 @@ def test_in_plane_rotation_keeps_the_voxels_and_the_slices(tiny_cohort: Path) ->
         # Some rotation by k * 90 degrees in the (x, y) plane of the same crop; z untouched.
         assert any(np.array_equal(b[LABEL], np.rot90(a[LABEL], k, axes=(1, 2))) and
                    np.array_equal(b[IMAGE], np.rot90(a[IMAGE], k, axes=(1, 2))) for k in (1, 2, 3))
+
+
+def test_intensity_augmentations_change_the_image_not_the_label(tiny_cohort: Path) -> None:
+    plain = _crops(tiny_cohort)
+    augmented = _crops(tiny_cohort, gamma_prob=1.0, noise_prob=1.0, blur_prob=1.0, lowres_prob=1.0)
+    for a, b in zip(plain, augmented, strict=True):
+        np.testing.assert_array_equal(b[LABEL], a[LABEL])  # same crops, labels untouched
+        assert not np.array_equal(b[IMAGE], a[IMAGE])
+        assert b[IMAGE].min() >= 0.0 and b[IMAGE].max() <= 1.0  # the window clip still comes last
+    # each augmentation alone changes the image as its kind predicts
+    noisy = _crops(tiny_cohort, noise_prob=1.0)
+    blurred = _crops(tiny_cohort, blur_prob=1.0)
+    rough = [np.abs(np.diff(c[IMAGE], axis=1)).mean() for c in plain]
+    assert all(np.abs(np.diff(c[IMAGE], axis=1)).mean() < r for c, r in zip(blurred, rough, strict=True))
+    assert all(np.abs(np.diff(c[IMAGE], axis=1)).mean() > r for c, r in zip(noisy, rough, strict=True))

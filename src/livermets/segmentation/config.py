@@ -28,7 +28,7 @@ from livermets.atomic import write_text
 from livermets.errors import UserInputError
 
 PRESET_DIR = Path(__file__).with_name("presets")
-PRESETS = ("cpu", "paper")
+PRESETS = ("cpu", "paper", "default")
 CLASS_NAMES = ("background", "liver", "lesion")  # LiTS label values 0, 1, 2
 ModelName = Literal["unet", "segresnet"]
 MODELS: tuple[str, ...] = ("unet", "segresnet")
@@ -157,6 +157,16 @@ class AugmentConfig(_Strict):
     rotate90_prob: float = Field(default=
         0.0, ge=0, le=1, description="chance of an in-plane rotation by 90/180/270 degrees (RandRotate90d)"
     )
+    gamma_prob: float = Field(default=0.0, ge=0, le=1, description="chance of a random gamma (RandAdjustContrastd)")
+    gamma_range: tuple[float, float] = (0.7, 1.5)
+    noise_prob: float = Field(default=0.0, ge=0, le=1, description="chance of added Gaussian noise")
+    noise_hu: float = Field(default=15.0, ge=0, description="maximum standard deviation of the added noise (HU)")
+    blur_prob: float = Field(default=0.0, ge=0, le=1, description="chance of a Gaussian blur (RandGaussianSmoothd)")
+    blur_sigma_voxels: tuple[float, float] = (0.3, 1.0)
+    lowres_prob: float = Field(default=
+        0.0, ge=0, le=1, description="chance of simulating a lower resolution (down- then up-sampling the crop)"
+    )
+    lowres_zoom: tuple[float, float] = (0.5, 1.0)
 
 
 class NetworkConfig(_Strict):
@@ -167,8 +177,15 @@ class NetworkConfig(_Strict):
 class TrainConfig(_Strict):
     """Optimisation, validation and data handling."""
 
-    max_epochs: int = Field(..., ge=1)
-    max_minutes: float | None = Field(default=None, gt=0, description="wall-time budget of one run")
+    max_epochs: int = Field(..., ge=1, description="full epochs of training when max_iterations is not set")
+    max_iterations: int | None = Field(default=
+        None, ge=1, description="optimizer steps of the whole training (a length that does not depend on the machine's "
+        "speed); when set, max_epochs is ignored and the last epoch may be partial"
+    )
+    max_minutes: float | None = Field(default=
+        None, gt=0, description="wall-time cap of one run: it stops before an epoch that would exceed it (with "
+        "max_iterations only a safety cap, outside the learning-rate schedule)"
+    )
     learning_rate: float = Field(default=1e-4, gt=0, lt=1)
     weight_decay: float = Field(default=0.0, ge=0)
     loss: Literal["dice", "dicece", "dicefocal"] = Field(default=
@@ -184,7 +201,8 @@ class TrainConfig(_Strict):
     )
     lr_schedule: Literal["constant", "poly"] = Field(default=
         "constant", description="poly: lr * (1 - progress) ** 0.9 per iteration (nnU-Net), where progress is the "
-        "larger of the epoch fraction and, with max_minutes, the elapsed fraction of the time budget"
+        "share of max_iterations done or, without max_iterations, the larger of the share of max_epochs' iterations "
+        "and, with max_minutes, the elapsed share of the time budget"
     )
     images_per_batch: int = Field(default=1, ge=1)
     val_interval: int = Field(default=1, ge=1, description="validate every N epochs (and always on the last one)")
@@ -199,6 +217,10 @@ class TrainConfig(_Strict):
     calibration_metric: Literal["lesion_dice", "lesion_f1"] = Field(default=
         "lesion_dice", description="what the calibration maximises: mean validation lesion Dice (scans with lesions), "
         "or lesion detection F1 pooled over all validation scans (false positives in lesion-free livers count)"
+    )
+    max_fp_per_scan: float | None = Field(default=
+        5.0, ge=0, description="the calibration only accepts thresholds with at most this many false-positive lesions "
+        "per validation scan (None: no limit); when none qualifies it keeps the one with the fewest and warns"
     )
     cache: Literal["memory", "disk", "none"] = "memory"
     num_workers: int = Field(default=0, ge=0)
@@ -248,6 +270,57 @@ class InferenceConfig(_Strict):
         return value
 
 
+Range2 = tuple[float, float]
+
+
+class QCConfig(_Strict):
+    """Plausibility checks of every prediction (:mod:`livermets.segmentation.qc`); a check flags, never rejects.
+
+    Ranges are inclusive ``(low, high)``. The input-domain ranges (``pixel_mm``, ``slice_mm``) describe the scans
+    the model was trained on; a model folder's ``config.yaml`` carries them with the weights.
+    """
+
+    liver_ml: Range2 = Field(default=
+        (800.0, 3500.0), description="plausible liver volume (labels 1 + 2) in mL; outside it: flag liver_volume"
+    )
+    max_lesions: int = Field(default=
+        50, ge=0, description="more lesion components (26-connected) than this: flag many_lesions"
+    )
+    speckle_voxels: int = Field(default=
+        3, ge=1, description="a lesion component with fewer voxels than this counts as a speckle"
+    )
+    speckle_min_count: int = Field(default=
+        5, ge=1, description="this many speckles (or more than half of the components being speckles): flag speckle"
+    )
+    ct_min_hu: float = Field(default=
+        -200.0, description="a CT has voxels below this (air, fat); a minimum above it: flag not_ct"
+    )
+    ct_max_hu: float = Field(default=
+        100.0, description="a CT has voxels above this (contrast, bone); a maximum below it: flag not_ct"
+    )
+    ct_p99_hu: float = Field(default=
+        0.0, description="the 99th HU percentile of a CT lies above this (soft tissue); below it: flag not_ct"
+    )
+    pixel_mm: Range2 = Field(default=
+        (0.5, 1.0), description="in-plane (x, y) voxel spacing of the training scans in mm; outside it: flag spacing"
+    )
+    slice_mm: Range2 = Field(default=
+        (0.6, 5.0), description="slice thickness (z spacing) of the training scans in mm; outside it: flag spacing"
+    )
+    edge_fraction: float = Field(default=
+        0.0, ge=0, lt=1, description="flag liver_cut_off when more than this fraction of the liver voxels lies on the "
+        "first or last slice or on an in-plane edge of the image (0: any liver voxel there)"
+    )
+
+    @field_validator("liver_ml", "pixel_mm", "slice_mm")
+    @classmethod
+    def _range(cls, value: Range2) -> Range2:
+        low, high = value
+        if not (math.isfinite(low) and math.isfinite(high) and 0 <= low < high):
+            raise ValueError(f"needs 0 <= low < high (finite), got {tuple(value)}")
+        return value
+
+
 class SegConfig(_Strict):
     """The complete, validated description of one segmentation model."""
 
@@ -260,6 +333,7 @@ class SegConfig(_Strict):
     network: NetworkConfig = Field(default_factory=NetworkConfig)
     train: TrainConfig
     inference: InferenceConfig = Field(default_factory=InferenceConfig)
+    qc: QCConfig = Field(default_factory=QCConfig)
 
     @field_validator("classes")
     @classmethod

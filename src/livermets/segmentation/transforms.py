@@ -25,11 +25,15 @@ from monai.transforms import (
     EnsureTyped,
     MapTransform,
     Orientationd,
+    RandAdjustContrastd,
     RandCropByLabelClassesd,
     RandFlipd,
+    RandGaussianNoised,
+    RandGaussianSmoothd,
     RandRotate90d,
     RandScaleIntensityd,
     RandShiftIntensityd,
+    RandSimulateLowResolutiond,
     ScaleIntensityRanged,
     Spacingd,
     SpatialPadd,
@@ -113,6 +117,25 @@ def _augmentations(config: SegConfig) -> list[Any]:
         steps += [RandFlipd(keys, prob=augment.flip_prob, spatial_axis=axis) for axis in range(3)]
     if augment.rotate90_prob > 0:
         steps.append(RandRotate90d(keys, prob=augment.rotate90_prob, max_k=3, spatial_axes=(0, 1)))
+    return steps + _intensity_augmentations(config)
+
+
+def _intensity_augmentations(config: SegConfig) -> list[Any]:
+    """Resolution, blur, noise and gamma on the centred image (window units; the label is untouched)."""
+    augment = config.augment
+    window = config.preprocess.window
+    steps: list[Any] = []
+    if augment.lowres_prob > 0:
+        steps.append(RandSimulateLowResolutiond(IMAGE, prob=augment.lowres_prob, zoom_range=augment.lowres_zoom))
+    if augment.blur_prob > 0:
+        low, high = augment.blur_sigma_voxels
+        steps.append(RandGaussianSmoothd(IMAGE, sigma_x=(low, high), sigma_y=(low, high), sigma_z=(low, high),
+                                         prob=augment.blur_prob))
+    if augment.noise_prob > 0:
+        steps.append(RandGaussianNoised(IMAGE, prob=augment.noise_prob, mean=0.0, sample_std=True,
+                                        std=augment.noise_hu / (window.hu_max - window.hu_min)))
+    if augment.gamma_prob > 0:
+        steps.append(RandAdjustContrastd(IMAGE, prob=augment.gamma_prob, gamma=augment.gamma_range))
     return steps
 
 

@@ -7,6 +7,7 @@ every validation epoch, ``livermets seg calibrate`` once on a trained model.
 
 from __future__ import annotations
 
+import logging
 import math
 import warnings
 from collections.abc import Iterator
@@ -28,8 +29,10 @@ from livermets.segmentation.networks import sliding_window_logits
 from livermets.segmentation.postprocess import LESION, labels_from_probabilities, postprocess_label
 from livermets.segmentation.transforms import IMAGE, LABEL
 
+log = logging.getLogger(__name__)
+
 #: Lesion thresholds tried by the calibration; ``None`` is the argmax.
-THRESHOLDS: tuple[float | None, ...] = (None, 0.5, 0.4, 0.3, 0.25, 0.2, 0.15, 0.1)
+THRESHOLDS: tuple[float | None, ...] = (None, 0.7, 0.6, 0.5, 0.4, 0.3, 0.25, 0.2, 0.15, 0.1)
 
 
 def _logits(network: torch.nn.Module, image: torch.Tensor, config: SegConfig, amp: bool) -> torch.Tensor:
@@ -148,9 +151,30 @@ def validate(
             "sensitivity": tp / n_ref, "ppv": tp / (tp + fp), "f1": 2 * tp / (tp + n_ref + fp),
             "fp_per_scan": fp / max(n_val_scans, 1),
         })
-    if not n_ref[0]:
-        best = thresholds.index(None) if None in thresholds else 0
-    else:
-        column = "f1" if config.train.calibration_metric == "lesion_f1" else "mean_val_lesion_dice"
-        best = int(np.nanargmax(table[column].to_numpy()))  # first maximum: argmax, then higher thresholds
+    best = _choose_threshold(table, thresholds, config.train.calibration_metric, config.train.max_fp_per_scan)
     return Validation(liver, lesion, table, thresholds[best], best)
+
+
+def _choose_threshold(table: pd.DataFrame, thresholds: tuple[float | None, ...], metric: str,
+                      max_fp_per_scan: float | None) -> int:
+    """Row of the best ``metric`` among the thresholds with at most ``max_fp_per_scan`` false positives per scan.
+
+    Without validation lesions the argmax is kept. When no threshold meets the false-positive limit, the one with the
+    fewest false positives is kept and a warning says so (an absurd operating point is never chosen silently).
+    """
+    fp = table["fp_per_scan"].to_numpy(dtype=float)
+    allowed = np.ones(len(table), bool) if max_fp_per_scan is None else fp <= max_fp_per_scan
+    if not allowed.any():
+        best = int(np.argmin(fp))
+        log.warning("no lesion threshold keeps the validation false positives at or below %g per scan "
+                    "(train.max_fp_per_scan); keeping %s with the fewest (%.1f per scan)", max_fp_per_scan,
+                    table["threshold"].iloc[best], fp[best])
+        return best
+    if not table["n_ref"].iloc[0]:
+        argmax = thresholds.index(None) if None in thresholds else 0
+        return argmax if allowed[argmax] else int(np.flatnonzero(allowed)[0])
+    column = "f1" if metric == "lesion_f1" else "mean_val_lesion_dice"
+    scores = np.where(allowed, table[column].to_numpy(dtype=float), np.nan)
+    if np.isnan(scores).all():
+        return int(np.flatnonzero(allowed)[0])
+    return int(np.nanargmax(scores))  # first maximum: argmax, then higher thresholds
