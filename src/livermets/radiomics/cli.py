@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from livermets.errors import UserInputError
+
+if TYPE_CHECKING:
+    from livermets.radiomics.runner import RunSummary
 
 app = typer.Typer(help="Radiomics with PyRadiomics: the paper's 108 features per series, or per lesion.",
                   no_args_is_help=True)
@@ -31,14 +35,17 @@ def extract(
                                      "as in the published table; components: the plain component count."),
     no_crop: bool = typer.Option(False, "--no-crop", help="Give PyRadiomics the whole scan (slower; for checks)."),
     split: str | None = typer.Option(None, "--split", help="Only manifest rows of this split (train, val, test)."),
+    max_lesions: int = typer.Option(200, "--max-lesions", help="Skip (record as failed) a series whose mask has more "
+                                    "lesion components than this: a speckled prediction, not a series to describe; "
+                                    "0 = no limit."),
 ) -> None:
     """Extract radiomics for every series of a manifest (resumable; failures in <out stem>.failures.csv).
 
     Default = the paper: the whole lesion mask (label 2) of each series → PyRadiomics 3.0.1, 1 mm B-spline
     resampling, bin width 25, Original image, 7 classes = 107 features + Num_Lesions, in the published table's
     152 columns. Series already in --out are skipped; a series that fails (unreadable file, geometry mismatch,
-    unexpected labels, NaN voxels, empty mask = "no lesion") is recorded and the others continue. Exit code 2 only
-    when no series could be processed.
+    unexpected labels, NaN voxels, empty mask = "no lesion", more lesion components than --max-lesions) is recorded
+    and the others continue. Exit code 2 only when no series could be processed.
 
     Example: ``livermets radiomics extract --manifest cohort/manifest.csv --out features.csv -j 8``
     """
@@ -50,6 +57,8 @@ def extract(
         raise UserInputError("--per-lesion works with --roi lesion only")
     if workers is not None and workers < 1:
         raise UserInputError(f"--workers must be at least 1 (got {workers})")
+    if max_lesions < 0:
+        raise UserInputError(f"--max-lesions must be 0 (no limit) or more (got {max_lesions})")
     if not out.name.endswith(".csv"):
         raise UserInputError(f"--out must be a .csv file (got {out})")
     # PyRadiomics and friends load only when a command runs (keeps `livermets --help` fast).
@@ -65,13 +74,29 @@ def extract(
     tasks = build_tasks(frame, masks)
     options = ExtractionOptions(params=None if params is None else str(params), roi=roi,  # type: ignore[arg-type]
                                 per_lesion=per_lesion, crop=not no_crop,
-                                lesion_count=lesion_count)  # type: ignore[arg-type]
+                                lesion_count=lesion_count, max_lesions=max_lesions)  # type: ignore[arg-type]
     summary = run_extraction(tasks, out, options, workers=workers, scheduler=scheduler)
     typer.echo(f"{out}: {summary.succeeded} series computed, {summary.already_done} already there, "
                f"{summary.failed} failed ({summary.failures}); {summary.seconds:.1f} s, "
                f"{summary.series_per_second:.2f} series/s")
     if summary.attempted and summary.succeeded == 0 and summary.already_done == 0:
-        raise UserInputError(f"no series could be processed; reasons in {summary.failures}")
+        raise UserInputError(_nothing_processed(summary, max_lesions))
+
+
+def _nothing_processed(summary: RunSummary, max_lesions: int) -> str:
+    """One-line error when no series could be processed; names the lesion limit when it was a reason."""
+    over = summary.too_many_lesions
+    if not over:
+        return f"no series could be processed; reasons in {summary.failures}"
+    label, count = over[0]
+    notes = []
+    if len(over) > 1:
+        notes.append(f"{len(over) - 1} more series over the limit")
+    if summary.failed > len(over):
+        notes.append(f"{summary.failed - len(over)} failed for other reasons")
+    more = f" ({'; '.join(notes)}; reasons in {summary.failures})" if notes else ""
+    return (f"{label}: {count} lesion components, more than --max-lesions {max_lesions}; raise --max-lesions "
+            f"(0 = no limit) to compute it{more}")
 
 
 @app.command("aggregate")

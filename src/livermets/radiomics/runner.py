@@ -15,7 +15,9 @@ Kill safety and resuming (the *parts* design):
 * series whose ``File`` is already in ``<out>`` are skipped, so re-running the same command continues the job.
 
 Failures go to ``<out stem>.failures.csv`` (``File, series_id, reason``), rewritten atomically after each failure.
-Failed series are retried by the next run; entries of series not attempted in this run are kept.
+Failed series are retried by the next run; entries of series not attempted in this run are kept. A series whose
+mask has more lesion components than ``ExtractionOptions.max_lesions`` is such a failure; the run summary also lists
+it in :attr:`RunSummary.too_many_lesions`.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +53,11 @@ FAILURE_COLUMNS = ["File", "series_id", "reason"]
 
 @dataclass
 class RunSummary:
-    """What one run did; ``series_per_second`` and ``lesion_voxels_per_second`` count this run's attempts."""
+    """What one run did; ``series_per_second`` and ``lesion_voxels_per_second`` count this run's attempts.
+
+    ``too_many_lesions`` lists ``(label map, lesion component count)`` of this run's series skipped for exceeding
+    ``ExtractionOptions.max_lesions`` (they are also among ``failed``).
+    """
 
     out: Path
     failures: Path
@@ -61,6 +67,7 @@ class RunSummary:
     failed: int
     seconds: float
     lesion_voxels: int
+    too_many_lesions: list[tuple[str, int]] = field(default_factory=list)
 
     @property
     def series_per_second(self) -> float:
@@ -306,6 +313,7 @@ def run_extraction(
     log.info("%d series in manifest, %d already in %s, %d to compute (%s)", len(tasks), len(tasks) - len(todo),
              out, len(todo), f"Dask {scheduler}" if scheduler else f"{workers} worker(s)")
     succeeded = failed = voxels = 0
+    over_limit: list[tuple[str, int]] = []
     start = time.perf_counter()
     try:
         with make_progress() as progress:
@@ -320,15 +328,19 @@ def run_extraction(
                     new_failures.append({"File": task.key, "series_id": task.series_id, "reason": result.failure})
                     write_csv(fail_path, pd.DataFrame(kept_failures + new_failures, columns=FAILURE_COLUMNS))
                     log.warning("%s: %s", task.series_id, result.failure)
+                    if result.too_many_lesions is not None:
+                        over_limit.append((task.label or task.key, result.too_many_lesions))
                 progress.advance(bar)
     finally:
         seconds = time.perf_counter() - start
         merge_parts(out, order, options.per_lesion)
         write_csv(fail_path, pd.DataFrame(kept_failures + new_failures, columns=FAILURE_COLUMNS))
-    summary = RunSummary(out, fail_path, len(tasks) - len(todo), len(todo), succeeded, failed, seconds, voxels)
+    summary = RunSummary(out, fail_path, len(tasks) - len(todo), len(todo), succeeded, failed, seconds, voxels,
+                         over_limit)
     parameters = {"options": asdict(options), "workers": workers, "scheduler": scheduler,
                   "params_yaml": Path(str(options.params)).read_text(encoding="utf-8"),
-                  "summary": {k: v for k, v in asdict(summary).items() if k not in ("out", "failures")}}
+                  "summary": {k: v for k, v in asdict(summary).items()
+                              if k not in ("out", "failures", "too_many_lesions")}}
     write_json(provenance_path(out), provenance(parameters, command))
     return summary
 

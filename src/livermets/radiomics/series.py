@@ -2,7 +2,9 @@
 
 :func:`run_series` never raises for bad data: an unreadable file, a label map with unexpected values, image/label
 geometry mismatch, NaN voxels, an empty ROI ("no lesion", as the paper excluded its false-negative volumes) or a
-PyRadiomics error become :attr:`SeriesResult.failure`, so that one bad series never stops a cohort job.
+PyRadiomics error become :attr:`SeriesResult.failure`, so that one bad series never stops a cohort job. So does a
+mask with more lesion components than :attr:`ExtractionOptions.max_lesions` (counted once with cc3d, before any
+feature is computed): thousands of specks are a failed segmentation, not a series to describe.
 
 Examples
 --------
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import cc3d
 import nibabel as nib
 import numpy as np
 import pandas as pd
@@ -29,7 +32,7 @@ from livermets.errors import UserInputError
 from livermets.featuretable import ID_COLUMNS, LESION_COUNT_COLUMN, TARGET_COLUMNS
 from livermets.imaging.geometry import check_same_geometry
 from livermets.imaging.io import read_image, read_label
-from livermets.lesions.components import LESION_VALUE, LIVER_VALUE, label_components
+from livermets.lesions.components import LESION_VALUE, LIVER_VALUE
 from livermets.radiomics.extractor import extract_roi, make_extractor
 from livermets.radiomics.per_lesion import extract_lesions
 
@@ -58,6 +61,9 @@ class ExtractionOptions:
         ``published``: ``Num_Lesions`` = components + 1, the convention of the published table (it equals
         PyRadiomics' 26-connected ``VolumeNum`` + 1 in all 227 rows, i.e. cc3d's labels *including background*);
         ``components``: the number of 26-connected components.
+    max_lesions
+        A series whose lesion mask has more 26-connected components than this is not computed but recorded as a
+        failure (:attr:`SeriesResult.too_many_lesions` holds the count); ``0``: no limit.
     single_thread
         Run SimpleITK with one thread (set by the runner for parallel workers).
     """
@@ -67,7 +73,12 @@ class ExtractionOptions:
     per_lesion: bool = False
     crop: bool = True
     lesion_count: LesionCount = "published"
+    max_lesions: int = 200
     single_thread: bool = False
+
+    def __post_init__(self) -> None:
+        if self.max_lesions < 0:
+            raise UserInputError(f"max_lesions must be >= 0 (0 = no limit), got {self.max_lesions}")
 
 
 @dataclass(frozen=True)
@@ -83,7 +94,11 @@ class SeriesTask:
 
 @dataclass
 class SeriesResult:
-    """Rows of one series (empty on failure), the failure reason, lesion voxels and wall time (s)."""
+    """Rows of one series (empty on failure), the failure reason, lesion voxels and wall time (s).
+
+    ``too_many_lesions`` is the lesion component count when the series was skipped for exceeding
+    :attr:`ExtractionOptions.max_lesions` (``None`` otherwise).
+    """
 
     key: str
     series_id: str
@@ -91,10 +106,42 @@ class SeriesResult:
     failure: str | None
     lesion_voxels: int = 0
     seconds: float = 0.0
+    too_many_lesions: int | None = None
 
 
 class SeriesFailure(Exception):
     """A series that cannot be processed; the message is the reason written to the failures file."""
+
+
+class TooManyLesions(SeriesFailure):
+    """The lesion mask has more components than ``max_lesions``; ``count`` is their number."""
+
+    def __init__(self, message: str, count: int) -> None:
+        super().__init__(message)
+        self.count = count
+
+
+def lesion_component_count(lesion: np.ndarray) -> int:
+    """Number of 26-connected components of a boolean mask (one cc3d pass).
+
+    Examples
+    --------
+    >>> mask = np.zeros((3, 6, 6), dtype=bool); mask[1, 1, 1] = mask[1, 4, 4] = mask[2, 2, 2] = True
+    >>> lesion_component_count(mask)
+    2
+    """
+    binary = np.ascontiguousarray(lesion, dtype=bool)
+    _, count = cc3d.connected_components(binary, connectivity=26, return_N=True, binary_image=True)
+    return int(count)
+
+
+def check_lesion_limit(count: int, max_lesions: int, label_path: str | None) -> None:
+    """Raise :class:`TooManyLesions` when ``count`` exceeds ``max_lesions`` (``0``: no limit)."""
+    if max_lesions and count > max_lesions:
+        raise TooManyLesions(
+            f"{label_path}: {count} lesion components (26-connected), more than max_lesions = {max_lesions}; "
+            "not computed", count,
+        )
 
 
 def manifest_ids(row: pd.Series | dict[str, Any]) -> dict[str, Any]:
@@ -171,14 +218,18 @@ def run_series(task: SeriesTask, options: ExtractionOptions) -> SeriesResult:
         lesion_voxels = int(lesion.sum())
         if options.roi == "lesion" and lesion_voxels == 0:
             raise SeriesFailure(NO_LESION)
+        n_lesions = lesion_component_count(lesion) if lesion_voxels else 0
+        check_lesion_limit(n_lesions, options.max_lesions, task.label)
         extractor = make_extractor(options.params)
         if options.per_lesion:
             rows = [{**_ids_only(task.ids), **row, **_targets(task.ids)}
                     for row in extract_lesions(image, label, extractor, crop=options.crop)]
         else:
-            rows = [_series_row(task, image, label_array, lesion, extractor, options)]
+            rows = [_series_row(task, image, label_array, lesion, n_lesions, extractor, options)]
     except SeriesFailure as exc:
-        return SeriesResult(task.key, task.series_id, [], str(exc), lesion_voxels, time.perf_counter() - start)
+        count = exc.count if isinstance(exc, TooManyLesions) else None
+        return SeriesResult(task.key, task.series_id, [], str(exc), lesion_voxels, time.perf_counter() - start,
+                            count)
     except UserInputError:  # a bad --params file concerns every series: stop the job
         raise
     except Exception as exc:  # a cohort job records any other failure of one series and goes on
@@ -192,6 +243,7 @@ def _series_row(
     image: sitk.Image,
     label_array: np.ndarray,
     lesion: np.ndarray,
+    n_lesions: int,
     extractor: Any,
     options: ExtractionOptions,
 ) -> dict[str, Any]:
@@ -204,7 +256,7 @@ def _series_row(
         features = extract_roi(image, mask, extractor, crop=options.crop)
     except ValueError as exc:
         raise SeriesFailure(f"PyRadiomics: {' '.join(str(exc).split())[:300]}") from None
-    count = label_components(lesion).count
+    count = n_lesions
     if options.lesion_count == "published":
         count += 1
     return {**_ids_only(task.ids), **features, LESION_COUNT_COLUMN: count, **_targets(task.ids)}

@@ -26,14 +26,14 @@ import pandas as pd
 import SimpleITK as sitk
 import torch
 
-from livermets.atomic import write_csv
+from livermets.atomic import write_csv, write_json
 from livermets.cohort.manifest import load_manifest
 from livermets.errors import UserInputError
 from livermets.imaging.geometry import geometry_differences
 from livermets.imaging.io import IMAGE_SUFFIXES, read_image, write_label
 from livermets.progress import track
 from livermets.segmentation.checks import check_ct_intensities
-from livermets.segmentation.config import InferenceConfig, SegConfig, config_from_dict, load_config
+from livermets.segmentation.config import InferenceConfig, QCConfig, SegConfig, config_from_dict, load_config
 from livermets.segmentation.convert import array_to_image
 from livermets.segmentation.device import mixed_precision, out_of_memory_message, resolve_device
 from livermets.segmentation.model_files import CONFIG_FILE, WEIGHTS_FILE
@@ -45,6 +45,7 @@ from livermets.segmentation.postprocess import (
     postprocess_label,
     postprocess_probabilities,
 )
+from livermets.segmentation.qc import QCRecord, check_prediction
 from livermets.segmentation.transforms import IMAGE, eval_transforms
 
 log = logging.getLogger(__name__)
@@ -172,6 +173,36 @@ class PredictionRow:
     liver_ml: float
     lesion_ml: float
     seconds: float
+    n_lesions: int
+    qc_flags: str
+
+
+def qc_path(out_dir: str | Path, series_id: str) -> Path:
+    """``OUT/<series_id>.qc.json``: the plausibility record of one prediction."""
+    return Path(out_dir) / f"{series_id}.qc.json"
+
+
+def _predict_one(
+    segmenter: Segmenter, series_id: str, path: str, target: Path, tta: bool, qc: QCConfig
+) -> PredictionRow:
+    """Segment one CT, write its plausibility record and then its label map (the marker of a finished series)."""
+    tick = time.monotonic()
+    ct = read_image(path)
+    label = segmenter.predict_image(ct, path, tta=tta)
+    record = check_prediction(label, ct, qc, series_id)
+    write_json(qc_path(target.parent, series_id), record.to_dict())
+    write_label(label, target)
+    _log_flags(record)
+    counts = np.bincount(sitk.GetArrayViewFromImage(label).ravel(), minlength=3)
+    voxel_ml = float(np.prod(ct.GetSpacing())) / 1000.0
+    return PredictionRow(series_id, path, str(target), round(counts[LIVER] * voxel_ml, 3),
+                         round(counts[LESION] * voxel_ml, 3), round(time.monotonic() - tick, 2), record.n_lesions,
+                         ";".join(record.codes))
+
+
+def _log_flags(record: QCRecord) -> None:
+    for flag in record.flags:
+        log.warning("%s: plausibility check %s: %s", record.name, flag.code, flag.message)
 
 
 def predict_cohort(
@@ -183,12 +214,16 @@ def predict_cohort(
     tta: bool = False,
     device: str = "auto",
     overwrite: bool = False,
+    qc: QCConfig | None = None,
     **inference: Any,
 ) -> pd.DataFrame:
     """Segment every manifest row (optionally one split) or one image; write ``OUT/<series_id>.nii.gz``.
 
     Existing outputs are kept (the run is resumable) unless ``overwrite``. A summary ``OUT/predictions.csv`` lists
-    series, output path, liver and lesion volume (mL) and seconds per scan.
+    series, output path, liver (label 1) and lesion volume (mL), seconds per scan, lesion components
+    (``n_lesions``) and the plausibility flags (``qc_flags``, codes separated by ``;``, empty when none). Every
+    prediction is checked (:func:`livermets.segmentation.qc.check_prediction` with ``qc``, default the model's
+    ``config.yaml`` ``qc`` section): the record goes to ``OUT/<series_id>.qc.json`` and each flag to one warning.
     """
     if (manifest is None) == (image is None):
         raise UserInputError("give exactly one of --manifest or --image")
@@ -213,20 +248,14 @@ def predict_cohort(
                     "flipped inputs are unlike its training data (TTA lowered lesion Dice in the README benchmark)",
                     model_dir)
     out = Path(out_dir)
+    qc = qc if qc is not None else segmenter.config.qc
     rows = []
     for series_id, path in track(cases, "Segmenting"):
         target = out / f"{series_id}.nii.gz"
         if target.exists() and not overwrite:
             log.info("%s exists; skipped (use --overwrite to redo)", target)
             continue
-        tick = time.monotonic()
-        ct = read_image(path)
-        label = segmenter.predict_image(ct, path, tta=tta)
-        write_label(label, target)
-        counts = np.bincount(sitk.GetArrayViewFromImage(label).ravel(), minlength=3)
-        voxel_ml = float(np.prod(ct.GetSpacing())) / 1000.0
-        rows.append(PredictionRow(series_id, path, str(target), round(counts[LIVER] * voxel_ml, 3),
-                                  round(counts[LESION] * voxel_ml, 3), round(time.monotonic() - tick, 2)))
+        rows.append(_predict_one(segmenter, series_id, path, target, tta, qc))
     table = pd.DataFrame([r.__dict__ for r in rows], columns=list(PredictionRow.__dataclass_fields__))
     summary = out / "predictions.csv"
     if summary.exists() and not table.empty:
