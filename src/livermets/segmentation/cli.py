@@ -25,15 +25,21 @@ def train(
                                help="Preset (cpu, paper) or a YAML config file (--resume uses the saved one)."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA if available), cpu or cuda."),
     max_epochs: int | None = typer.Option(None, "--max-epochs", help="Override train.max_epochs."),
+    iterations: int | None = typer.Option(None, "--iterations",
+                                          help="Override train.max_iterations: train exactly this many optimizer "
+                                               "steps (over resumes), whatever the machine's speed; max_epochs is "
+                                               "then ignored."),
     max_minutes: float | None = typer.Option(None, "--max-minutes",
-                                             help="Wall-time budget; stops before an epoch that would exceed it."),
+                                             help="Wall-time cap of this run; stops before an epoch that would "
+                                                  "exceed it."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the folder's last checkpoint."),
 ) -> None:
     """Train a 3D U-Net or SegResNet on split == train, validate on split == val, keep the best lesion Dice.
 
     Writes OUT/config.yaml, OUT/model.safetensors, OUT/train_log.csv, OUT/training_curve.png and OUT/checkpoint/.
+    The summary line says what stopped the run: its iterations or epochs budget, or max_minutes.
 
-    Example: ``livermets seg train --model unet --manifest cohort/manifest.csv --out models/unet --config cpu``
+    Example: ``livermets seg train --model unet --manifest cohort/manifest.csv --out models/unet --iterations 4000``
     """
     from livermets.errors import UserInputError
     from livermets.segmentation.config import MODELS
@@ -45,16 +51,18 @@ def train(
         raise UserInputError(f"--model {model!r}: choose one of {', '.join(MODELS)}")
     result = train_model(
         manifest, out, model=model, config=config, device=device, max_epochs=max_epochs, max_minutes=max_minutes,
-        resume=resume, command=shlex.join(["livermets", *sys.argv[1:]]),
+        max_iterations=iterations, resume=resume, command=shlex.join(["livermets", *sys.argv[1:]]),
     )
     typer.echo(
-        f"{result.model_dir}: {result.last_epoch} epoch(s) in {result.minutes:.1f} min; best "
-        f"{result.selection_metric} {result.best_lesion_dice:.3f} at epoch {result.best_epoch}"
+        f"{result.model_dir}: {result.last_epoch} epoch(s), {result.iterations} iteration(s) in "
+        f"{result.minutes:.1f} min, stopped by {result.stopped_by}; best {result.selection_metric} "
+        f"{result.best_lesion_dice:.3f} at epoch {result.best_epoch}"
     )
 
 
 def predict(
-    model: Path = typer.Option(..., "--model", help="Model folder written by `livermets seg train`."),
+    model: Path | None = typer.Option(None, "--model", help="Model folder written by `livermets seg train` "
+                                      "(default: the model shipped with livermets)."),
     out: Path = typer.Option(..., "--out", help="Output folder for <series_id>.nii.gz label maps."),
     manifest: Path | None = typer.Option(None, "--manifest", help="Segment every row of this manifest."),
     image: Path | None = typer.Option(None, "--image", help="Segment one image (file or DICOM folder)."),
@@ -82,6 +90,7 @@ def predict(
     Example: ``livermets seg predict --model models/unet --manifest cohort/manifest.csv --split test --out preds``
     """
     from livermets.errors import UserInputError
+    from livermets.segmentation.default_model import resolve_model
     from livermets.segmentation.predict import predict_cohort
 
     if keep_all_lesions and lesion_distance is not None:
@@ -101,8 +110,8 @@ def predict(
         overrides["lesion_max_distance_mm"] = None
     if argmax:
         overrides["lesion_threshold"] = None
-    table = predict_cohort(model, out, manifest=manifest, image=image, split=split, tta=tta, device=device,
-                           overwrite=overwrite, **overrides)
+    table = predict_cohort(resolve_model(model), out, manifest=manifest, image=image, split=split, tta=tta,
+                           device=device, overwrite=overwrite, **overrides)
     typer.echo(f"{out}: wrote {len(table)} label map(s); summary in {out / 'predictions.csv'}")
 
 

@@ -1,0 +1,37 @@
+"""The segmentation model shipped with livermets, used when no model folder is given.
+
+The folder ``livermets/segmentation/models/default`` is an ordinary model folder (``config.yaml``,
+``model.safetensors``, ``train_log.csv``, ``training_curve.png``, ``lesion_threshold.csv``, ``provenance.json``) plus
+``RECIPE.md``: the commands that trained it (``scripts/train_default_model.sh``), the data generator version and
+seed. Weights are safetensors (no pickle).
+
+Examples
+--------
+>>> resolve_model(None).name
+'default'
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from livermets.errors import UserInputError
+from livermets.segmentation.model_files import CONFIG_FILE, WEIGHTS_FILE
+
+DEFAULT_MODEL_DIR = Path(__file__).with_name("models") / "default"
+
+
+def resolve_model(model: str | Path | None) -> Path:
+    """``model`` as a Path, or the shipped default model folder when ``model`` is None.
+
+    Raises
+    ------
+    UserInputError
+        The default model is requested but its files are missing from the installation.
+    """
+    if model is not None:
+        return Path(model)
+    if not (DEFAULT_MODEL_DIR / CONFIG_FILE).is_file() or not (DEFAULT_MODEL_DIR / WEIGHTS_FILE).is_file():
+        raise UserInputError(f"model: the default model is missing from this installation ({DEFAULT_MODEL_DIR}); "
+                             "give a model folder")
+    return DEFAULT_MODEL_DIR
