@@ -50,7 +50,7 @@ def test_embedded_paper_values_match_reference(reference):
 def require_haswell_kernel():
     # newton-cg on unscaled features is ill-conditioned: its solution follows the OpenBLAS kernel's summation
     # order. The paper's LR numbers come out under the Haswell kernel (OPENBLAS_CORETYPE=Haswell, set on this
-    # project's machines), not under e.g. SkylakeX; README "Reproduction table" lists the measurements.
+    # project's machines), not under e.g. SkylakeX; docs/phenotype.md "Reproduction table" lists the measurements.
     if blas_kernels() != "Haswell":
         pytest.skip(f"LR paper numbers are measured under OpenBLAS kernel Haswell; this process uses {blas_kernels()}")
 

@@ -96,7 +96,7 @@ def _table4_section(table4: pd.DataFrame) -> list[str]:
         "- Test predictions are the notebook's soft vote `VotingClassifier(fold models, voting='soft')"
         ".fit(train+val)`, which clones and refits its members on all train+val rows, i.e. the model refitted "
         "on train+val (not the mean of the CV fold models). "
-        f"LR's solution depends on the OpenBLAS kernel (this run: {blas_kernels()}); see README."
+        f"LR's solution depends on the OpenBLAS kernel (this run: {blas_kernels()}); see docs/phenotype.md."
     )
     lines.append("")
     for model in sorted(flagged):

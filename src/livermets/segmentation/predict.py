@@ -245,7 +245,7 @@ def predict_cohort(
     segmenter = Segmenter(model_dir, device=device, **inference)
     if tta and segmenter.config.augment.flip_prob == 0:
         log.warning("--tta averages over flipped CTs, but %s was trained without flips (augment.flip_prob 0): "
-                    "flipped inputs are unlike its training data (TTA lowered lesion Dice in the README benchmark)",
+                    "flipped inputs are unlike its training data (TTA lowered lesion Dice in docs/benchmarks.md)",
                     model_dir)
     out = Path(out_dir)
     qc = qc if qc is not None else segmenter.config.qc

@@ -5,7 +5,7 @@ Coordinates are patient LPS (x towards the patient's left, y posterior, z superi
 patient can be rendered on any grid (tiny/small/demo) and lesions can be placed by evaluating the liver at points.
 
 HU defaults are portal-venous-phase values (liver 90-120, spleen ~110, renal cortex 150-200, aorta 140-190); the
-noise level is calibrated to the real CT in ``shared/data/totalsegmentator`` (see README "Synthetic cohorts").
+noise level is calibrated to the real CT in ``shared/data/totalsegmentator`` (see docs/phantoms.md).
 """
 
 from __future__ import annotations

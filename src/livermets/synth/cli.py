@@ -19,7 +19,7 @@ def synth(
     out: Path = typer.Option(..., "--out", help="Output folder (created; must be empty unless --overwrite)."),
     patients: int = typer.Option(10, "--patients", help="Number of patients (each has 1-4 studies x 2 series)."),
     seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives byte-identical files."),
-    size: str = typer.Option("small", "--size", help=f"Grid size: {', '.join(SIZES)} (see README)."),
+    size: str = typer.Option("small", "--size", help=f"Grid size: {', '.join(SIZES)} (see docs/phantoms.md)."),
     burden_link: float = typer.Option(0.25, "--burden-link",
                                       help="Target Spearman correlation between tumour burden and NE score."),
     workers: int = typer.Option(1, "--workers", help="Parallel processes (output is identical for any value)."),
