@@ -13,12 +13,14 @@ Examples
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from livermets.errors import UserInputError
 from livermets.segmentation.model_files import CONFIG_FILE, WEIGHTS_FILE
 
 DEFAULT_MODEL_DIR = Path(__file__).with_name("models") / "default"
+log = logging.getLogger(__name__)
 
 
 def resolve_model(model: str | Path | None) -> Path:
@@ -34,4 +36,7 @@ def resolve_model(model: str | Path | None) -> Path:
     if not (DEFAULT_MODEL_DIR / CONFIG_FILE).is_file() or not (DEFAULT_MODEL_DIR / WEIGHTS_FILE).is_file():
         raise UserInputError(f"model: the default model is missing from this installation ({DEFAULT_MODEL_DIR}); "
                              "give a model folder")
+    log.warning("using the model shipped with livermets (trained on synthetic CT built from one real anatomy; on "
+                "real CT it misses part of the liver and most metastases, see docs/benchmarks.md); for research "
+                "results train on your own labelled scans and pass --model")
     return DEFAULT_MODEL_DIR
