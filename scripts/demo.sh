@@ -5,7 +5,7 @@
 set -euo pipefail
 out=${1:-demo_output}
 patients=${DEMO_PATIENTS:-24}
-train_iterations=${DEMO_TRAIN_ITERATIONS:-2000}
+train_iterations=${DEMO_TRAIN_ITERATIONS:-1200}
 lm=(.venv/bin/livermets)
 cohort=$out/cohort
 manifest=$cohort/manifest.csv
@@ -33,7 +33,7 @@ cat "$out/evaluation/table3.md"
 step "4/9 showcase: train a 3D U-Net on this cohort (cpu preset, $train_iterations iterations) and compare"
 if [ -f "$out/model/model.safetensors" ]; then echo "reusing $out/model"; else
   "${lm[@]}" seg train --model unet --config cpu --manifest "$manifest" --out "$out/model" \
-    --iterations "$train_iterations"; fi
+    --iterations "$train_iterations" --max-minutes 45; fi  # the cap only guards against a very slow machine
 "${lm[@]}" seg predict --model "$out/model" --manifest "$manifest" --split test --out "$out/predictions_showcase"
 "${lm[@]}" seg evaluate --pred-dir "$out/predictions_showcase" --manifest "$manifest" \
   --out "$out/evaluation_showcase" --skip-missing --size-strata 10
