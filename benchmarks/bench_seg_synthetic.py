@@ -16,7 +16,7 @@ Run by hand (not in CI); every step is a ``livermets`` CLI call so that this mea
    falls outside the lesion label or on a component shared with another lesion are left out, and the count is printed.
 
 Prints the training time and epochs, median lesion Dice, lesion sensitivity for lesions >= 10 mm, liver Dice and the
-targets of issue 6 (median lesion Dice >= 0.6, sensitivity >= 0.8 for lesions >= 10 mm, liver Dice >= 0.9). The
+phantom-benchmark targets (median lesion Dice >= 0.6, sensitivity >= 0.8 for lesions >= 10 mm, liver Dice >= 0.9). The
 machine load (other processes) is printed too: it changes how many epochs fit into the budget.
 """
 
