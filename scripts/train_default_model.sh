@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The recipe of the segmentation model shipped in src/livermets/segmentation/models/default (docs/segmentation.md):
 # realistic training CT from the real 3 mm TotalSegmentator example (the DICOM example stays held out for the
-# benchmark), a few phantoms, then `seg train --config default` (8,000 iterations, seeded; about 70 minutes on
+# benchmark), a few phantoms, then `seg train --config default` (8,000 iterations, seeded; about an hour on
 # 2 CPU cores). Re-running reuses what exists. Usage: scripts/train_default_model.sh [WORK_DIR]
 set -euo pipefail
 work=${1:-default_model_work}
