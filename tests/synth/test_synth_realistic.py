@@ -176,6 +176,9 @@ def test_cli_realistic_mode_and_bad_input(monkeypatch: pytest.MonkeyPatch, capsy
     assert run("--mode", "realistic", "--source-ct", source.image, "--out", str(tmp_path / "x")) == 2
     assert "--source-labels" in capsys.readouterr().err
     assert run("--mode", "nonsense", "--out", str(tmp_path / "y")) == 2
+    assert run("--mode", "realistic", "--size", "tiny", "--source-ct", source.image, "--source-labels",
+               source.labels, "--out", str(tmp_path / "w")) == 2
+    assert "phantom mode" in capsys.readouterr().err
     assert run("--mode", "realistic", "--source-ct", source.image, "--source-labels", source.labels,
                "--liver-label", "200", "--patients", "1", "--out", str(tmp_path / "z")) == 2
     assert "no voxel with a liver label" in capsys.readouterr().err

@@ -49,6 +49,9 @@ def synth(
     --patients 100 --out realistic``. It writes images/, labels/, manifest.csv, lesions.csv and provenance.json.
     """
     if mode == "realistic":
+        if size != "small" or burden_link != 0.25:
+            raise UserInputError("--size and --burden-link belong to the phantom mode; --mode realistic takes its "
+                                 "grid from the source scans and writes no NE scores")
         _realistic(out, patients, seed, workers, overwrite, resume, source_ct, source_labels, tuple(liver_label),
                    remap_probability)
         return

@@ -126,11 +126,11 @@ def _profile(spec: LesionSpec, depth: Array, radius: float, rng: np.random.Gener
     return (wall + (core - wall) * smoothstep(t, 0.3, 0.6)).astype(F32)
 
 
-def _centre(rng: np.random.Generator, liver: Array, spacing: Spacing) -> Array | None:
-    candidates = np.flatnonzero(liver.ravel() >= 0.5)
+def _centre(rng: np.random.Generator, candidates: Array, shape: tuple[int, ...], spacing: Spacing) -> Array | None:
+    """A random point (mm, z, y, x) in a random voxel of ``candidates`` (flat indices into ``shape``)."""
     if candidates.size == 0:
         return None
-    index = np.unravel_index(int(candidates[rng.integers(candidates.size)]), liver.shape)
+    index = np.unravel_index(int(candidates[rng.integers(candidates.size)]), shape)
     return (np.asarray(index, dtype=np.float64) + rng.uniform(-0.5, 0.5, 3)) * np.asarray(spacing)
 
 
@@ -144,8 +144,9 @@ def insert_lesions(hu: Array, liver: Array, spacing: Spacing, rng: np.random.Gen
     lesion_occ = np.zeros(hu.shape, F32)
     rows: list[dict[str, float | str]] = []
     width = float(min(spacing))
+    candidates = np.flatnonzero(liver.ravel() >= 0.5)  # once: the liver does not change while lesions are painted
     for index, spec in enumerate(specs, start=1):
-        centre = _centre(rng, liver, spacing)
+        centre = _centre(rng, candidates, liver.shape, spacing)
         if centre is None:
             break
         reach = spec.diameter_mm * (1.3 if spec.satellites == 0 else 2.2) / 2.0 + 2.0 * max(spacing)

@@ -41,7 +41,6 @@ from livermets.synth.insertion import draw_lesions, insert_lesions, insert_vesse
 from livermets.synth.phantom import correlated_noise
 from livermets.synth.shapes import F32, Array, smooth_field
 from livermets.synth.tissues import (
-    AIR,
     BONE,
     PHASES,
     TOTALSEG_LIVER,
@@ -224,7 +223,6 @@ def _appearance(rng: np.random.Generator, hu: Array, groups: Array, source: Sour
     out = remap_intensities(hu, groups, source.real_means, new_means, scales)
     bone = groups == BONE
     out[bone] = hu[bone] * F32(rng.uniform(0.85, 1.15))
-    out[groups == AIR] = hu[groups == AIR]
     return out
 
 

@@ -23,6 +23,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import cc3d
 import numpy as np
 import pandas as pd
 
@@ -61,8 +62,6 @@ def _record(config: RealisticConfig) -> dict[str, Any]:
 def _write_case(args: tuple[RealisticConfig, int, str, Path]) -> dict[str, Any]:
     """Render case ``index`` and write its image, label and record; return the record."""
     config, index, split, out = args
-    import cc3d
-
     case = render_case(config, index)
     sid = case_id(index)
     write_image(case.image(case.hu), out / "images" / f"{sid}.nii.gz")
