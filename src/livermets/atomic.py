@@ -17,6 +17,19 @@ from typing import Any
 import pandas as pd
 
 
+def process_umask() -> int:
+    """The process umask, read without changing it (Linux ``/proc``; elsewhere briefly set and restored)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str], suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds.
@@ -42,6 +55,8 @@ def atomic_path(path: str | os.PathLike[str], suffix: str | None = None) -> Iter
     tmp = Path(tmp_name)
     try:
         yield tmp
+        if tmp.exists():  # mkstemp creates 0600; give the file the permissions a plain open() would
+            tmp.chmod(0o666 & ~process_umask())
         os.replace(tmp, final)
     finally:
         if tmp.exists():

@@ -73,6 +73,10 @@ def _register_stages() -> None:
 
     app.add_typer(radiomics_app, name="radiomics")
 
+    from livermets.analyze.cli import register as register_analyze
+
+    register_analyze(app)
+
 
 _register_stages()
 

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 from sklearn.base import clone
+from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 
 from livermets.errors import UserInputError
@@ -61,6 +62,7 @@ def train_model(
             delayed(_fit_paper_fold)(pipeline, X, y, train) for train, _ in paper_splits(len(dev))
         )
         threshold, selected_per_fold, input_kind = 0.5, [selected] * len(fold_models), "dataframe"
+        cv_performance = None  # the paper's row-level splits give no patient-grouped estimate
     else:
         config = GroupedConfig(model=name, seed=seed, n_jobs=n_jobs)
         result = out_of_fold(
@@ -74,6 +76,7 @@ def train_model(
         )
         fold_models = result["models"]
         threshold = float(np.mean(result["thresholds"]))
+        cv_performance = _grouped_cv_performance(dev, y, result, config.n_splits)
         selected_per_fold = [
             [f for f, keep in zip(FEATURE_COLUMNS, m.named_steps["select"].get_support(), strict=True) if keep]
             for m in fold_models
@@ -90,9 +93,25 @@ def train_model(
         "training_ranges": ranges,
         "n_training_rows": int(len(dev)),
         "n_training_patients": int(dev["unique_pt"].nunique()),
+        "cv_performance": cv_performance,
         "provenance": provenance({"protocol": protocol, "model": name, "seed": seed}, "livermets phenotype train"),
     }
     return list(fold_models), config_json
+
+
+def _grouped_cv_performance(
+    dev: pd.DataFrame, y: np.ndarray, result: dict[str, Any], n_splits: int
+) -> dict[str, Any]:
+    """Out-of-fold ROC AUC of the fold models themselves (patient-grouped, one repeat), stored with the model."""
+    probability = np.asarray(result["probability"], dtype=float)
+    return {
+        "protocol": "grouped",
+        "metric": "roc_auc",
+        "auc": float(roc_auc_score(y, probability)),
+        "n_rows": int(y.size),
+        "n_patients": int(dev["unique_pt"].nunique()),
+        "n_folds": int(n_splits),
+    }
 
 
 def train_to_folder(frame: pd.DataFrame, out_dir: str | os.PathLike[str], **kwargs: Any) -> dict[str, Any]:

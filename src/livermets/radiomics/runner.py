@@ -40,6 +40,7 @@ import pandas as pd
 from livermets.atomic import write_csv, write_json
 from livermets.errors import UserInputError
 from livermets.featuretable import order_columns
+from livermets.parallel import completed, dask_client
 from livermets.progress import make_progress
 from livermets.provenance import provenance
 from livermets.radiomics.extractor import make_extractor, resolve_params
@@ -222,34 +223,9 @@ def _estimated_cost(task: SeriesTask) -> int:
 def _dask_results(
     tasks: list[SeriesTask], options: ExtractionOptions, workers: int, scheduler: str
 ) -> Iterator[tuple[SeriesTask, SeriesResult]]:
-    from dask.distributed import Client, LocalCluster, as_completed
-
-    # Importing distributed installs its own INFO-level loggers (scheduler/nanny chatter); keep them at WARNING
-    # unless livermets runs with -v.
-    quiet = logging.DEBUG if logging.getLogger().level <= logging.DEBUG else logging.WARNING
-    for name in ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.core",
-                 "distributed.worker", "distributed.http.proxy"):
-        logging.getLogger(name).setLevel(quiet)
-    cluster = None
-    if scheduler == "local":
-        cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True,
-                               dashboard_address=None)
-        client = Client(cluster)
-    else:
-        try:
-            client = Client(scheduler, timeout=30)
-        except (OSError, TimeoutError, ValueError) as exc:
-            raise UserInputError(f"--scheduler {scheduler}: cannot connect to the Dask scheduler ({exc})") from None
-    try:
-        futures = client.map(run_series, tasks, options=options, pure=False)
-        task_of = {future.key: task for future, task in zip(futures, tasks, strict=True)}
-        for future in as_completed(futures):
-            task = task_of[future.key]
-            yield task, _outcome(task, future.result)
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+    with dask_client(workers, scheduler) as client:
+        for task, get in completed(client, run_series, tasks, options=options):
+            yield task, _outcome(task, get)
 
 
 def _outcome(task: SeriesTask, get: Any) -> SeriesResult:

@@ -210,9 +210,24 @@ def run_series(task: SeriesTask, options: ExtractionOptions) -> SeriesResult:
     if options.single_thread:
         sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
     start = time.perf_counter()
-    lesion_voxels = 0
     try:
         image, label = load_series(task)
+    except SeriesFailure as exc:
+        return SeriesResult(task.key, task.series_id, [], str(exc), 0, time.perf_counter() - start)
+    return series_features(task, image, label, options, start)
+
+
+def series_features(
+    task: SeriesTask, image: sitk.Image, label: sitk.Image, options: ExtractionOptions, start: float | None = None
+) -> SeriesResult:
+    """Features of one series from an image and label map already read and checked (same grid, labels 0/1/2).
+
+    Like :func:`run_series`, every data problem becomes ``failure``; ``task.image``/``task.label`` only name the
+    series in messages. ``start`` is the :func:`time.perf_counter` time the series' work began (default: now).
+    """
+    start = time.perf_counter() if start is None else start
+    lesion_voxels = 0
+    try:
         label_array = sitk.GetArrayViewFromImage(label)
         lesion = label_array == LESION_VALUE
         lesion_voxels = int(lesion.sum())

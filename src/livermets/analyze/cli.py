@@ -1,0 +1,109 @@
+"""``livermets analyze`` (one CT → report) and ``livermets run`` (a cohort manifest → per-series reports + tables)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from livermets.errors import UserInputError
+
+
+def register(app: typer.Typer) -> None:
+    """Add the top-level ``analyze`` and ``run`` commands."""
+    app.command("analyze")(analyze)
+    app.command("run")(run)
+
+
+MODEL = typer.Option(None, "--model", help="Segmentation model folder (default: the model shipped with livermets).")
+PHENOTYPE = typer.Option(None, "--phenotype-model",
+                         help="NE-phenotype model folder from `livermets phenotype train` (default: no NE prediction).")
+PER_LESION = typer.Option(False, "--per-lesion",
+                          help="Exploratory: also apply the phenotype model to each lesion's own features.")
+TTA = typer.Option(False, "--tta", help="Average the segmentation over flips (slower).")
+DEVICE = typer.Option("auto", "--device", help="auto (CUDA if available), cpu or cuda.")
+MAX_LESIONS = typer.Option(200, "--max-lesions", help="Skip features when a scan has more lesion components.")
+
+
+def _options(model: Path | None, phenotype_model: Path | None, per_lesion: bool, tta: bool, device: str,
+             max_lesions: int, series_uid: str | None = None, show_identifiers: bool = False) -> object:
+    from livermets.analyze.single import AnalyzeOptions
+
+    if per_lesion and phenotype_model is None:
+        raise UserInputError("--per-lesion needs --phenotype-model")
+    if max_lesions < 0:
+        raise UserInputError(f"--max-lesions must be >= 0 (0 = no limit), got {max_lesions}")
+    return AnalyzeOptions(model=model, phenotype_model=phenotype_model, per_lesion=per_lesion, tta=tta,
+                          device=device, series_uid=series_uid, show_identifiers=show_identifiers,
+                          max_lesions=max_lesions)
+
+
+def analyze(
+    ct: Path = typer.Argument(..., help="CT: a NIfTI/NRRD/MHA file or a DICOM series folder."),
+    out: Path = typer.Option(..., "--out", help="Output folder (created whole, or not at all)."),
+    model: Path | None = MODEL,
+    phenotype_model: Path | None = PHENOTYPE,
+    per_lesion: bool = PER_LESION,
+    tta: bool = TTA,
+    device: str = DEVICE,
+    series_uid: str | None = typer.Option(None, "--series-uid", help="DICOM folder with several series: this one."),
+    show_identifiers: bool = typer.Option(False, "--show-identifiers",
+                                          help="Copy DICOM patient name/id/study date into the report."),
+    max_lesions: int = MAX_LESIONS,
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output folder."),
+) -> None:
+    """Segment one CT and report its liver, lesions, tumour burden, features and (with a model) NE phenotype.
+
+    Writes OUT/label.nii.gz, OUT/seg.dcm (DICOM input), OUT/lesions.csv, OUT/summary.csv, OUT/features.csv,
+    OUT/report.json and OUT/report.html (one self-contained page). Research use only.
+
+    Example: ``livermets analyze ct.nii.gz --phenotype-model models/ne_lr --out reports/ct``
+    """
+    from livermets.analyze.single import AnalyzeOptions, Analyzer
+
+    options = _options(model, phenotype_model, per_lesion, tta, device, max_lesions, series_uid, show_identifiers)
+    assert isinstance(options, AnalyzeOptions)
+    if out.exists() and not overwrite:
+        raise UserInputError(f"--out {out}: output folder exists (use --overwrite to replace it)")
+    result = Analyzer(options).analyze(ct, out, overwrite=overwrite)
+    burden = result.report["burden"]
+    line = (f"{result.report['series_id']}: liver {burden['liver_volume_ml']:.0f} mL, {burden['lesion_count']} "
+            f"lesion(s), {burden['total_lesion_volume_ml']:.1f} mL")
+    if result.report["phenotype"] is not None:
+        line += f", NE probability {result.report['phenotype']['probability']:.2f}"
+    typer.echo(f"{line}; {len(result.report['warnings'])} warning(s)\nreport: {out / 'report.html'}")
+
+
+def run(
+    manifest: Path = typer.Option(..., "--manifest", help="Cohort manifest CSV (series_id, study_id, patient_id, "
+                                  "image; ne_score/ne_class when known)."),
+    out: Path = typer.Option(..., "--out", help="Output folder; an existing one is resumed."),
+    model: Path | None = MODEL,
+    phenotype_model: Path | None = PHENOTYPE,
+    per_lesion: bool = PER_LESION,
+    tta: bool = TTA,
+    device: str = DEVICE,
+    max_lesions: int = MAX_LESIONS,
+    workers: int | None = typer.Option(None, "--workers", help="Worker processes (default: CPU count)."),
+    scheduler: str = typer.Option("local", "--scheduler",
+                                  help="local, or the address of a dask.distributed scheduler (tcp://host:8786)."),
+) -> None:
+    """Analyse every series of a manifest (resumable after a kill) and build the cohort tables and report.
+
+    Writes OUT/series/<series_id>/ (as `analyze`), OUT/summary.csv, lesions.csv, features.csv, qc.csv,
+    failures.csv, cohort_report.html and run.json.
+
+    Example: ``livermets run --manifest cohort/manifest.csv --phenotype-model models/ne_lr --out runs/c1 --workers 2``
+    """
+    from livermets.analyze.cohort import run_cohort
+    from livermets.analyze.single import AnalyzeOptions
+
+    if workers is not None and workers < 1:
+        raise UserInputError(f"--workers must be >= 1, got {workers}")
+    options = _options(model, phenotype_model, per_lesion, tta, device, max_lesions)
+    assert isinstance(options, AnalyzeOptions)
+    summary = run_cohort(manifest, out, options, workers=workers, scheduler=scheduler)
+    typer.echo(f"{summary.n_series} series: {summary.n_done_before} already done, {summary.n_analysed} analysed, "
+               f"{len(summary.failures)} failed\ncohort report: {out / 'cohort_report.html'}")
+    if summary.failures:
+        typer.echo(f"failures listed in {out / 'failures.csv'}")

@@ -1,0 +1,151 @@
+"""``run``: :class:`~livermets.analyze.single.Analyzer` over every series of a manifest, resumable, on Dask.
+
+Layout of ``OUT``::
+
+    series/<series_id>/   one analyze folder per series (label.nii.gz, seg.dcm, lesions.csv, report.html, ...)
+    summary.csv           one row per analysed series (burden, NE probability, plausibility flags) + manifest ids
+    lesions.csv           every lesion, with series_id and patient_id
+    features.csv          the published feature schema, ids and NE targets from the manifest (a training table)
+    qc.csv                the plausibility measurements of every series
+    failures.csv          series that could not be analysed, with the reason (retried by the next run)
+    cohort_report.html    burden vs NE, per-patient timelines, failures
+    run.json              options, counts, provenance
+
+Each series folder appears whole or not at all (:mod:`livermets.analyze.folder`), so after a kill a new run skips
+the finished series, deletes the partial one and redoes it; the cohort tables are rebuilt from the series folders.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from livermets.analyze.folder import remove_partials
+from livermets.analyze.single import AnalyzeOptions, Analyzer
+from livermets.atomic import write_csv, write_json
+from livermets.cohort.manifest import load_manifest
+from livermets.errors import UserInputError
+from livermets.progress import track
+from livermets.provenance import provenance
+from livermets.radiomics.series import manifest_ids
+
+log = logging.getLogger(__name__)
+
+FAILURE_COLUMNS = ["series_id", "image", "reason"]
+MANIFEST_ID_COLUMNS = ["series_id", "study_id", "patient_id"]
+
+
+@dataclass(frozen=True)
+class SeriesJob:
+    """One manifest row to analyse into ``out``."""
+
+    series_id: str
+    image: str
+    out: str
+    ids: dict[str, Any]
+
+
+@dataclass
+class RunSummary:
+    """Counts of a run and where its outputs are."""
+
+    out: Path
+    n_series: int
+    n_done_before: int
+    n_analysed: int
+    failures: list[dict[str, str]]
+
+
+@functools.lru_cache(maxsize=2)
+def _analyzer(options: AnalyzeOptions) -> Analyzer:
+    """One loaded Analyzer per options and worker process (models are read once, not once per series)."""
+    return Analyzer(options)
+
+
+def analyze_job(job: SeriesJob, options: AnalyzeOptions) -> str | None:
+    """Analyse one series single-threaded; returns ``None`` or the reason it failed (never raises for bad data)."""
+    import SimpleITK as sitk
+    import torch
+
+    torch.set_num_threads(1)
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+    try:
+        _analyzer(options).analyze(job.image, job.out, overwrite=True, series_id=job.series_id, ids=job.ids)
+    except UserInputError as exc:
+        return str(exc)
+    except Exception as exc:  # one broken series must not stop a cohort: record it, the next run retries
+        return f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+    return None
+
+
+def _jobs(manifest: str | Path, series_dir: Path) -> list[SeriesJob]:
+    frame = load_manifest(manifest)
+    duplicated = sorted(set(frame.loc[frame["series_id"].duplicated(), "series_id"].astype(str)))
+    if duplicated:
+        raise UserInputError(f"{manifest}: duplicate series_id {duplicated[:5]} (each names an output folder)")
+    return [SeriesJob(str(row["series_id"]), str(row["image"]), str(series_dir / str(row["series_id"])),
+                      manifest_ids(row)) for _, row in frame.iterrows()]
+
+
+def _outcomes(jobs: list[SeriesJob], options: AnalyzeOptions, workers: int,
+              scheduler: str) -> Iterator[tuple[SeriesJob, Callable[[], str | None]]]:
+    if scheduler == "local" and workers <= 1:
+        for job in jobs:
+            yield job, functools.partial(analyze_job, job, options)
+        return
+    from livermets.parallel import completed, dask_client
+
+    with dask_client(workers, scheduler) as client:
+        yield from completed(client, analyze_job, jobs, options=options)
+
+
+def run_cohort(manifest: str | Path, out: str | Path, options: AnalyzeOptions, workers: int | None = None,
+               scheduler: str = "local") -> RunSummary:
+    """Analyse every manifest series not yet done in ``out``; then rebuild the cohort tables and report.
+
+    Parameters
+    ----------
+    manifest
+        Cohort manifest CSV (``series_id, study_id, patient_id, image``; ``ne_score``/``ne_class`` when known).
+    out
+        Output folder (created; an existing one is resumed).
+    options
+        :class:`AnalyzeOptions` for every series; the models are checked here, before any series runs.
+    workers
+        Worker processes (default: CPU count); each computes single-threaded.
+    scheduler
+        ``local`` (a Dask cluster of ``workers`` processes on this machine, or this process for 1 worker) or the
+        address of a running ``dask.distributed`` scheduler, e.g. ``tcp://10.0.0.5:8786``.
+    """
+    out = Path(out)
+    Analyzer(options)  # fail on a bad model or option in one line, before any worker starts
+    series_dir = out / "series"
+    jobs = _jobs(manifest, series_dir)
+    removed = remove_partials(series_dir)
+    if removed:
+        log.info("removed %d partial series folder(s) left by an interrupted run", len(removed))
+    todo = [job for job in jobs if not Path(job.out).is_dir()]
+    failures: list[dict[str, str]] = []
+    workers = workers or os.cpu_count() or 1
+    for job, get in track(_outcomes(todo, options, workers, scheduler), "Analysing", total=len(todo)):
+        reason = get()
+        if reason is not None:
+            log.warning("%s: %s", job.series_id, reason)
+            failures.append({"series_id": job.series_id, "image": job.image, "reason": reason})
+    from livermets.analyze.cohort_tables import write_cohort_outputs
+
+    write_cohort_outputs(jobs, out, failures)
+    summary = RunSummary(out, len(jobs), len(jobs) - len(todo), len(todo) - len(failures), failures)
+    write_json(out / "run.json", {"n_series": summary.n_series, "n_done_before": summary.n_done_before,
+                                  "n_analysed": summary.n_analysed, "n_failed": len(failures),
+                                  "provenance": provenance({**options.to_dict(), "workers": workers,
+                                                            "scheduler": scheduler}, "livermets run")})
+    write_csv(out / "failures.csv", pd.DataFrame(failures, columns=FAILURE_COLUMNS))
+    return summary

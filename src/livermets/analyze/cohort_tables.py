@@ -1,0 +1,118 @@
+"""The cohort outputs of ``run``, rebuilt from the finished series folders: tables, figures, cohort report."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from livermets.atomic import write_csv
+from livermets.featuretable import order_columns
+from livermets.figures import save_figure
+
+QC_COLUMNS = ["liver_ml", "lesion_ml", "n_lesions", "n_speckles", "n_lesions_outside_liver", "hu_min", "hu_max",
+              "liver_edge_fraction"]
+
+
+def _ids(job: Any) -> dict[str, Any]:
+    return {"series_id": job.series_id, "study_id": job.ids.get("unique_scandate"),
+            "patient_id": job.ids.get("unique_pt"), "ne_score_known": job.ids.get("NE_Score")}
+
+
+def collect_tables(jobs: Sequence[Any]) -> dict[str, pd.DataFrame]:
+    """Stack the per-series outputs of finished jobs, in manifest order.
+
+    Returns ``summary`` (with study_id, patient_id and the manifest's NE score when known), ``lesions``,
+    ``features`` (published schema) and ``qc`` frames.
+    """
+    parts: dict[str, list[pd.DataFrame]] = {"summary": [], "lesions": [], "features": [], "qc": []}
+    for job in jobs:
+        folder = Path(job.out)
+        if not (folder / "report.json").is_file():
+            continue
+        ids = _ids(job)
+        summary = pd.read_csv(folder / "summary.csv", dtype={"series_id": "string", "qc_flags": "string"})
+        parts["summary"].append(summary.drop(columns="series_id").assign(**ids)[[*ids, *summary.columns[1:]]])
+        lesions = pd.read_csv(folder / "lesions.csv")
+        parts["lesions"].append(lesions.assign(series_id=job.series_id, patient_id=ids["patient_id"]))
+        if (folder / "features.csv").is_file():
+            parts["features"].append(pd.read_csv(folder / "features.csv"))
+        qc = json.loads((folder / "report.json").read_text(encoding="utf-8"))["qc"]
+        parts["qc"].append(pd.DataFrame([{"series_id": job.series_id, **{c: qc.get(c) for c in QC_COLUMNS},
+                                          "flags": ";".join(qc.get("flag_codes", []))}]))
+    tables = {key: pd.concat(frames, ignore_index=True) if frames else pd.DataFrame() for key, frames in parts.items()}
+    if not tables["lesions"].empty:
+        first = ["series_id", "patient_id"]
+        tables["lesions"] = tables["lesions"][first + [c for c in tables["lesions"].columns if c not in first]]
+    if not tables["features"].empty:
+        tables["features"] = order_columns(tables["features"])
+    return tables
+
+
+def burden_vs_ne_figure(summary: pd.DataFrame) -> Any:
+    """Total lesion volume against the predicted NE probability and, where the manifest has it, the NE score."""
+    panels = [("ne_probability", "predicted NE probability")]
+    if summary["ne_score_known"].notna().any():
+        panels.append(("ne_score_known", "NE score (manifest)"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2), squeeze=False)
+    volume = summary["total_lesion_volume_ml"].astype(float)
+    for ax, (column, name) in zip(axes[0], panels, strict=True):
+        values = pd.to_numeric(summary[column], errors="coerce")
+        ok = values.notna() & (volume > 0)
+        ax.scatter(volume[ok], values[ok], s=22, color="#ff7f0e", edgecolor="black", linewidth=0.4)
+        ax.set_xscale("log")
+        ax.set_xlabel("total lesion volume (mL, log scale)", fontsize=10)
+        ax.set_ylabel(name, fontsize=10)
+        ax.set_title(f"{name} vs tumour burden (n = {int(ok.sum())})", fontsize=10)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def timelines_figure(summary: pd.DataFrame, max_patients: int = 12) -> Any | None:
+    """Per-patient burden and NE probability across studies (study_id order); ``None`` without repeat studies."""
+    counts = summary.groupby("patient_id")["study_id"].nunique()
+    patients = sorted(counts[counts > 1].index.astype(str))[:max_patients]
+    if not patients:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for patient in patients:
+        rows = summary[summary["patient_id"].astype(str) == patient]
+        per_study = rows.groupby("study_id")[["total_lesion_volume_ml", "ne_probability"]].max().sort_index()
+        x = np.arange(len(per_study))
+        axes[0].plot(x, per_study["total_lesion_volume_ml"], marker="o", label=patient)
+        axes[1].plot(x, per_study["ne_probability"], marker="o", label=patient)
+    axes[0].set_ylabel("total lesion volume (mL)", fontsize=10)
+    axes[1].set_ylabel("predicted NE probability", fontsize=10)
+    for ax in axes:
+        ax.set_xlabel("study (in study_id order)", fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=8, title="patient", loc="best")
+    fig.suptitle("Per-patient timelines", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def write_cohort_outputs(jobs: Sequence[Any], out: Path, failures: list[dict[str, str]]) -> dict[str, pd.DataFrame]:
+    """Write summary/lesions/features/qc tables, the figures and ``cohort_report.html`` into ``out``."""
+    tables = collect_tables(jobs)
+    for name, frame in tables.items():
+        write_csv(out / f"{name}.csv", frame)
+    figures = {}
+    if not tables["summary"].empty:
+        figures["burden_vs_ne"] = save_figure(burden_vs_ne_figure(tables["summary"]), out / "burden_vs_ne.png").name
+        timelines = timelines_figure(tables["summary"])
+        if timelines is not None:
+            figures["timelines"] = save_figure(timelines, out / "timelines.png").name
+    from livermets.analyze.cohort_html import write_cohort_html
+
+    write_cohort_html(tables, figures, failures, len(jobs), out)
+    return tables

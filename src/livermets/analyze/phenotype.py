@@ -1,0 +1,95 @@
+"""The NE-phenotype model as ``analyze`` uses it: loaded and checked before any work, applied to one series.
+
+The model is a folder from ``livermets phenotype train``. ``analyze`` computes the paper's 108 features, so a model
+trained on any other feature set is refused at once (one line naming its ``config.json``), not after segmentation.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from livermets.errors import UserInputError
+from livermets.featuretable import FEATURE_COLUMNS
+from livermets.phenotype.persistence import load_model_folder
+from livermets.phenotype.training import predict_with_folder
+
+log = logging.getLogger(__name__)
+
+RESEARCH_NOTE = ("Research use only: the NE phenotype is predicted from image features by a model with limited "
+                 "validation; it is not a diagnosis and must not guide treatment.")
+WEAK_AUC = 0.7  # below this cross-validated ROC AUC the report calls the model weak
+FOLD_SPREAD_WARNING = 0.15  # fold-model standard deviation above which the report warns of disagreement
+
+
+@dataclass(frozen=True)
+class PhenotypeModel:
+    """A phenotype model folder, checked to take exactly features that ``analyze`` computes."""
+
+    path: Path
+    config: dict[str, Any] = field(repr=False)
+
+    @classmethod
+    def load(cls, path: str | Path) -> PhenotypeModel:
+        """Read and check ``path`` (``config.json`` and fold models); raises :class:`UserInputError`."""
+        folder = Path(path)
+        config, _ = load_model_folder(folder)
+        features = list(config.get("input_features", []))
+        unknown = [f for f in features if f not in FEATURE_COLUMNS]
+        if unknown or not features:
+            raise UserInputError(
+                f"{folder / 'config.json'}: the phenotype model takes features analyze does not compute "
+                f"({', '.join(unknown[:3]) or 'none listed'}); it was trained on another feature table")
+        return cls(folder, config)
+
+    @property
+    def cv_performance(self) -> dict[str, Any] | None:
+        value = self.config.get("cv_performance")
+        return dict(value) if isinstance(value, dict) else None
+
+    def predict(self, rows: pd.DataFrame, source: str) -> pd.DataFrame:
+        """:func:`livermets.phenotype.training.predict_with_folder` on feature rows in the published schema."""
+        return predict_with_folder(self.path, rows, source)
+
+    def summary(self, prediction: pd.Series) -> dict[str, Any]:
+        """The report's ``phenotype`` section for one prediction row."""
+        threshold = float(self.config["threshold"])
+        probability = float(prediction["probability"])
+        return {
+            "model": str(self.path),
+            "protocol": self.config.get("protocol"),
+            "classifier": self.config.get("model"),
+            "probability": probability,
+            "predicted_class": int(probability >= threshold),
+            "label": "NE-high" if probability >= threshold else "NE-low",
+            "threshold": threshold,
+            "fold_probability_min": float(prediction["fold_probability_min"]),
+            "fold_probability_max": float(prediction["fold_probability_max"]),
+            "fold_probability_std": float(prediction["fold_probability_std"]),
+            "n_features_outside_training_range": int(prediction["n_features_outside_training_range"]),
+            "cv_performance": self.cv_performance,
+            "note": RESEARCH_NOTE,
+        }
+
+    def warnings(self, summary: dict[str, Any]) -> list[str]:
+        """Sentences for the report when this prediction deserves less trust than its number suggests."""
+        out = []
+        cv = summary["cv_performance"]
+        if cv is None:
+            out.append("The phenotype model carries no patient-grouped cross-validated performance (train it with "
+                       "--protocol grouped); its reliability is unknown.")
+        elif cv["auc"] < WEAK_AUC:
+            out.append(f"The phenotype model's patient-grouped cross-validated ROC AUC is {cv['auc']:.2f}: "
+                       "close to chance, so this probability says little.")
+        n_out = summary["n_features_outside_training_range"]
+        if n_out:
+            out.append(f"{n_out} feature(s) of this scan lie outside the range the phenotype model was trained "
+                       "on: the probability is an extrapolation.")
+        if summary["fold_probability_std"] > FOLD_SPREAD_WARNING:
+            out.append(f"The phenotype model's folds disagree (probabilities {summary['fold_probability_min']:.2f}"
+                       f"–{summary['fold_probability_max']:.2f}).")
+        return out

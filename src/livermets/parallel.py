@@ -1,0 +1,66 @@
+"""Dask for cohort jobs: a local process cluster or a ``distributed`` scheduler, results as they finish.
+
+Examples
+--------
+>>> with dask_client(workers=2, scheduler="local") as client:  # doctest: +SKIP
+...     for item, get in completed(client, len, ["ab", "c"]):
+...         print(item, get())
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
+
+from livermets.errors import UserInputError
+
+T = TypeVar("T")
+
+_DASK_LOGGERS = ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.core",
+                 "distributed.worker", "distributed.http.proxy")
+
+
+@contextlib.contextmanager
+def dask_client(workers: int, scheduler: str = "local") -> Iterator[Any]:
+    """A Dask client: ``local`` starts ``workers`` single-threaded worker processes; else connect to ``scheduler``.
+
+    Raises
+    ------
+    UserInputError
+        The scheduler address cannot be reached (the message names ``scheduler``).
+    """
+    from dask.distributed import Client, LocalCluster
+
+    # distributed installs INFO-level loggers (scheduler/nanny chatter); keep them at WARNING unless run with -v.
+    quiet = logging.DEBUG if logging.getLogger().level <= logging.DEBUG else logging.WARNING
+    for name in _DASK_LOGGERS:
+        logging.getLogger(name).setLevel(quiet)
+    cluster = None
+    if scheduler == "local":
+        cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        client = Client(cluster)
+    else:
+        try:
+            client = Client(scheduler, timeout=30)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise UserInputError(f"scheduler {scheduler}: cannot connect to the Dask scheduler ({exc})") from None
+    try:
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def completed(client: Any, func: Callable[..., Any], items: Sequence[T],
+              **kwargs: Any) -> Iterator[tuple[T, Callable[[], Any]]]:
+    """Submit ``func(item, **kwargs)`` for every item; yield ``(item, get_result)`` in order of completion."""
+    from dask.distributed import as_completed
+
+    futures = client.map(func, items, pure=False, **kwargs)
+    item_of = {future.key: item for future, item in zip(futures, items, strict=True)}
+    for future in as_completed(futures):
+        yield item_of[future.key], future.result
