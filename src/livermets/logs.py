@@ -20,5 +20,5 @@ def configure(verbosity: int = 0) -> None:
         handlers=[RichHandler(console=console, show_path=False, rich_tracebacks=False)],
         force=True,
     )
-    for noisy in ("radiomics", "monai", "distributed", "matplotlib", "PIL"):
+    for noisy in ("radiomics", "monai", "distributed", "matplotlib", "PIL", "highdicom"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
