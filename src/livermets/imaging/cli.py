@@ -72,3 +72,23 @@ def check(
     else:
         io.write_label(geometry.resample_label_to(lab, ct), resample_label)
         typer.echo(f"resampled {label} onto {image} ({'; '.join(diffs)}) -> {resample_label}")
+
+
+@app.command("seg-to-nifti")
+def seg_to_nifti(
+    seg: Path = typer.Argument(..., help="DICOM Segmentation (SEG) file."),
+    series: Path = typer.Option(..., "--series", help="Folder of the CT series the SEG was made on (its grid)."),
+    out: Path = typer.Option(..., "--out", help="Output label map (.nii.gz, .nrrd, .mha), LiTS labels 0/1/2."),
+    series_uid: str | None = SERIES_UID,
+) -> None:
+    """Convert a DICOM SEG of the liver and its lesions into a 0/1/2 label map on the CT series' grid.
+
+    Liver segments become 1 and lesion segments (category morphologically abnormal structure) 2; other segments are
+    ignored. Example: ``livermets imaging seg-to-nifti seg.dcm --series ct_dicom_folder/ --out label.nii.gz``
+    """
+    from livermets.imaging.dicom_seg import read_dicom_seg  # highdicom is imported only when needed
+
+    if not io.is_image_path(out) or out.is_dir():
+        raise UserInputError(f"{out}: output must be a file ending in one of {', '.join(io.IMAGE_SUFFIXES)}")
+    io.write_label(read_dicom_seg(seg, series, series_uid), out)
+    log.info("wrote %s", out)
