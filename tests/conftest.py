@@ -2,13 +2,16 @@
 
 Real data lives in ``../shared/data`` beside the repository and is never copied into it. A test that needs it calls
 ``shared_data(...)``: on a developer machine a missing file skips the test with a message; with ``CI=true`` it fails.
+The ``browser`` fixture (a headless Chromium, see ``tests/browser.py``) is skipped or failed the same way when Debian's
+chromium or chromium-driver is missing.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,3 +46,19 @@ def shared_paper() -> Callable[..., Path]:
         return _require(SHARED.joinpath("paper", *parts))
 
     return get
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """A headless Chromium webdriver (Debian's chromium + chromedriver; skip, or fail with ``CI=true``, if missing).
+
+    See ``tests/browser.py``; ``check_report`` there opens a page and collects what the tests assert on.
+    """
+    from browser import make_driver, require_browser
+
+    require_browser()
+    driver = make_driver()
+    try:
+        yield driver
+    finally:
+        driver.quit()
