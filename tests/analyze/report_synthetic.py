@@ -93,7 +93,7 @@ def make_report(ct: sitk.Image, label: sitk.Image, figures: dict[str, str], phen
         "lesions": lesions,
         "qc": {"name": "synthetic_01", "liver_ml": liver_ml, "lesion_ml": lesion_ml, "n_lesions": len(lesions),
                "flags": [flag], "flag_codes": [flag["code"]]},
-        "warnings": [],
+        "warnings": [flag["message"]],  # as analyze writes it: every flag's message is also a warning
         "features": {"status": "ok" if lesions else "no lesion", "reason": None if lesions else "no lesion found",
                      "n_features": 108 if lesions else None},
         "phenotype": _phenotype() if phenotype else None,

@@ -89,15 +89,18 @@ def test_identifiers_only_when_given(case: tuple[Path, dict[str, Any]]) -> None:
     html = render_report_html(report, folder)
     assert "Patient name" not in html and 'class="identifiers"' not in html
     report = copy.deepcopy(report)
-    report["input"]["identifiers"] = {"patient_name": "Doe^Jane", "patient_id": "P<1>", "study_date": "20260101"}
+    report["input"]["identifiers"] = {"patient_name": "Doe^Jane", "patient_id": "P<1>", "study_date": "20260101",
+                                      "accession_number": None}
     html = render_report_html(report, folder)
     assert "Patient name" in html and "Doe^Jane" in html and "P&lt;1&gt;" in html and "20260101" in html
+    assert html.count('<tr class="identifiers">') == 4 and "Accession number</th><td>—" in html
 
 
 def test_no_warning_and_no_phenotype(empty_case: tuple[Path, dict[str, Any]]) -> None:
     folder, report = empty_case
     report = copy.deepcopy(report)
     report["qc"]["flags"] = []
+    report["warnings"] = []
     html = render_report_html(report, folder)
     assert "No plausibility warning" in html
     assert "No phenotype model given" in html
@@ -108,9 +111,10 @@ def test_no_warning_and_no_phenotype(empty_case: tuple[Path, dict[str, Any]]) ->
 def test_warnings_are_listed(case: tuple[Path, dict[str, Any]]) -> None:
     folder, report = case
     report = copy.deepcopy(report)
-    report["warnings"] = ["The model extrapolates: slice thickness 7 mm is outside its training range."]
+    report["warnings"].append("The model extrapolates: slice thickness 7 mm is outside its training range.")
     html = render_report_html(report, folder)
-    assert html.count('<li class="qc-flag">') == 1 and html.count('<li class="warning">') == 1
+    assert html.count('<li class="qc-flag">') == 1 and html.count('<li class="warning">') == 1  # flag not repeated
+    assert html.count("outside the plausible range") == 1
     assert "slice thickness 7 mm" in html
 
 

@@ -32,6 +32,8 @@ TEMPLATE_NAME = "report.html.j2"
 """Template file in ``livermets/analyze/templates`` (package data)."""
 MISSING = "—"
 """Shown for a value that is null / not applicable."""
+_IDENTIFIER_LABELS = {"patient_name": "Patient name", "patient_id": "Patient ID", "study_date": "Study date",
+                      "accession_number": "Accession number"}
 _MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".svg": "image/svg+xml"}
 
 
@@ -84,6 +86,11 @@ def trust_wording(auc: Any) -> str:
     return "high in cross-validation; check for overfitting and validate externally before trusting it"
 
 
+def identifier_label(key: str) -> str:
+    """Display name of an identifier key (``patient_id`` -> ``Patient ID``)."""
+    return _IDENTIFIER_LABELS.get(key, key.replace("_", " ").capitalize())
+
+
 def _json(value: Any) -> str:
     """Compact JSON of a parameter value (strings unchanged)."""
     if isinstance(value, str):
@@ -132,6 +139,11 @@ def render_report_html(report: Mapping[str, Any], folder: Path) -> str:
     -------
     str
         One self-contained HTML document.
+
+    Notes
+    -----
+    The plausibility flags (``report["qc"]["flags"]``) are listed with their codes, followed by the warnings that do
+    not repeat a flag's message.
     """
     figures = report.get("figures") or {}
     images = {key: figure_data_uri(Path(folder), name) for key, name in figures.items()}
@@ -139,9 +151,14 @@ def render_report_html(report: Mapping[str, Any], folder: Path) -> str:
     show_probability = any(not _missing(row.get("ne_probability")) for row in lesions) or bool(
         report.get("per_lesion_phenotype"))
     show_segment = any(not _missing(row.get("liver_segment")) for row in lesions)
+    flags = list((report.get("qc") or {}).get("flags") or [])
+    flag_messages = {flag.get("message") for flag in flags}
+    warnings = [text for text in report.get("warnings") or [] if text not in flag_messages]
+    identifiers = (report.get("input") or {}).get("identifiers") or {}
     template = _environment().get_template(TEMPLATE_NAME)
     return template.render(
         report=report, images=images, lesions=lesions, show_probability=show_probability, show_segment=show_segment,
+        flags=flags, warnings=warnings, identifiers=[(identifier_label(k), v) for k, v in identifiers.items()],
         liver_colour=LIVER_COLOUR, lesion_colour=LESION_COLOUR,
     )
 
