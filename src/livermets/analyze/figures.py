@@ -76,6 +76,7 @@ LESION_ALPHA = 0.45
 FONT_PT = 9
 N_COLUMNS = 4
 PANEL_INCHES = 3.0
+MIN_WIDTH_INCHES = 6.0
 
 
 @dataclass(frozen=True)
@@ -405,16 +406,17 @@ def axial_montage(
     n_rows = max(math.ceil(len(panels) / n_cols), 1)
     left, right, bottom, top = panels[0].extent if panels else (0.0, 1.0, 1.0, 0.0)
     ratio = float(np.clip((bottom - top) / max(right - left, 1e-6), 0.4, 1.6))
-    width = n_cols * PANEL_INCHES + (1.2 if per_lesion else 0.3)
+    width = max(n_cols * PANEL_INCHES + (1.2 if per_lesion else 0.3), MIN_WIDTH_INCHES)
     figure = Figure(figsize=(width, n_rows * PANEL_INCHES * ratio + 1.1), layout="constrained")
     axes = figure.subplots(n_rows, n_cols, squeeze=False).ravel()
     for axis, panel in zip(axes, panels, strict=False):
         _draw_panel(axis, panel, colours, per_lesion, f"slice {panel.slice_index} · z {panel.position_mm:.1f} mm")
     for axis in axes[len(panels):]:
         axis.set_axis_off()
-    title = "Axial slices, superior to inferior (radiological view: patient's right on the left)"
+    separator = " " if n_cols >= 3 else "\n"  # narrow figures: two lines, never clipped
+    title = f"Axial slices, superior to inferior{separator}(radiological view: patient's right on the left)"
     if not volume.has_liver:
-        title += " — no liver found"
+        title += f"{separator}— no liver found"
     figure.suptitle(title, fontsize=FONT_PT + 2)
     _legend_and_colourbar(figure, list(axes), per_lesion)
     return figure
