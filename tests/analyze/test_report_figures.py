@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import doctest
+import importlib
 from pathlib import Path
 
 import numpy as np
@@ -169,3 +171,10 @@ def test_saved_png_bytes_are_reproducible(tmp_path: Path) -> None:
     first = save_figure(axial_montage(ct, label, {2: 0.8}), tmp_path / "a.png").read_bytes()
     second = save_figure(axial_montage(ct, label, {2: 0.8}), tmp_path / "b.png").read_bytes()
     assert first == second and first.startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("name", ["figures", "html"])
+def test_docstring_examples(name: str) -> None:
+    module = importlib.import_module(f"livermets.analyze.{name}")
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
