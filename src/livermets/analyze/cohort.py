@@ -125,7 +125,7 @@ def run_cohort(manifest: str | Path, out: str | Path, options: AnalyzeOptions, w
         address of a running ``dask.distributed`` scheduler, e.g. ``tcp://10.0.0.5:8786``.
     """
     out = Path(out)
-    Analyzer(options)  # fail on a bad model or option in one line, before any worker starts
+    _ = _analyzer(options).segmenter  # a bad model fails here in one line, before any worker starts
     series_dir = out / "series"
     jobs = _jobs(manifest, series_dir)
     removed = remove_partials(series_dir)

@@ -94,7 +94,8 @@ class AnalyzeResult:
 class Analyzer:
     """Models loaded once, ready to analyse any number of scans with the same :class:`AnalyzeOptions`.
 
-    The phenotype model is loaded and checked first, so a wrong model fails before any segmentation work.
+    The phenotype model is loaded and checked at once, so a wrong model fails before any work; the segmentation
+    model is loaded when the first CT has been read and checked.
     """
 
     def __init__(self, options: AnalyzeOptions, segmenter: Segmenter | None = None) -> None:
@@ -104,9 +105,19 @@ class Analyzer:
             raise UserInputError("per_lesion needs a phenotype model (--phenotype-model)")
         self.options = options
         self.phenotype = PhenotypeModel.load(options.phenotype_model) if options.phenotype_model else None
-        self.model_dir = resolve_model(options.model) if segmenter is None else segmenter.model_dir
-        self.segmenter = segmenter or Segmenter(self.model_dir, device=options.device)
+        self._segmenter = segmenter
         self.extraction = ExtractionOptions(params=options.radiomics_params, max_lesions=options.max_lesions)
+
+    @property
+    def segmenter(self) -> Segmenter:
+        """The segmentation model, loaded on first use (so that a bad CT fails before the model is read)."""
+        if self._segmenter is None:
+            self._segmenter = Segmenter(resolve_model(self.options.model), device=self.options.device)
+        return self._segmenter
+
+    @property
+    def model_dir(self) -> Path:
+        return self.segmenter.model_dir
 
     @property
     def shipped_default(self) -> bool:

@@ -28,7 +28,12 @@ class DicomSeries:
 def list_series(folder: str | Path) -> list[DicomSeries]:
     """All DICOM series directly inside ``folder``, largest first (GDCM sorts each series' slices by position)."""
     folder = Path(folder)
-    uids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)) or ()
+    shown = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)  # GDCM prints "No Series were found" to stderr; we say it
+    try:
+        uids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)) or ()
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(shown)
     series = [
         DicomSeries(uid, tuple(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid))) for uid in uids
     ]

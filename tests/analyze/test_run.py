@@ -1,0 +1,115 @@
+"""``livermets run``: cohort tables, resume after kill -9 with identical outputs, failures, Dask workers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+
+from livermets.analyze.cohort import RunSummary, run_cohort
+from livermets.analyze.single import AnalyzeOptions
+
+SERIES_FILES = ("summary.csv", "lesions.csv", "features.csv")
+COHORT_FILES = ("summary.csv", "lesions.csv", "features.csv", "qc.csv")
+
+
+@pytest.fixture(scope="module")
+def reference(three_series: Path, ne_model: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path,
+                                                                                                      RunSummary]:
+    """An uninterrupted run of the three series in this process (1 worker)."""
+    out = tmp_path_factory.mktemp("run_ref") / "run"
+    return out, run_cohort(three_series, out, AnalyzeOptions(phenotype_model=ne_model), workers=1)
+
+
+def assert_same_outputs(a: Path, b: Path, series: list[str]) -> None:
+    """Same label maps (voxels and grid) and the same tables, series by series and for the cohort."""
+    for sid in series:
+        la, lb = (sitk.ReadImage(str(root / "series" / sid / "label.nii.gz")) for root in (a, b))
+        assert np.array_equal(sitk.GetArrayFromImage(la), sitk.GetArrayFromImage(lb)), sid
+        assert la.GetOrigin() == lb.GetOrigin() and la.GetSpacing() == lb.GetSpacing()
+        for name in SERIES_FILES:
+            pd.testing.assert_frame_equal(pd.read_csv(a / "series" / sid / name),
+                                          pd.read_csv(b / "series" / sid / name), check_exact=True)
+    for name in COHORT_FILES:
+        pd.testing.assert_frame_equal(pd.read_csv(a / name), pd.read_csv(b / name), check_exact=True)
+
+
+def test_cohort_tables_stack_the_series(reference: tuple[Path, RunSummary], three_series: Path) -> None:
+    out, summary = reference
+    manifest = pd.read_csv(three_series, dtype=str)
+    assert (summary.n_series, summary.n_analysed, summary.failures) == (3, 3, [])
+    table = pd.read_csv(out / "summary.csv", dtype={"series_id": str, "patient_id": str})
+    assert table["series_id"].tolist() == manifest["series_id"].tolist()
+    assert table["patient_id"].tolist() == manifest["patient_id"].tolist()
+    lesions = pd.read_csv(out / "lesions.csv", dtype={"series_id": str})
+    counts = lesions.groupby("series_id").size().reindex(table["series_id"], fill_value=0)
+    assert counts.tolist() == table["lesion_count"].tolist()
+    features = pd.read_csv(out / "features.csv")
+    assert features["unique_pt"].astype(str).tolist() == manifest["patient_id"].tolist()  # manifest ids carried
+    assert np.allclose(features["NE_Score"], manifest["ne_score"].astype(float))
+    assert table["ne_probability"].notna().all()
+    assert (out / "cohort_report.html").stat().st_size > 10_000 and (out / "burden_vs_ne.png").is_file()
+    assert pd.read_csv(out / "failures.csv").empty
+
+
+def test_second_run_redoes_nothing(reference: tuple[Path, RunSummary], three_series: Path, ne_model: Path) -> None:
+    out, _ = reference
+    label = out / "series" / pd.read_csv(three_series, dtype=str).loc[0, "series_id"] / "label.nii.gz"
+    before = label.stat().st_mtime_ns
+    again = run_cohort(three_series, out, AnalyzeOptions(phenotype_model=ne_model), workers=1)
+    assert (again.n_done_before, again.n_analysed) == (3, 0)
+    assert label.stat().st_mtime_ns == before
+
+
+def test_kill_9_then_resume_gives_identical_outputs(reference: tuple[Path, RunSummary], three_series: Path,
+                                                    ne_model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "livermets", "-q", "run", "--manifest", str(three_series), "--out", str(out),
+               "--phenotype-model", str(ne_model), "--workers", "1"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    series = out / "series"
+    while time.monotonic() < deadline and process.poll() is None:
+        done = [p for p in series.iterdir() if not p.name.startswith(".")] if series.is_dir() else []
+        if done:
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, "the run finished before it could be killed"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    finished = sorted(p.name for p in series.iterdir() if not p.name.startswith("."))
+    assert 1 <= len(finished) < 3 and not (out / "summary.csv").exists()
+    resumed = run_cohort(three_series, out, AnalyzeOptions(phenotype_model=ne_model), workers=1)
+    assert resumed.n_done_before == len(finished) and resumed.n_analysed == 3 - len(finished)
+    assert not [p for p in series.iterdir() if p.name.startswith(".")]  # partial folder removed
+    ids = pd.read_csv(three_series, dtype=str)["series_id"].tolist()
+    assert_same_outputs(reference[0], out, ids)
+
+
+def test_two_dask_workers_give_the_same_outputs(reference: tuple[Path, RunSummary], three_series: Path,
+                                                ne_model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "dask"
+    summary = run_cohort(three_series, out, AnalyzeOptions(phenotype_model=ne_model), workers=2, scheduler="local")
+    assert summary.n_analysed == 3 and summary.failures == []
+    assert_same_outputs(reference[0], out, pd.read_csv(three_series, dtype=str)["series_id"].tolist())
+
+
+def test_a_broken_series_is_listed_and_the_others_finish(three_series: Path, tmp_path: Path) -> None:
+    manifest = pd.read_csv(three_series, dtype=str).head(2)
+    broken = tmp_path / "broken.nii.gz"
+    broken.write_bytes(Path(manifest.loc[1, "image"]).read_bytes()[:500])  # truncated gzip
+    manifest.loc[1, "image"] = str(broken)
+    manifest.to_csv(tmp_path / "manifest.csv", index=False)
+    summary = run_cohort(tmp_path / "manifest.csv", tmp_path / "run", AnalyzeOptions(), workers=1)
+    failures = pd.read_csv(tmp_path / "run" / "failures.csv", dtype=str)
+    assert summary.n_analysed == 1 and failures["series_id"].tolist() == [manifest.loc[1, "series_id"]]
+    assert "broken.nii.gz" in failures.loc[0, "reason"]
+    assert not (tmp_path / "run" / "series" / manifest.loc[1, "series_id"]).exists()
