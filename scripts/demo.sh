@@ -59,15 +59,23 @@ else
   echo "skipped: $published not found (the published feature table is read from ../shared/data)"
 fi
 
-step "9/9 the shipped model on a real CT (the DICOM series of ../shared/data/totalsegmentator)"
+step "9/9 analyze: one synthetic CT and the real DICOM CT -> label map, lesions, features, NE probability, report"
+phenotype=()
+if [ -f "$published" ]; then
+  if [ ! -f "$out/ne_model/config.json" ]; then
+    "${lm[@]}" phenotype train --features "$published" --protocol grouped --model LR --out "$out/ne_model"; fi
+  phenotype=(--phenotype-model "$out/ne_model")
+fi
+synthetic_ct=$(.venv/bin/python -c "import pandas as p, sys; m = p.read_csv(sys.argv[1]); \
+print(m.loc[m['split'] == 'test', 'image'].iloc[0])" "$manifest")
+"${lm[@]}" analyze "$cohort/$synthetic_ct" --out "$out/analyze_synthetic" --overwrite "${phenotype[@]}"
 if [ -d "$real_dicom" ]; then
-  "${lm[@]}" seg predict --image "$real_dicom" --out "$out/real_ct" --overwrite
-  cat "$out/real_ct/predictions.csv"
+  "${lm[@]}" analyze "$real_dicom" --out "$out/analyze_real_dicom" --overwrite "${phenotype[@]}"
 else
   echo "skipped: $real_dicom not found"
 fi
 
 printf '\nDemo outputs in %s:\n' "$out"
 printf '  %s\n' "$cohort/overview.png" "$out/evaluation/table3.md" "$out/evaluation_showcase/table3.md" \
-  "$out/model/training_curve.png" "$out/real_ct/predictions.csv" \
+  "$out/model/training_curve.png" "$out/analyze_synthetic/report.html" "$out/analyze_real_dicom/report.html" \
   "$out/features.csv" "$out/burden" "$out/reproduce/REPORT.md" "$out/phenotype_grouped/summary.json"

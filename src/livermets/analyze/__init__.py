@@ -1,1 +1,29 @@
-"""livermets analyze: one CT in, segmentation, lesions, features, phenotype, figures and a self-contained report out."""
+"""analyze and run: one CT (or a cohort manifest) in; label map, DICOM SEG, lesions, burden, features, NE phenotype,
+figures and a self-contained report out. See docs/analyze.md and docs/report.md.
+
+The public names are imported on first use (PEP 562), so that ``livermets --help`` does not load torch.
+
+Examples
+--------
+>>> from livermets.analyze import Analyzer, AnalyzeOptions  # doctest: +SKIP
+>>> Analyzer(AnalyzeOptions(phenotype_model="models/ne_lr")).analyze("ct.nii.gz", "reports/ct")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "Analyzer": "single", "AnalyzeOptions": "single", "AnalyzeResult": "single",
+    "run_cohort": "cohort", "RunSummary": "cohort",
+    "PhenotypeModel": "phenotype", "read_scan": "inputs", "ScanInput": "inputs",
+    "staged_folder": "folder", "write_report_html": "html", "axial_montage": "figures", "coronal_view": "figures",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'livermets.analyze' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"livermets.analyze.{_WHERE[name]}"), name)
