@@ -109,7 +109,11 @@ def train(
         raise UserInputError(f"unknown protocol {protocol!r}; choose grouped or paper")
     frame = read_feature_table(features, targets=["NE_Score", "NE_Class"])
     config = train_to_folder(frame, out, protocol=protocol, model=model, n_jobs=n_jobs, seed=seed)
-    typer.echo(f"model written to {out} ({config['protocol']} {config['model']}, threshold {config['threshold']:.3f})")
+    cv = config.get("cv_performance")
+    estimate = (f", patient-grouped CV AUC {cv['auc']:.3f} on {cv['n_patients']} patients" if cv else
+                ", no patient-grouped CV estimate (paper protocol)")
+    typer.echo(f"model written to {out} ({config['protocol']} {config['model']}, threshold {config['threshold']:.3f}"
+               f"{estimate})")
 
 
 @app.command("predict")
