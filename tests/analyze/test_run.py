@@ -113,3 +113,21 @@ def test_a_broken_series_is_listed_and_the_others_finish(three_series: Path, tmp
     assert summary.n_analysed == 1 and failures["series_id"].tolist() == [manifest.loc[1, "series_id"]]
     assert "broken.nii.gz" in failures.loc[0, "reason"]
     assert not (tmp_path / "run" / "series" / manifest.loc[1, "series_id"]).exists()
+
+
+def test_cohort_report_in_a_real_browser(reference: tuple[Path, RunSummary], tmp_path: Path) -> None:
+    from browser import make_driver, require_browser
+
+    require_browser()
+    out, _ = reference
+    driver = make_driver()
+    try:
+        driver.get((out / "cohort_report.html").resolve().as_uri())
+        images = driver.execute_script("return Array.from(document.images).map(i => i.naturalWidth);")
+        links = driver.execute_script(
+            "return Array.from(document.querySelectorAll('#series tbody a')).map(a => a.href);")
+        severe = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+    finally:
+        driver.quit()
+    assert severe == [] and images and all(width > 0 for width in images)
+    assert len(links) == 3 and all(Path(link.removeprefix("file://")).is_file() for link in links)

@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 from livermets.atomic import write_csv
 from livermets.featuretable import order_columns
@@ -87,13 +88,14 @@ def timelines_figure(summary: pd.DataFrame, max_patients: int = 12) -> Any | Non
     for patient in patients:
         rows = summary[summary["patient_id"].astype(str) == patient]
         per_study = rows.groupby("study_id")[["total_lesion_volume_ml", "ne_probability"]].max().sort_index()
-        x = np.arange(len(per_study))
+        x = np.arange(1, len(per_study) + 1)
         axes[0].plot(x, per_study["total_lesion_volume_ml"], marker="o", label=patient)
         axes[1].plot(x, per_study["ne_probability"], marker="o", label=patient)
     axes[0].set_ylabel("total lesion volume (mL)", fontsize=10)
     axes[1].set_ylabel("predicted NE probability", fontsize=10)
     for ax in axes:
-        ax.set_xlabel("study (in study_id order)", fontsize=10)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("study number (in study_id order)", fontsize=10)
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=8, title="patient", loc="best")
     fig.suptitle("Per-patient timelines", fontsize=11)
