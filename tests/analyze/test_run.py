@@ -18,7 +18,7 @@ from livermets.analyze.cohort import RunSummary, run_cohort
 from livermets.analyze.single import AnalyzeOptions
 
 SERIES_FILES = ("summary.csv", "lesions.csv", "features.csv")
-COHORT_FILES = ("summary.csv", "lesions.csv", "features.csv", "qc.csv")
+COHORT_FILES = ("summary.csv", "lesions.csv", "features.csv", "qc.csv", "predictions.csv")
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +56,9 @@ def test_cohort_tables_stack_the_series(reference: tuple[Path, RunSummary], thre
     assert features["unique_pt"].astype(str).tolist() == manifest["patient_id"].tolist()  # manifest ids carried
     assert np.allclose(features["NE_Score"], manifest["ne_score"].astype(float))
     assert table["ne_probability"].notna().all()
+    predictions = pd.read_csv(out / "predictions.csv", dtype={"series_id": str})
+    assert predictions["series_id"].tolist() == table["series_id"].tolist()
+    assert np.allclose(predictions["probability"], table["ne_probability"])
     assert (out / "cohort_report.html").stat().st_size > 10_000 and (out / "burden_vs_ne.png").is_file()
     assert pd.read_csv(out / "failures.csv").empty
 

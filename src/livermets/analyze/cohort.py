@@ -6,6 +6,7 @@ Layout of ``OUT``::
     summary.csv           one row per analysed series (burden, NE probability, plausibility flags) + manifest ids
     lesions.csv           every lesion, with series_id and patient_id
     features.csv          the published feature schema, ids and NE targets from the manifest (a training table)
+    predictions.csv       the NE prediction of every series that has one (probability, class, fold spread)
     qc.csv                the plausibility measurements of every series
     failures.csv          series that could not be analysed, with the reason (retried by the next run)
     cohort_report.html    burden vs NE, per-patient timelines, failures

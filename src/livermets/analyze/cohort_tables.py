@@ -32,9 +32,11 @@ def collect_tables(jobs: Sequence[Any]) -> dict[str, pd.DataFrame]:
     """Stack the per-series outputs of finished jobs, in manifest order.
 
     Returns ``summary`` (with study_id, patient_id and the manifest's NE score when known), ``lesions``,
-    ``features`` (published schema) and ``qc`` frames.
+    ``features`` (published schema), ``qc`` and ``predictions`` (NE probability, class, fold spread; series with a
+    phenotype prediction only) frames.
     """
-    parts: dict[str, list[pd.DataFrame]] = {"summary": [], "lesions": [], "features": [], "qc": []}
+    parts: dict[str, list[pd.DataFrame]] = {"summary": [], "lesions": [], "features": [], "qc": [],
+                                            "predictions": []}
     for job in jobs:
         folder = Path(job.out)
         if not (folder / "report.json").is_file():
@@ -46,7 +48,11 @@ def collect_tables(jobs: Sequence[Any]) -> dict[str, pd.DataFrame]:
         parts["lesions"].append(lesions.assign(series_id=job.series_id, patient_id=ids["patient_id"]))
         if (folder / "features.csv").is_file():
             parts["features"].append(pd.read_csv(folder / "features.csv"))
-        qc = json.loads((folder / "report.json").read_text(encoding="utf-8"))["qc"]
+        report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+        if report["phenotype"] is not None:
+            parts["predictions"].append(pd.DataFrame([{**ids, **{c: report["phenotype"][c] for c in
+                                                                PREDICTION_COLUMNS}}]))
+        qc = report["qc"]
         parts["qc"].append(pd.DataFrame([{"series_id": job.series_id, **{c: qc.get(c) for c in QC_COLUMNS},
                                           "flags": ";".join(qc.get("flag_codes", []))}]))
     tables = {key: pd.concat(frames, ignore_index=True) if frames else pd.DataFrame() for key, frames in parts.items()}
@@ -56,6 +62,10 @@ def collect_tables(jobs: Sequence[Any]) -> dict[str, pd.DataFrame]:
     if not tables["features"].empty:
         tables["features"] = order_columns(tables["features"])
     return tables
+
+
+PREDICTION_COLUMNS = ["probability", "predicted_class", "threshold", "fold_probability_min", "fold_probability_max",
+                      "fold_probability_std", "n_features_outside_training_range"]
 
 
 def burden_vs_ne_figure(summary: pd.DataFrame) -> Any:
