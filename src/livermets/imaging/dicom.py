@@ -9,6 +9,7 @@ from pathlib import Path
 import SimpleITK as sitk
 
 from livermets.errors import UserInputError
+from livermets.imaging import integrity
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +66,26 @@ def choose_series(folder: str | Path, series_uid: str | None = None) -> DicomSer
 
 
 def read_series(series: DicomSeries) -> sitk.Image:
-    """Read a DICOM series into one 3D image; SimpleITK applies RescaleSlope/Intercept, so values are HU for CT."""
+    """Read a DICOM series into one 3D image; SimpleITK applies RescaleSlope/Intercept, so values are HU for CT.
+
+    Raises
+    ------
+    UserInputError
+        A file that cannot be read, slices differing in orientation, pixel spacing or size, or slice positions with
+        a gap, a duplicate or uneven steps (checked first, from the headers: see
+        :func:`livermets.imaging.integrity.check_series`).
+    """
+    integrity.check_series(series.files)
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(list(series.files))
     reader.MetaDataDictionaryArrayUpdateOn()
     reader.LoadPrivateTagsOff()
-    image = reader.Execute()
+    try:
+        image = reader.Execute()
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unknown reason"
+        folder = Path(series.files[0]).parent if series.files else "DICOM series"
+        raise UserInputError(f"{folder}: cannot read the DICOM series ({first[:200]})") from None
     # Keep the first slice's descriptive tags on the volume (modality, description) for `imaging info`.
     for key in ("0008|0060", "0008|103e", "0018|0050"):
         if reader.HasMetaDataKey(0, key):

@@ -15,7 +15,7 @@ import SimpleITK as sitk
 
 from livermets.atomic import atomic_path
 from livermets.errors import UserInputError
-from livermets.imaging import dicom
+from livermets.imaging import dicom, integrity
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,8 @@ def read_image(path: str | Path, series_uid: str | None = None) -> sitk.Image:
     Raises
     ------
     UserInputError
-        Missing, unreadable or non-3D input, or a folder without DICOM.
+        Missing, unreadable, truncated, corrupted or non-3D input, a folder without DICOM, or a DICOM series with a
+        missing, duplicated or unevenly spaced slice (see :mod:`livermets.imaging.integrity`).
 
     Examples
     --------
@@ -61,6 +62,7 @@ def read_image(path: str | Path, series_uid: str | None = None) -> sitk.Image:
     else:
         if series_uid is not None:
             raise UserInputError(f"{p}: --series-uid applies to DICOM folders only")
+        integrity.check_image_file(p)
         try:
             image = sitk.ReadImage(str(p))
         except RuntimeError as exc:
