@@ -56,8 +56,8 @@ DUPLICATE_MM = 0.01  # slices closer than this along the normal are at the same 
 ORIENTATION_ATOL, SPACING_ATOL_MM = 1e-4, 1e-4
 
 _ZLIB_PROBLEMS = {
-    "incorrect data check": "the data fail their checksum",
-    "incorrect length check": "the data fail their length check",
+    "incorrect data check": "the decompressed data fail the stream's {check} check",
+    "incorrect length check": "the decompressed data fail the stream's length check",
     "incorrect header check": "not {kind} data",
     "unknown compression method": "not {kind} data",
 }
@@ -150,7 +150,8 @@ def inflate(path: Path, offset: int = 0, kind: str = "gzip", keep: int = 0, name
 
 def _zlib_problem(exc: zlib.error, kind: str) -> str:
     message = str(exc).split(": ", 1)[-1]
-    return _ZLIB_PROBLEMS.get(message, f"invalid {kind} data ({message})").format(kind=kind)
+    check = "CRC-32" if kind == "gzip" else "Adler-32"
+    return _ZLIB_PROBLEMS.get(message, f"invalid {kind} data ({message})").format(kind=kind, check=check)
 
 
 def _check_nifti(path: Path) -> None:
@@ -280,8 +281,10 @@ def _check_nrrd(path: Path) -> None:
         return
     if name is not None:
         start = 0
-    line_skip = int(fields.get("line skip", fields.get("lineskip", "0")))
-    byte_skip = int(fields.get("byte skip", fields.get("byteskip", "0")))
+    line_skip = _field_int(fields, "line skip", "lineskip")
+    byte_skip = _field_int(fields, "byte skip", "byteskip")
+    if line_skip is None or byte_skip is None:
+        return  # malformed: SimpleITK will say so
     if line_skip > 0:
         with data.open("rb") as f:
             f.seek(start)
@@ -311,7 +314,9 @@ def _check_metaimage(path: Path) -> None:
     data = path if name.upper() == "LOCAL" else _data_file(path, name)
     if data is None:
         return
-    header_size = int(fields.get("headersize", "0"))
+    header_size = _field_int(fields, "headersize")
+    if header_size is None:
+        return
     if data is not path:
         start = max(header_size, 0)
     need = _declared_bytes(path)
@@ -323,6 +328,15 @@ def _check_metaimage(path: Path) -> None:
         present = data.stat().st_size - (0 if header_size == -1 else start)
         where = "the file holds" if data is path else f"its data file {data.name} holds"
     _compare(path, need, present, where)
+
+
+def _field_int(fields: dict[str, str], *keys: str) -> int | None:
+    """The integer value of the first of ``keys`` present (0 when none is), ``None`` when it is not an integer."""
+    value = next((fields[key] for key in keys if key in fields), "0")
+    try:
+        return int(value)
+    except ValueError:
+        return None
 
 
 def _name(header: Path, data: Path) -> str:
