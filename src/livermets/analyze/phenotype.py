@@ -15,6 +15,7 @@ import pandas as pd
 
 from livermets.errors import UserInputError
 from livermets.featuretable import FEATURE_COLUMNS
+from livermets.phenotype.caveats import caveat_sentences
 from livermets.phenotype.persistence import load_model_folder
 from livermets.phenotype.training import predict_with_folder
 
@@ -23,7 +24,6 @@ log = logging.getLogger(__name__)
 RESEARCH_NOTE = ("Research use only: the NE phenotype is predicted from image features by a model with limited "
                  "validation; it is not a diagnosis and must not guide treatment.")
 WEAK_AUC = 0.7  # below this cross-validated ROC AUC the report calls the model weak
-FOLD_SPREAD_WARNING = 0.15  # fold-model standard deviation above which the report warns of disagreement
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,8 @@ class PhenotypeModel:
             "fold_probability_max": float(prediction["fold_probability_max"]),
             "fold_probability_std": float(prediction["fold_probability_std"]),
             "n_features_outside_training_range": int(prediction["n_features_outside_training_range"]),
+            "max_outside_range": float(prediction["max_outside_range"]),
+            "flags": [f for f in str(prediction["flags"]).split(";") if f],
             "cv_performance": self.cv_performance,
             "note": RESEARCH_NOTE,
         }
@@ -85,11 +87,5 @@ class PhenotypeModel:
         elif cv["auc"] < WEAK_AUC:
             out.append(f"The phenotype model's patient-grouped cross-validated ROC AUC is {cv['auc']:.2f}: "
                        "close to chance, so this probability says little.")
-        n_out = summary["n_features_outside_training_range"]
-        if n_out:
-            out.append(f"{n_out} feature(s) of this scan lie outside the range the phenotype model was trained "
-                       "on: the probability is an extrapolation.")
-        if summary["fold_probability_std"] > FOLD_SPREAD_WARNING:
-            out.append(f"The phenotype model's folds disagree (probabilities {summary['fold_probability_min']:.2f}"
-                       f"–{summary['fold_probability_max']:.2f}).")
+        out.extend(caveat_sentences(summary))
         return out

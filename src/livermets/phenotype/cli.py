@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import typer
 
-from livermets.atomic import write_csv, write_json
+from livermets.atomic import outputs, write_csv, write_json
 from livermets.featuretable import FEATURE_COLUMNS, read_csv_table, read_feature_table
 from livermets.provenance import provenance
 
@@ -18,6 +19,8 @@ def check_model_name(model: str) -> str:
     return check(model)
 
 
+log = logging.getLogger(__name__)
+
 app = typer.Typer(
     help="NE-phenotype classification from radiomics (paper and grouped protocols).", no_args_is_help=True
 )
@@ -26,6 +29,7 @@ FEATURES = typer.Option(..., "--features", exists=False, help="Feature table CSV
 
 
 @app.command("evaluate")
+@outputs("out")
 def evaluate(
     features: Path = FEATURES,
     out: Path = typer.Option(..., "--out", help="Output folder (summary.json, oof_predictions.csv, plots)."),
@@ -92,6 +96,7 @@ def evaluate(
 
 
 @app.command("train")
+@outputs("out")
 def train(
     features: Path = FEATURES,
     out: Path = typer.Option(..., "--out", help="Model folder to write."),
@@ -117,15 +122,27 @@ def train(
 
 
 @app.command("predict")
+@outputs("out")
 def predict(
     model: Path = typer.Option(..., "--model", help="Model folder from `phenotype train`."),
     features: Path = FEATURES,
     out: Path = typer.Option(..., "--out", help="Predictions CSV."),
 ) -> None:
     """Predict NE phenotype for every series; Group/NE columns are not needed."""
+    from livermets.phenotype.caveats import FOLD_DISAGREEMENT
     from livermets.phenotype.training import predict_with_folder
 
     frame = read_csv_table(features)
     predictions = predict_with_folder(model, frame, str(features))
     write_csv(out, predictions)
     typer.echo(f"{len(predictions)} predictions written to {out}")
+    flags = predictions["flags"].str.split(";")
+    outside = int(flags.map(lambda f: "out_of_range" in f).sum())
+    disagree = int(flags.map(lambda f: "fold_disagreement" in f).sum())
+    if outside:
+        log.warning("%d of %d row(s) have features outside the model's training range (up to %.2g times the range "
+                    "beyond it): their probabilities are extrapolations (column flags)", outside, len(predictions),
+                    float(predictions["max_outside_range"].max()))
+    if disagree:
+        log.warning("%d of %d row(s): the fold models disagree (probabilities spread by %.1f or more; column flags)",
+                    disagree, len(predictions), FOLD_DISAGREEMENT)

@@ -21,6 +21,7 @@ from sklearn.pipeline import Pipeline
 
 from livermets.errors import UserInputError
 from livermets.featuretable import FEATURE_COLUMNS, validate_feature_table
+from livermets.phenotype.caveats import outside_range, prediction_flags
 from livermets.phenotype.cv import check_two_classes, paper_splits
 from livermets.phenotype.grouped import GroupedConfig, out_of_fold
 from livermets.phenotype.models import check_model_name, make_classifier
@@ -122,7 +123,10 @@ def train_to_folder(frame: pd.DataFrame, out_dir: str | os.PathLike[str], **kwar
 
 
 def predict_with_folder(model_dir: str | os.PathLike[str], frame: pd.DataFrame, source: str) -> pd.DataFrame:
-    """Predict every row: soft-vote probability, class, spread over fold models, out-of-range feature count.
+    """Predict every row: soft-vote probability, class, spread over fold models, out-of-range features and flags.
+
+    ``max_outside_range`` is the largest excess of a feature beyond its training range, in units of that range;
+    ``flags`` lists ``out_of_range`` and ``fold_disagreement`` (see :mod:`livermets.phenotype.caveats`).
 
     The table needs the model's input feature columns only (no Group / NE columns; ids are copied when present).
     """
@@ -134,12 +138,14 @@ def predict_with_folder(model_dir: str | os.PathLike[str], frame: pd.DataFrame, 
     probability = folds.mean(axis=0)
     low = np.array([config["training_ranges"][c][0] for c in features])
     high = np.array([config["training_ranges"][c][1] for c in features])
-    values = frame[features].to_numpy(dtype=float)
+    n_outside, excess = outside_range(frame[features].to_numpy(dtype=float), low, high)
     out = frame[[c for c in ("File", "unique_scandate", "unique_pt") if c in frame.columns]].copy()
     out["probability"] = probability
     out["predicted_class"] = (probability >= float(config["threshold"])).astype(int)
     out["fold_probability_min"] = folds.min(axis=0)
     out["fold_probability_max"] = folds.max(axis=0)
     out["fold_probability_std"] = folds.std(axis=0)
-    out["n_features_outside_training_range"] = ((values < low) | (values > high)).sum(axis=1)
+    out["n_features_outside_training_range"] = n_outside
+    out["max_outside_range"] = excess
+    out["flags"] = [";".join(prediction_flags(row)) for row in out.to_dict("records")]
     return out
