@@ -40,11 +40,16 @@ def cli_error(path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Captur
 
 def assert_rejected(path: Path, pattern: str, monkeypatch: pytest.MonkeyPatch,
                     capsys: pytest.CaptureFixture[str]) -> None:
-    """``read_image`` raises one line naming ``path`` and matching ``pattern``; the CLI says the same."""
+    """``read_image`` raises one line naming ``path`` and matching ``pattern``; the CLI says the same, and so do the
+    checks alone (``read_image`` runs the stream check of a compressed file alongside SimpleITK's read)."""
     with pytest.raises(UserInputError, match=pattern) as raised:
         io.read_image(path)
     message = str(raised.value)
     assert message.startswith(f"{path}") and "\n" not in message
+    if path.is_file():
+        with pytest.raises(UserInputError) as alone:
+            integrity.check_image_file(path)
+        assert str(alone.value) == message
     assert cli_error(path, monkeypatch, capsys) == f"error: {message}"
 
 
@@ -99,7 +104,7 @@ def test_valid_gzip_of_a_cut_nifti_is_rejected(real_ct: Path, tmp_path: Path, mo
     data = _plain_nifti(real_ct, tmp_path)
     broken = tmp_path / "ct.nii.gz"
     broken.write_bytes(gzip.compress(data[:-4096]))  # a complete gzip stream of an incomplete file
-    assert_rejected(broken, rf"truncated: the header needs {len(data):,} bytes .* the decompressed file holds "
+    assert_rejected(broken, rf"truncated: the header needs {len(data):,} bytes .* the decompressed data hold "
                             rf"{len(data) - 4096:,}$", monkeypatch, capsys)
 
 
@@ -136,6 +141,15 @@ def test_uncompressed_and_multi_member_nii_gz_still_read(real_ct: Path, tmp_path
     members.write_bytes(gzip.compress(data[:1000]) + gzip.compress(data[1000:]))  # two concatenated gzip members
     for path in (plain, members):
         assert np.array_equal(sitk.GetArrayViewFromImage(io.read_image(path)), expected)
+
+
+def test_nii_gz_with_a_nii_beside_it_is_refused(tmp_path: Path, monkeypatch, capsys):
+    sitk.WriteImage(sitk.GetImageFromArray(np.zeros((4, 5, 6), np.int16)), str(tmp_path / "ct.nii.gz"))
+    sitk.WriteImage(sitk.GetImageFromArray(np.ones((4, 5, 6), np.int16)), str(tmp_path / "ct.nii"))
+    assert sitk.GetArrayViewFromImage(sitk.ReadImage(str(tmp_path / "ct.nii.gz"))).max() == 1  # the .nii's voxels
+    assert_rejected(tmp_path / "ct.nii.gz", "ct.nii lies beside it, and SimpleITK's NIfTI reader would read that file "
+                                            "instead", monkeypatch, capsys)
+    assert sitk.GetArrayViewFromImage(io.read_image(tmp_path / "ct.nii")).max() == 1
 
 
 # --- NRRD and MetaImage ---------------------------------------------------------------------------------------------

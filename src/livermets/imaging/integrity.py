@@ -1,4 +1,4 @@
-"""Cheap integrity checks of an image file or DICOM series before SimpleITK reads it.
+"""Integrity checks of an image file or DICOM series, run once by the reader every stage uses.
 
 SimpleITK reads a truncated ``.nii.gz`` or a DICOM series with a missing slice without complaint: the missing voxels
 come back as whatever its buffer held, or the slices are stacked with the wrong spacing. :func:`check_image_file`
@@ -7,13 +7,18 @@ and :func:`check_series` (called by :func:`livermets.imaging.io.read_image` and
 compressed data, and raise :class:`~livermets.errors.UserInputError` with one line naming the file (or the folder and
 the slice positions) and the problem.
 
+The file checks come in two parts: :func:`check_headers` (headers and file sizes, milliseconds) and the
+:class:`StreamCheck` it returns for compressed data (one decompression, about as long as SimpleITK's own);
+``read_image`` runs the latter in a thread alongside SimpleITK's read.
+
 What is checked
 ---------------
 - gzip data (``.nii.gz``, any ``.gz``, NRRD ``encoding: gzip``) and zlib data (MHA ``CompressedData = True``): the
   stream is decompressed in chunks of 1 MiB (nothing kept but a byte count and the first bytes) to find a stream that
   ends early, fails its CRC-32/Adler-32 or length check, or is not gzip/zlib data.
 - NIfTI-1/NIfTI-2: the header is parsed with nibabel; the bytes it needs (voxel offset + product of the dimensions x
-  bytes per voxel) are compared with the bytes present (file size, or decompressed size).
+  bytes per voxel) are compared with the bytes present (file size, or decompressed size). ``ct.nii.gz`` with a
+  ``ct.nii`` beside it is refused: SimpleITK's NIfTI reader would silently read ``ct.nii``.
 - NRRD/NHDR and MHA/MHD: the declared size and pixel type (SimpleITK ``ReadImageInformation``) against the raw data
   (attached, or the detached data file, which must exist), or the decompressed size of gzip/zlib data.
 - DICOM series: every file's header (pydicom, ``stop_before_pixels``) must be readable; all slices must share
@@ -74,24 +79,74 @@ class Inflated:
 def check_image_file(path: str | Path) -> None:
     """Check an image file for truncation and corruption (NIfTI, NRRD, MHA/MHD, any gzip file).
 
-    Other formats pass unchecked. Headers that cannot be parsed here are left to SimpleITK, except NIfTI headers.
+    Runs :func:`check_headers` and then the stream check it returns, if any. Other formats pass unchecked; NRRD and
+    MHA headers that cannot be parsed here are left to SimpleITK.
 
     Raises
     ------
     UserInputError
         One line naming the file and the problem, e.g. ``ct.nii.gz: truncated: the gzip stream ends after 500 bytes
-        of compressed data``.
+        of compressed data (the file was cut short, or is corrupted)``.
+    """
+    pending = check_headers(path)
+    if pending is not None:
+        pending.run()
+
+
+@dataclass(frozen=True)
+class StreamCheck:
+    """A compressed stream still to be checked by :meth:`run` (the expensive part of the checks: one decompression).
+
+    ``run`` uses nothing but ``zlib`` and file reads, so it may run in a thread while SimpleITK reads the same file.
+    """
+
+    header: Path  # the file named in size messages
+    data: Path  # the file holding the stream
+    offset: int  # where the stream starts in ``data``
+    kind: str  # "gzip" or "zlib"
+    need: int  # decompressed bytes the header needs (after ``skip``); 0: only the stream is checked
+    detail: str = " of voxel data"  # what ``need`` is made of, for the message
+    skip: int = 0  # decompressed bytes before the voxel data
+
+    def run(self) -> None:
+        """Decompress the stream once; raise if it is broken or holds fewer bytes than ``need``.
+
+        Raises
+        ------
+        UserInputError
+            The stream ends early, fails its checksum, is not ``kind`` data, or is too short for the header.
+        """
+        name = str(self.header) if self.data == self.header else f"{self.header} (data file {self.data.name})"
+        present = inflate(self.data, self.offset, self.kind, name=name).size - self.skip
+        if present < self.need:
+            raise UserInputError(f"{self.header}: truncated: the header needs {self.need:,} bytes{self.detail}, "
+                                 f"the decompressed data hold {max(present, 0):,}")
+
+
+def check_headers(path: str | Path) -> StreamCheck | None:
+    """The cheap part of :func:`check_image_file`: headers, file sizes, detached data files.
+
+    Returns
+    -------
+    StreamCheck or None
+        The check of the file's compressed stream still to run (``None`` for uncompressed data).
+
+    Raises
+    ------
+    UserInputError
+        A problem found from the header and file sizes (one line naming the file).
     """
     p = Path(path)
     name = p.name.lower()
     if name.endswith((".nii", ".nii.gz")):
-        _check_nifti(p)
-    elif name.endswith((".nrrd", ".nhdr")):
-        _check_nrrd(p)
-    elif name.endswith((".mha", ".mhd")):
-        _check_metaimage(p)
-    elif name.endswith(".gz"):
-        inflate(p)
+        return _check_nifti(p)
+    if name.endswith((".nrrd", ".nhdr")):
+        return _check_nrrd(p)
+    if name.endswith((".mha", ".mhd")):
+        return _check_metaimage(p)
+    if name.endswith(".gz"):
+        return StreamCheck(p, p, 0, "gzip", need=0)
+    return None
 
 
 def inflate(path: Path, offset: int = 0, kind: str = "gzip", keep: int = 0, name: str | None = None) -> Inflated:
@@ -154,23 +209,39 @@ def _zlib_problem(exc: zlib.error, kind: str) -> str:
     return _ZLIB_PROBLEMS.get(message, f"invalid {kind} data ({message})").format(kind=kind, check=check)
 
 
-def _check_nifti(path: Path) -> None:
+def _check_nifti(path: Path) -> StreamCheck | None:
+    sibling = path.with_name(path.name[:-3])
+    if path.name.lower().endswith(".nii.gz") and sibling.exists():
+        raise UserInputError(f"{path}: {sibling.name} lies beside it, and SimpleITK's NIfTI reader would read that "
+                             "file instead; move or rename one of them")
     with path.open("rb") as f:
         start = f.read(NIFTI_HEAD_BYTES)
-    if start[:2] == GZIP_MAGIC:
-        inflated = inflate(path, keep=NIFTI_HEAD_BYTES)
-        head, present, where = inflated.head, inflated.size, "the decompressed file holds"
-    else:  # also a .nii.gz that is not compressed: SimpleITK reads those
-        head, present, where = start, path.stat().st_size, "the file holds"
+    compressed = start[:2] == GZIP_MAGIC
+    head = _gzip_head(path, NIFTI_HEAD_BYTES) if compressed else start  # an uncompressed .nii.gz reads too
     layout = _nifti_layout(path, head)
     if layout is None:
-        return
+        return StreamCheck(path, path, 0, "gzip", need=0) if compressed else None
     offset, voxel_bytes = layout
+    detail = f" ({offset:,} of header, {voxel_bytes:,} of voxel data)"
+    if compressed:
+        return StreamCheck(path, path, 0, "gzip", need=offset + voxel_bytes, detail=detail)
+    present = path.stat().st_size
     if present < offset + voxel_bytes:
-        raise UserInputError(
-            f"{path}: truncated: the header needs {offset + voxel_bytes:,} bytes ({offset:,} of header, "
-            f"{voxel_bytes:,} of voxel data), {where} {present:,}"
-        )
+        raise UserInputError(f"{path}: truncated: the header needs {offset + voxel_bytes:,} bytes{detail}, the file "
+                             f"holds {present:,}")
+    return None
+
+
+def _gzip_head(path: Path, n: int) -> bytes:
+    """The first ``n`` decompressed bytes of a gzip file, from its first chunk (all of a stream shorter than that)."""
+    stream = zlib.decompressobj(31)
+    with path.open("rb") as f:
+        data = f.read(1 << 16)
+    try:
+        head = stream.decompress(data, n)
+    except zlib.error as exc:
+        raise UserInputError(f"{path}: corrupted: {_zlib_problem(exc, 'gzip')}") from None
+    return head if len(head) == n else inflate(path, keep=n).head  # a tiny or broken stream: checked whole, now
 
 
 def _nifti_layout(path: Path, head: bytes) -> tuple[int, int] | None:
@@ -269,22 +340,22 @@ def _data_file(header: Path, name: str) -> Path | None:
     return data
 
 
-def _check_nrrd(path: Path) -> None:
+def _check_nrrd(path: Path) -> StreamCheck | None:
     parsed = _nrrd_header(path)
     if parsed is None:
-        return
+        return None
     fields, start = parsed
     name = fields.get("data file", fields.get("datafile"))
     data = path if name is None else _data_file(path, name)
     encoding = fields.get("encoding", "").lower()
     if data is None or encoding not in ("raw", "gzip", "gz"):
-        return
+        return None
     if name is not None:
         start = 0
     line_skip = _field_int(fields, "line skip", "lineskip")
     byte_skip = _field_int(fields, "byte skip", "byteskip")
     if line_skip is None or byte_skip is None:
-        return  # malformed: SimpleITK will say so
+        return None  # malformed: SimpleITK will say so
     if line_skip > 0:
         with data.open("rb") as f:
             f.seek(start)
@@ -293,41 +364,38 @@ def _check_nrrd(path: Path) -> None:
             start = f.tell()
     need = _declared_bytes(path)
     if need is None:
-        return
-    if encoding == "raw":
-        present = data.stat().st_size - (start if byte_skip == -1 else start + byte_skip)
-        where = "the file holds" if name is None else f"its data file {data.name} holds"
-    else:
-        present = inflate(data, start, name=_name(path, data)).size - max(byte_skip, 0)
-        where = "the decompressed data hold"
-    _compare(path, need, present, where)
+        return None
+    if encoding != "raw":
+        return StreamCheck(path, data, start, "gzip", need=need, skip=max(byte_skip, 0))
+    present = data.stat().st_size - (start if byte_skip == -1 else start + byte_skip)
+    _compare(path, need, present, "the file holds" if name is None else f"its data file {data.name} holds")
+    return None
 
 
-def _check_metaimage(path: Path) -> None:
+def _check_metaimage(path: Path) -> StreamCheck | None:
     parsed = _metaimage_header(path)
     if parsed is None:
-        return
+        return None
     fields, start = parsed
     if fields.get("binarydata", "true").lower() == "false":
-        return  # ASCII voxel values: not checked
+        return None  # ASCII voxel values: not checked
     name = fields["elementdatafile"]
     data = path if name.upper() == "LOCAL" else _data_file(path, name)
     if data is None:
-        return
+        return None
     header_size = _field_int(fields, "headersize")
     if header_size is None:
-        return
+        return None
     if data is not path:
         start = max(header_size, 0)
     need = _declared_bytes(path)
     if need is None:
-        return
+        return None
     if fields.get("compresseddata", "false").lower() == "true":
-        present, where = inflate(data, start, "zlib", name=_name(path, data)).size, "the decompressed data hold"
-    else:
-        present = data.stat().st_size - (0 if header_size == -1 else start)
-        where = "the file holds" if data is path else f"its data file {data.name} holds"
-    _compare(path, need, present, where)
+        return StreamCheck(path, data, start, "zlib", need=need)
+    present = data.stat().st_size - (0 if header_size == -1 else start)
+    _compare(path, need, present, "the file holds" if data is path else f"its data file {data.name} holds")
+    return None
 
 
 def _field_int(fields: dict[str, str], *keys: str) -> int | None:
@@ -337,11 +405,6 @@ def _field_int(fields: dict[str, str], *keys: str) -> int | None:
         return int(value)
     except ValueError:
         return None
-
-
-def _name(header: Path, data: Path) -> str:
-    """How messages name compressed data: the file, or the header and its detached data file."""
-    return str(header) if data == header else f"{header} (data file {data.name})"
 
 
 def _compare(path: Path, need: int, present: int, where: str) -> None:
