@@ -60,11 +60,12 @@ def evaluate(
             result.oof["probability"].to_numpy(), result.oof["NE_Class"].to_numpy(), out / "reliability.png"
         )
     elif protocol == "paper":
-        from livermets.reproduce.paper import ModelSpec, lasso_selection, load_paper_data, paper_indices, run_models
+        from livermets.reproduce.paper import load_paper_data
+        from livermets.reproduce.protocol import paper_protocol
 
         data = load_paper_data(features)
-        selected, _ = lasso_selection(data)
-        run = run_models(data, selected, [ModelSpec(name)], paper_indices(data, n_boot=n_boot), n_jobs=n_jobs)[0]
+        paper_result = paper_protocol(data, models=(name,), n_boot=n_boot, n_jobs=n_jobs)
+        run = paper_result.run(name)
         test = {str(r["metric"]): r for r in run.bootstrap.summary().to_dict("records")}
         cv = run.cv.summary()
         summary = {
@@ -80,6 +81,7 @@ def evaluate(
             "test_auc_low95": float(test["auc"]["low95"]),
             "test_auc_high95": float(test["auc"]["high95"]),
             "test_metrics": {m: float(row["mean"]) for m, row in test.items()},
+            "openblas_kernel_lasso_lr": paper_result.blas_kernel,
         }
     else:
         raise UserInputError(f"unknown protocol {protocol!r}; choose grouped or paper")

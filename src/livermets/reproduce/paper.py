@@ -9,6 +9,11 @@ The notebook's soft vote is ``VotingClassifier([fold models], voting="soft").fit
 then one model (same parameters, same seed, same rows) refitted on train+val, and the CV fold models never reach
 the test set. :func:`run_models` computes exactly that (one refit, its probability and ``argmax`` class); the mean of
 the CV fold models is kept as ``test_fold_probability`` for diagnostics. All fits run in one joblib pool.
+
+LASSO and LR are fitted on unscaled features, and LR's ill-conditioned ``newton-cg`` solution depends on the OpenBLAS
+kernel. The functions here compute in this process, on its kernel;
+:func:`livermets.reproduce.protocol.paper_protocol` (used by ``reproduce paper`` and ``phenotype evaluate --protocol
+paper``) runs them with LASSO and every LR fit on the kernel pinned by :mod:`livermets.reproduce.pinned`.
 """
 
 from __future__ import annotations
@@ -26,7 +31,6 @@ from numpy.typing import NDArray
 from livermets.featuretable import FEATURE_COLUMNS, TARGET_COLUMNS, feature_group, read_feature_table
 from livermets.phenotype.bootstrap import BootstrapResult, bootstrap_metrics, study_bootstrap_indices
 from livermets.phenotype.cv import CVResult, check_two_classes, fit_fold, fit_quietly, paper_splits
-from livermets.phenotype.ensemble import FoldEnsemble
 from livermets.phenotype.models import MODEL_NAMES, Weighting, balanced_positive_weight, make_classifier
 from livermets.phenotype.selection import PAPER_ALPHA, LassoSelector
 from livermets.phenotype.weights import best_weights, search_positive_weight
@@ -37,11 +41,12 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class PaperData:
-    """The feature table split as in the notebooks: train+val (``Group != test``) and test."""
+    """The feature table split as in the notebooks: train+val (``Group != test``) and test; ``source`` names it."""
 
     frame: pd.DataFrame
     trainval: pd.DataFrame
     test: pd.DataFrame
+    source: str = "feature table"
 
     @property
     def y_trainval(self) -> NDArray[np.int64]:
@@ -65,7 +70,7 @@ def load_paper_data(path: str | os.PathLike[str]) -> PaperData:
         check_two_classes(part["NE_Class"], f"{path}: column 'NE_Class' in the {name} split")
     train = frame.loc[frame["Group"] == "train"]
     check_two_classes(train["NE_Class"], f"{path}: column 'NE_Class' in the train split")
-    return PaperData(frame=frame, trainval=trainval, test=test)
+    return PaperData(frame=frame, trainval=trainval, test=test, source=str(path))
 
 
 def lasso_selection(data: PaperData, alpha: float = PAPER_ALPHA) -> tuple[list[str], pd.DataFrame]:
@@ -109,6 +114,22 @@ class ModelRun:
     bootstrap_hard: BootstrapResult
 
 
+def _fold_job(
+    estimator: Any, X: pd.DataFrame, y: NDArray[np.int64], train: Any, val: Any, X_test: pd.DataFrame
+) -> tuple[Any, list[float], NDArray[np.float64]]:
+    """One CV fold: fitted model, train/val F1 and AUC, and its test-set probabilities (computed in the worker)."""
+    model, scores = fit_fold(estimator, X, y, train, val)
+    return model, scores, np.asarray(model.predict_proba(X_test), dtype=float)[:, 1]
+
+
+def _refit_job(
+    estimator: Any, X: pd.DataFrame, y: NDArray[np.int64], X_test: pd.DataFrame
+) -> tuple[Any, NDArray[np.float64]]:
+    """The train+val refit and its ``predict_proba`` on the test rows (both columns)."""
+    model = fit_quietly(estimator, X, y)
+    return model, np.asarray(model.predict_proba(X_test), dtype=float)
+
+
 def run_models(
     data: PaperData,
     features: list[str],
@@ -116,31 +137,34 @@ def run_models(
     indices: NDArray[np.intp],
     n_jobs: int = -1,
 ) -> list[ModelRun]:
-    """Notebooks 3-4 for every spec; all fits (5 CV folds + the train+val refit per spec) share one joblib pool."""
+    """Notebooks 3-4 for every spec in this process (its OpenBLAS kernel); all fits share one joblib pool.
+
+    Every spec gets 5 CV fold fits and the train+val refit; test-set probabilities are computed in the workers.
+    """
     X = data.trainval[features]
     y = data.y_trainval
+    X_test = data.test[features]
     splits = paper_splits(len(X))
     jobs = []
     for spec in specs:
         jobs += [
-            delayed(fit_fold)(make_classifier(spec.name, weighting=spec.weighting), X, y, tr, va) for tr, va in splits
+            delayed(_fold_job)(make_classifier(spec.name, weighting=spec.weighting), X, y, tr, va, X_test)
+            for tr, va in splits
         ]
-        jobs.append(delayed(fit_quietly)(make_classifier(spec.name, weighting=spec.weighting), X, y))
+        jobs.append(delayed(_refit_job)(make_classifier(spec.name, weighting=spec.weighting), X, y, X_test))
     runner = Parallel(n_jobs=n_jobs, return_as="generator")
     results = list(track(runner(jobs), "fitting fold models", total=len(jobs)))
-    X_test = data.test[features]
     runs = []
     per_spec = len(splits) + 1
     for k, spec in enumerate(specs):
         chunk = results[k * per_spec : k * per_spec + len(splits)]
-        refit = results[k * per_spec + len(splits)]
-        folds = pd.DataFrame([s for _, s in chunk], columns=["train_f1", "val_f1", "train_auc", "val_auc"])
+        refit, both = results[k * per_spec + len(splits)]
+        folds = pd.DataFrame([s for _, s, _ in chunk], columns=["train_f1", "val_f1", "train_auc", "val_auc"])
         folds.insert(0, "fold", np.arange(1, len(splits) + 1))
-        cv = CVResult(estimators=[m for m, _ in chunk], folds=folds)
-        fold_probability = FoldEnsemble(cv.estimators).fold_probabilities(X_test)
+        cv = CVResult(estimators=[m for m, _, _ in chunk], folds=folds)
+        fold_probability = np.vstack([p for _, _, p in chunk])
         # The notebook's VotingClassifier (soft and hard) over five identical refits: its probability is the
         # refit's, its class the argmax of [1 - p, p] (a tie goes to class 0, as np.argmax).
-        both = np.asarray(refit.predict_proba(X_test), dtype=float)
         probability = both[:, 1]
         soft = np.argmax(both, axis=1).astype(np.int64)
         hard = soft.copy()

@@ -8,23 +8,23 @@ from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
-from threadpoolctl import threadpool_info
 
 from livermets.atomic import write_text
 from livermets.reproduce import paper_values as paper
+from livermets.reproduce.kernels import kernel_table_lines
+from livermets.reproduce.pinned import PINNED_KERNEL, blas_kernels
+
+__all__ = ["TOLERANCE", "blas_kernels", "write_report"]
 
 TOLERANCE = 0.02
 
 REASONS = {
     "LR": (
-        "LR is `newton-cg` on *unscaled* features (~1 to ~1e10): its line searches fail, so the fitted "
-        "coefficients depend on floating-point summation order, i.e. on the OpenBLAS kernel, and two NE-positive "
-        "test series sit near p = 0.5. Measured with the notebook recipe (numpy 2.4.6, scipy 1.17.1, "
-        "scikit-learn 1.9.1; identical with numpy 2.3.2, scipy 1.16.1, scikit-learn 1.7.1 on Python 3.13.0, the "
-        "notebooks' Python): OPENBLAS_CORETYPE=Haswell or Nehalem reproduce all seven LR means to 0.01; SkylakeX "
-        "(autodetected on AVX-512 CPUs) gives accuracy 0.826, sensitivity 1.00, AUC 0.74; Sandybridge "
-        "0.807/0.95/0.72. scikit-learn 1.2.2 (numpy 1.23.5, scipy 1.10.0, Python 3.10) reproduces only with "
-        "Sandybridge. 1 vs 2 BLAS threads change nothing. Nothing was tuned."
+        "LR is `newton-cg` on *unscaled* features (~1 to ~1e10): the problem is ill-conditioned, its line searches "
+        "fail, so the fitted coefficients follow the floating-point summation order of the OpenBLAS kernel, and two "
+        "NE-positive test series sit near p = 0.5. The paper's numbers come out under the "
+        f"{PINNED_KERNEL} kernel; see the OpenBLAS kernel section for the kernel of this run and the measured "
+        "spread across kernels."
     ),
     "RF": (
         "random forest trained with scikit-learn 1.9.1 (paper: 1.2.2); tree construction and the random-number "
@@ -35,14 +35,6 @@ REASONS = {
         "multi-threaded ('shotgun') and not bit-reproducible across versions/threads."
     ),
 }
-
-
-def blas_kernels() -> str:
-    """OpenBLAS kernel(s) in use (threadpoolctl's ``architecture``), e.g. ``"Haswell"``; ``"unknown"`` if none."""
-    kernels = sorted(
-        {str(lib.get("architecture")) for lib in threadpool_info() if lib.get("internal_api") == "openblas"}
-    )
-    return ", ".join(kernels) if kernels else "unknown"
 
 
 def _rows(frame: pd.DataFrame) -> list[SimpleNamespace]:
@@ -64,7 +56,7 @@ def _flag(ours: float, theirs: float | None) -> str:
     return "**≠**" if abs(ours - theirs) > TOLERANCE else "ok"
 
 
-def _table4_section(table4: pd.DataFrame) -> list[str]:
+def _table4_section(table4: pd.DataFrame, kernel: str) -> list[str]:
     lines = [
         "## Table 4 — test set, unweighted soft vote, 1000 study-level bootstraps",
         "",
@@ -95,8 +87,8 @@ def _table4_section(table4: pd.DataFrame) -> list[str]:
     lines.append(
         "- Test predictions are the notebook's soft vote `VotingClassifier(fold models, voting='soft')"
         ".fit(train+val)`, which clones and refits its members on all train+val rows, i.e. the model refitted "
-        "on train+val (not the mean of the CV fold models). "
-        f"LR's solution depends on the OpenBLAS kernel (this run: {blas_kernels()}); see docs/phenotype.md."
+        "on train+val (not the mean of the CV fold models). LASSO and LR ran on OpenBLAS kernel "
+        f"{kernel} (see the OpenBLAS kernel section)."
     )
     lines.append("")
     for model in sorted(flagged):
@@ -201,7 +193,7 @@ def _figure5_section(figure5: dict[str, Any]) -> list[str]:
     lines += [
         "",
         "- The misclassified series are those of the LR soft vote of Table 4, whose near-0.5 positives depend "
-        "on the OpenBLAS kernel (see Table 4). Biopsy/cfDNA accuracy and AUC (paper "
+        "on the OpenBLAS kernel (see the OpenBLAS kernel section). Biopsy/cfDNA accuracy and AUC (paper "
         "0.90/0.984 and 0.733/0.528) need the sample-type column absent from the CSV.",
         "",
     ]
@@ -241,6 +233,41 @@ def _protocols_section(numbers: dict[str, Any]) -> list[str]:
     return lines
 
 
+def kernel_section(numbers: dict[str, Any]) -> list[str]:
+    """Which OpenBLAS kernel ran LASSO and LR, and the stored measurement of LR's Table 4 across kernels."""
+    kernel, where = numbers["blas_kernel"], numbers["computed_in"]
+    place = "this process" if where == "process" else "a child process started with OPENBLAS_CORETYPE=" + PINNED_KERNEL
+    lines = [
+        "## OpenBLAS kernel of the paper numerics",
+        "",
+        f"LASSO and every LR fit ran on OpenBLAS kernel **{kernel}** ({place}, one BLAS thread). The paper's LR "
+        f"numbers are reproduced under {PINNED_KERNEL}, so `reproduce paper` computes them on that kernel, whatever "
+        "kernel OpenBLAS picks for the CPU, whenever the CPU can run it (x86-64 with AVX2 and FMA); random forests, "
+        "XGBoost and the bootstrap do not depend on the kernel.",
+        "",
+    ]
+    if numbers.get("kernel_warning"):
+        lines += [f"**Warning:** {numbers['kernel_warning']}.", ""]
+    table = numbers["kernel_table"]
+    lines += [
+        "**Finding: the paper's LR result depends on the BLAS kernel.** The features are unscaled (~1 to ~1e10), so "
+        "LR's `newton-cg` problem is ill-conditioned and its solution follows the floating-point summation order. "
+        "LR Table 4 means, unpinned, per kernel (measured once, "
+        f"{table['measured']}, code {table['commit']}, {table['machine']}; numpy {table['versions']['numpy']}, "
+        f"scipy {table['versions']['scipy']}, scikit-learn {table['versions']['scikit-learn']}):",
+        "",
+    ]
+    lines += kernel_table_lines(table, paper.TABLE4["LR"])
+    skipped = sorted(table.get("not_runnable", {}))
+    lines += [
+        "",
+        "Only kernels that ran on the measuring machine are listed"
+        + (f"; {', '.join(skipped)} could not run there (the CPU lacks their instructions)." if skipped else "."),
+        "",
+    ]
+    return lines
+
+
 def write_report(path: str | os.PathLike[str], numbers: dict[str, Any]) -> None:
     """Write REPORT.md from the numbers collected by :func:`livermets.reproduce.runner.reproduce_paper`."""
     lines = [
@@ -251,7 +278,8 @@ def write_report(path: str | os.PathLike[str], numbers: dict[str, Any]) -> None:
         "",
     ]
     lines += _lasso_section(numbers["selected"])
-    lines += _table4_section(numbers["table4"])
+    lines += _table4_section(numbers["table4"], numbers["blas_kernel"])
+    lines += kernel_section(numbers)
     lines += _supp2_section(numbers["supp2"], numbers["lr_fold_auc"])
     lines += _figure3_section(numbers["figure3"])
     lines += _figure5_section(numbers["figure5"])

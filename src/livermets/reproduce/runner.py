@@ -15,20 +15,12 @@ from livermets.atomic import write_csv, write_json
 from livermets.errors import UserInputError
 from livermets.phenotype.grouped import GroupedConfig, evaluate_grouped
 from livermets.phenotype.metrics import METRICS
-from livermets.phenotype.models import MODEL_NAMES
 from livermets.phenotype.plots import plot_feature_groups, plot_reliability, plot_roc_band
 from livermets.phenotype.roc import bootstrap_roc
 from livermets.provenance import provenance
-from livermets.reproduce.paper import (
-    ModelRun,
-    ModelSpec,
-    PaperData,
-    lasso_selection,
-    load_paper_data,
-    paper_indices,
-    run_models,
-    weight_search,
-)
+from livermets.reproduce.kernels import measured_kernel_table
+from livermets.reproduce.paper import ModelRun, PaperData, load_paper_data
+from livermets.reproduce.protocol import paper_protocol
 from livermets.reproduce.report import write_report
 from livermets.stats.burden import burden_statistics, one_series_per_study
 from livermets.stats.failure import failure_analysis
@@ -103,26 +95,18 @@ def reproduce_paper(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     data = load_paper_data(features_csv)
-    selected, lasso_table = lasso_selection(data)
-    if not selected:
-        raise UserInputError(f"{features_csv}: LASSO selected no feature (alpha 0.35); cannot train the models")
-    write_csv(out / "lasso_features.csv", lasso_table)
-    indices = paper_indices(data, n_boot=n_boot)
-    base_specs = [ModelSpec(name) for name in MODEL_NAMES]
-    specs = list(base_specs)
-    search_table = None
-    if tables == "all":
-        search_table, weighted = weight_search(data, selected, grid=weight_grid, n_jobs=n_jobs)
-        write_csv(out / "weight_search.csv", search_table)
-        specs += weighted
-    runs = run_models(data, selected, specs, indices, n_jobs=n_jobs)
-    unweighted = runs[: len(base_specs)]
+    protocol = paper_protocol(data, weights=tables == "all", weight_grid=weight_grid, n_boot=n_boot, n_jobs=n_jobs)
+    selected, indices, runs = protocol.selected, protocol.indices, protocol.runs
+    write_csv(out / "lasso_features.csv", protocol.lasso_table)
+    if protocol.search_table is not None:
+        write_csv(out / "weight_search.csv", protocol.search_table)
+    unweighted = protocol.unweighted
     table4 = _table4(unweighted)
     write_csv(out / "table4.csv", table4)
     supp2 = _supp_table2(runs)
     write_csv(out / "supp_table2.csv", supp2)
     if tables == "all":
-        write_csv(out / "supp_table3.csv", _supp_table3(runs[len(base_specs) :]))
+        write_csv(out / "supp_table3.csv", _supp_table3(runs[len(unweighted) :]))
 
     predictions = data.test[["File", "unique_scandate", "unique_pt", "NE_Score", "NE_Class"]].copy()
     for run in unweighted:
@@ -132,7 +116,7 @@ def reproduce_paper(
     write_csv(out / "test_predictions.csv", predictions)
 
     _roc_figure(data, unweighted, indices, out / "roc_test.png")
-    plot_feature_groups(lasso_table, out / "figure4_feature_groups.png")
+    plot_feature_groups(protocol.lasso_table, out / "figure4_feature_groups.png")
     figure3 = burden_statistics(data.frame)
     write_json(out / "figure3_stats.json", figure3)
     plot_burden(one_series_per_study(data.frame), out / "figure3_burden.png")
@@ -164,6 +148,10 @@ def reproduce_paper(
         "lr_fold_auc": lr.cv.folds["val_auc"].tolist(),
         "elapsed_s": elapsed,
         "tables": tables,
+        "blas_kernel": protocol.blas_kernel,
+        "computed_in": protocol.computed_in,
+        "kernel_warning": protocol.warning,
+        "kernel_table": measured_kernel_table(),
     }
     write_report(out / "REPORT.md", numbers)
     write_json(
@@ -176,6 +164,8 @@ def reproduce_paper(
                 "n_boot": n_boot,
                 "n_repeats": n_repeats,
                 "bootstrap_draw": "paper (np.random.seed(822) legacy order)",
+                "openblas_kernel_lasso_lr": protocol.blas_kernel,
+                "lasso_lr_computed_in": protocol.computed_in,
             },
             command="livermets reproduce paper",
         ),
