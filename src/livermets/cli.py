@@ -1,7 +1,8 @@
 """The ``livermets`` command line: one sub-command group per pipeline stage.
 
 Every stage is a typed Python API first; the groups below are thin wrappers over it. A
-:class:`~livermets.errors.UserInputError` raised anywhere becomes one line on stderr and exit code 2.
+:class:`~livermets.errors.UserInputError` raised anywhere, and a command-line usage error (an unknown option, a value
+of the wrong type), becomes one line ``error: ...`` on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ import sys
 
 import typer
 from rich.markup import escape
+from typer._click import exceptions as click_errors  # Typer's own copy of click: what its parser raises
 
 from livermets import __version__
+from livermets.atomic import outputs
 from livermets.errors import EXIT_USER_ERROR, UserInputError
 from livermets.logs import configure, console
 
@@ -67,6 +70,9 @@ def _register_stages() -> None:
 
     app.add_typer(phenotype_app, name="phenotype")
     app.add_typer(stats_app, name="stats")
+    for command in reproduce_app.registered_commands:  # a failed reproduction leaves no output folder
+        if command.callback is not None:
+            command.callback = outputs("out")(command.callback)
     app.add_typer(reproduce_app, name="reproduce")
 
     from livermets.radiomics.cli import app as radiomics_app
@@ -81,10 +87,33 @@ def _register_stages() -> None:
 _register_stages()
 
 
+def _error(message: str) -> None:
+    """Print ``message`` as one ``error:`` line on stderr (line breaks inside it become spaces)."""
+    console.print(f"[bold red]error:[/] {escape(' '.join(message.split()))}", highlight=False, soft_wrap=True)
+
+
 def main() -> None:
     """Console-script entry point."""
     try:
-        app()
+        code = app(standalone_mode=False, prog_name="livermets")
     except UserInputError as exc:
-        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        _error(str(exc))
         sys.exit(EXIT_USER_ERROR)
+    except click_errors.NoArgsIsHelpError as exc:  # the help text was printed when the error was raised
+        sys.exit(exc.exit_code)
+    except click_errors.UsageError as exc:
+        where = f"{exc.ctx.command_path}: " if exc.ctx is not None else ""
+        _error(f"{where}{exc.format_message()} (see --help)")
+        sys.exit(EXIT_USER_ERROR)
+    except typer.TyperException as exc:
+        _error(exc.format_message())
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("Aborted!", err=True)
+        sys.exit(1)
+    except OSError as exc:  # an output folder without write permission, a full disk: the environment, not a bug
+        if exc.filename is None:
+            raise
+        _error(f"{exc.filename}: {exc.strerror or exc}")
+        sys.exit(EXIT_USER_ERROR)
+    sys.exit(code if isinstance(code, int) else 0)  # an int is typer.Exit(code) raised inside a command

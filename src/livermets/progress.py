@@ -20,7 +20,7 @@ T = TypeVar("T")
 
 
 def make_progress() -> Progress:
-    """A rich Progress on stderr (hidden automatically when stderr is not a terminal)."""
+    """A rich Progress on stderr, shown only when stderr is a terminal (logs and pipes get no bar lines)."""
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -29,6 +29,7 @@ def make_progress() -> Progress:
         TimeRemainingColumn(),
         console=console,
         transient=False,
+        disable=not console.is_terminal,
     )
 
 

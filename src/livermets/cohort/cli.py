@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from livermets.atomic import write_csv
+from livermets.atomic import outputs, write_csv
 from livermets.cohort import manifest as mf
 from livermets.cohort.summary import cohort_summary
 from livermets.errors import EXIT_USER_ERROR
@@ -21,7 +21,7 @@ def validate(
     manifest: Path = typer.Argument(..., help="Manifest CSV."),
     no_files: bool = typer.Option(False, "--no-files", help="Skip the checks that image/label files exist."),
 ) -> None:
-    """Check a manifest and report every problem, one line each (exit code 2 if any).
+    """Check a manifest and report every problem, one ``error:`` line each (exit code 2 if any).
 
     Checks: required columns, unique series ids, files exist and are readable, a patient in one split only,
     ne_class == (ne_score > 0), sample_type in {biopsy, cfdna}, split in {train, val, test}.
@@ -31,15 +31,17 @@ def validate(
     frame = mf.read_manifest(manifest)
     problems = mf.find_problems(frame, check_files=not no_files)
     for problem in problems:
-        typer.echo(f"{manifest}: {problem}", err=True)
+        typer.echo(f"error: {manifest}: {problem}", err=True)
+    if len(problems) > 1:
+        typer.echo(f"error: {manifest}: {len(problems)} problems in {len(frame)} rows", err=True)
     if problems:
-        typer.echo(f"{manifest}: {len(problems)} problem(s) in {len(frame)} rows", err=True)
         raise typer.Exit(EXIT_USER_ERROR)
     typer.echo(f"{manifest}: ok ({len(frame)} series, {frame['patient_id'].nunique()} patients, "
                f"{frame['study_id'].nunique()} studies)")
 
 
 @app.command("merge")
+@outputs("out")
 def merge(
     manifests: list[Path] = typer.Argument(..., help="Two or more manifest CSVs."),
     out: Path = typer.Option(..., "--out", help="Merged manifest CSV (image/label paths become absolute)."),
@@ -54,6 +56,7 @@ def merge(
 
 
 @app.command("summary")
+@outputs("out")
 def summary(
     manifest: Path = typer.Argument(..., help="Manifest CSV."),
     out: Path | None = typer.Option(None, "--out", help="Also write the table as CSV here."),

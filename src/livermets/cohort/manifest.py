@@ -174,15 +174,24 @@ def _readable(path: Path) -> bool:
         return False
 
 
-def load_manifest(path: str | Path, check_files: bool = True) -> pd.DataFrame:
-    """Read and validate a manifest; raise one :class:`UserInputError` listing every problem, one per line.
+LISTED_PROBLEMS = 3
+"""Problems named in the one-line error of :func:`load_manifest`."""
 
-    Numeric columns ``ne_score``/``ne_class`` are converted; ``split`` and ``sample_type`` are lower-cased.
+
+def load_manifest(path: str | Path, check_files: bool = True) -> pd.DataFrame:
+    """Read and validate a manifest; raise one :class:`UserInputError` (one line) naming its problems.
+
+    The message lists the first :data:`LISTED_PROBLEMS` problems, separated by ``;``; ``livermets cohort validate``
+    prints every problem. Numeric columns ``ne_score``/``ne_class`` are converted; ``split`` and ``sample_type`` are
+    lower-cased.
     """
     frame = read_manifest(path)
     problems = find_problems(frame, check_files=check_files)
     if problems:
-        raise UserInputError(f"{path}: {len(problems)} problem(s)\n" + "\n".join(f"  {p}" for p in problems))
+        listed = "; ".join(str(p) for p in problems[:LISTED_PROBLEMS])
+        more = (f"; and {len(problems) - LISTED_PROBLEMS} more (`livermets cohort validate {path}` lists them)"
+                if len(problems) > LISTED_PROBLEMS else "")
+        raise UserInputError(f"{path}: {len(problems)} problem(s): {listed}{more}")
     return normalise(frame)
 
 

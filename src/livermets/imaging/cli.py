@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from livermets.atomic import outputs
 from livermets.errors import UserInputError
 from livermets.imaging import geometry, io
 
@@ -31,6 +32,7 @@ def info(
 
 
 @app.command("convert")
+@outputs("target")
 def convert(
     source: Path = typer.Argument(..., help="Image file or DICOM series folder."),
     target: Path = typer.Argument(..., help="Output file; format from the suffix (.nii.gz, .nrrd, .mha)."),
@@ -47,6 +49,7 @@ def convert(
 
 
 @app.command("check")
+@outputs("resample_label")
 def check(
     image: Path = typer.Argument(..., help="CT image (file or DICOM folder)."),
     label: Path = typer.Argument(..., help="Label map (LiTS labels 0/1/2 unless --any-labels)."),
@@ -75,6 +78,7 @@ def check(
 
 
 @app.command("seg-to-nifti")
+@outputs("out")
 def seg_to_nifti(
     seg: Path = typer.Argument(..., help="DICOM Segmentation (SEG) file."),
     series: Path = typer.Option(..., "--series", help="Folder of the CT series the SEG was made on (its grid)."),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from livermets.atomic import write_csv
+from livermets.atomic import outputs, write_csv
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +20,7 @@ def _group() -> None:
 
 
 @app.command("table")
+@outputs("out")
 def table(
     label: Path = typer.Argument(..., help="Label map (0 background, 1 liver, 2 lesion)."),
     out: Path = typer.Option(..., "--out", help="Output CSV, one row per lesion."),

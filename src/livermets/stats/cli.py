@@ -6,12 +6,13 @@ from pathlib import Path
 
 import typer
 
-from livermets.atomic import write_json
+from livermets.atomic import outputs, write_json
 
 app = typer.Typer(help="Tumour-burden statistics and failure analysis.", no_args_is_help=True)
 
 
 @app.command("burden")
+@outputs("out")
 def burden(
     features: Path = typer.Option(..., "--features", help="Feature table CSV (needs volume, NE_Score, NE_Class)."),
     out: Path = typer.Option(..., "--out", help="Output folder (burden_stats.json, burden.png)."),
@@ -34,6 +35,7 @@ def burden(
 
 
 @app.command("failure")
+@outputs("out")
 def failure(
     features: Path = typer.Option(..., "--features", help="Feature table CSV with NE_Score and NE_Class."),
     predictions: Path = typer.Option(..., "--predictions", help="CSV from `phenotype predict` (File column)."),

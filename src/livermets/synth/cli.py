@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from livermets.atomic import outputs
 from livermets.errors import UserInputError
 from livermets.synth.sizes import SIZES
 
@@ -15,6 +16,7 @@ def register(app: typer.Typer) -> None:
     app.command("synth")(synth)
 
 
+@outputs("out")
 def synth(
     out: Path = typer.Option(..., "--out", help="Output folder (created; must be empty unless --overwrite)."),
     patients: int = typer.Option(10, "--patients", help="Number of patients (each has 1-4 studies x 2 series)."),
