@@ -177,7 +177,8 @@ def test_seg_evaluate_end_to_end(cohort: dict[str, Path], cli: Callable[..., _Ru
 
 
 def test_seg_evaluate_bad_input(cohort: dict[str, Path], cli: Callable[..., _Run]) -> None:
-    """Different geometry, label value 3: one line each, scan skipped; nothing evaluable: exit code 2."""
+    """Different geometry, label value 3, missing prediction: scans skipped; nothing evaluable: exit code 2 and one
+    line naming every reason, no output folder."""
     label = sitk.ReadImage(str(cohort["manifest"].parent / "ref" / "s1.nii.gz"))
     bad_values = cohort["ref"].copy()
     bad_values[0, 0, 0] = 3
@@ -189,10 +190,10 @@ def test_seg_evaluate_bad_input(cohort: dict[str, Path], cli: Callable[..., _Run
     result = cli("seg", "evaluate", "--pred-dir", str(cohort["pred"]), "--manifest", str(cohort["manifest"]),
                   "--out", str(out), "--skip-missing")
     assert result.returncode == 2
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert "unexpected label values [3]" in result.stderr
     assert "geometry mismatch" in result.stderr and "nothing could be evaluated" in result.stderr
-    assert len(pd.read_csv(out / "skipped.csv")) == 3
+    assert "missing prediction" in result.stderr and not out.exists()
 
     wrong_rule = cli("seg", "evaluate", "--pred-dir", str(cohort["pred"]), "--manifest", str(cohort["manifest"]),
                       "--out", str(out), "--rule", "dice")

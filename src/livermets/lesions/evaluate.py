@@ -2,7 +2,8 @@
 
 Predictions are named ``<series_id>.nii.gz`` in one folder. Each manifest row with a ``label`` is evaluated with
 :func:`livermets.lesions.scan_metrics.evaluate_scan`; problems with one series (missing prediction, unreadable file,
-unexpected label values, different geometry) are logged as one line each and listed in ``skipped.csv``. A missing
+unexpected label values, different geometry) are logged as one line each and listed in ``skipped.csv``; when no
+series can be evaluated, the command fails with one line naming the first reason and writes nothing. A missing
 prediction is evaluated as an empty prediction (every reference lesion a false negative) unless ``skip_missing``.
 
 Outputs in ``out_dir``: ``per_scan.csv``, ``per_lesion.csv``, ``skipped.csv``, ``table3.csv``, ``table3.md``,
@@ -45,6 +46,8 @@ from livermets.provenance import provenance
 log = logging.getLogger(__name__)
 
 PREDICTION_SUFFIX = ".nii.gz"
+LISTED_REASONS = 3
+"""Skip reasons named in the one-line error of a cohort in which no series could be evaluated."""
 CACHE_FOLDER = ".per_series"
 """Per-series results kept in the output folder so that a rerun (after a crash or with more predictions) only
 evaluates series whose files or per-scan settings changed."""
@@ -179,6 +182,14 @@ def _load_cached(cache_dir: Path, series_id: str,
         return None
 
 
+def _flush_warnings(pending: list[str], evaluated: bool) -> None:
+    """Log the held-back skip warnings once a series has been evaluated; empties ``pending``."""
+    if evaluated:
+        for message in pending:
+            log.warning("%s", message)
+        pending.clear()
+
+
 def evaluate_cohort(manifest: str | Path, pred_dir: str | Path, out_dir: str | Path,
                     settings: EvaluationSettings | None = None) -> pd.DataFrame:
     """Evaluate every labelled series of ``manifest`` against ``pred_dir/<series_id>.nii.gz``; write outputs.
@@ -216,6 +227,7 @@ def evaluate_cohort(manifest: str | Path, pred_dir: str | Path, out_dir: str | P
     lesion_frames: list[pd.DataFrame] = []
     skipped: list[dict[str, str]] = []
     reused = 0
+    pending: list[str] = []  # skip warnings wait for a first evaluated series (or become the one error line)
     for _, row in track(list(frame.iterrows()), "evaluating"):
         series_id = str(row["series_id"])
         fingerprint = _fingerprint(row, pred_dir, settings)
@@ -228,8 +240,12 @@ def evaluate_cohort(manifest: str | Path, pred_dir: str | Path, out_dir: str | P
             if isinstance(outcome, str):
                 # Series skipped on request (--skip-missing) are summarised once below; real problems are warned.
                 requested = settings.skip_missing and outcome.startswith("missing prediction")
-                log.log(logging.DEBUG if requested else logging.WARNING, "%s: skipped: %s", series_id, outcome)
+                if requested:
+                    log.debug("%s: skipped: %s", series_id, outcome)
+                else:
+                    pending.append(f"{series_id}: skipped: {outcome}")
                 skipped.append({"series_id": series_id, "reason": outcome})
+                _flush_warnings(pending, bool(rows))
                 continue
             scan_row, lesions = outcome.row, outcome.lesions
             _store_cached(cache_dir, series_id, fingerprint, scan_row, lesions)
@@ -238,13 +254,15 @@ def evaluate_cohort(manifest: str | Path, pred_dir: str | Path, out_dir: str | P
             extra[group_by] = row[group_by]
         rows.append({**scan_row, **extra})
         lesion_frames.append(lesions)
+        _flush_warnings(pending, True)
     if reused:
         log.info("reused %d unchanged series from %s", reused, cache_dir)
-
-    write_csv(out_dir / "skipped.csv", pd.DataFrame(skipped, columns=["series_id", "reason"]))
     if not rows:
-        raise UserInputError(f"nothing could be evaluated: all {len(frame)} series of {manifest} were skipped "
-                             f"(reasons in {out_dir / 'skipped.csv'})")
+        listed = "; ".join(f"{s['series_id']}: {s['reason']}" for s in skipped[:LISTED_REASONS])
+        more = f"; and {len(skipped) - LISTED_REASONS} more" if len(skipped) > LISTED_REASONS else ""
+        raise UserInputError(f"nothing could be evaluated: all {len(frame)} series of {manifest} were skipped: "
+                             f"{listed}{more}")
+    write_csv(out_dir / "skipped.csv", pd.DataFrame(skipped, columns=["series_id", "reason"]))
     per_scan = pd.DataFrame(rows)
     strata = stratum_names(settings.size_strata_mm)
     table = table3(per_scan, group_by=group_by, n_boot=settings.n_boot, seed=settings.seed, strata=strata)

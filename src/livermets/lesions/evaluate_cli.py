@@ -6,12 +6,15 @@ from pathlib import Path
 
 import typer
 
+from livermets.atomic import outputs
+
 
 def register(seg_app: typer.Typer) -> None:
     """Add the ``evaluate`` command to the ``seg`` group."""
     seg_app.command("evaluate")(evaluate)
 
 
+@outputs("out")
 def evaluate(
     pred_dir: Path = typer.Option(..., "--pred-dir", help="Folder of predicted label maps <series_id>.nii.gz."),
     manifest: Path = typer.Option(..., "--manifest", help="Cohort manifest CSV (reference labels in 'label')."),
