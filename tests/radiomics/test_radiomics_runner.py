@@ -174,16 +174,23 @@ def test_bad_series_are_recorded_and_the_rest_continue(
 
 
 def test_exit_code_2_when_no_series_could_be_processed(
-    small_cohort: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    small_cohort: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
 ) -> None:
     manifest = _write_bad_series(tmp_path, small_cohort(1))
     only_bad = tmp_path / "only_bad.csv"
     pd.read_csv(manifest).iloc[1:].to_csv(only_bad, index=False)
     out = tmp_path / "none.csv"
+    capsys.readouterr()
+    before = set(tmp_path.rglob("*"))
     code = _run_cli(["radiomics", "extract", "--manifest", str(only_bad), "--out", str(out), "--workers", "1"],
                     monkeypatch)
     assert code == 2
-    assert len(pd.read_csv(failures_path(out))) == 5
+    captured = capsys.readouterr()
+    lines = (captured.err + captured.out).strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: no series could be processed: ")
+    assert "(and 4 more failed series)" in lines[0]
+    assert set(tmp_path.rglob("*")) == before  # no new file: the reasons are in the error line
 
 
 def test_process_pool_and_dask_give_the_serial_table(small_cohort: Callable[..., Path], tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from livermets.atomic import outputs, removed_on_failure
 from livermets.errors import UserInputError
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ def extract(
         raise UserInputError(f"--out must be a .csv file (got {out})")
     # PyRadiomics and friends load only when a command runs (keeps `livermets --help` fast).
     from livermets.cohort.manifest import load_manifest, select_split
-    from livermets.radiomics.runner import build_tasks, run_extraction
+    from livermets.radiomics.runner import build_tasks, failures_path, parts_dir, provenance_path, run_extraction
     from livermets.radiomics.series import ExtractionOptions
 
     frame = load_manifest(manifest, check_files=False)  # missing files become per-series failures
@@ -75,31 +76,37 @@ def extract(
     options = ExtractionOptions(params=None if params is None else str(params), roi=roi,  # type: ignore[arg-type]
                                 per_lesion=per_lesion, crop=not no_crop,
                                 lesion_count=lesion_count, max_lesions=max_lesions)  # type: ignore[arg-type]
-    summary = run_extraction(tasks, out, options, workers=workers, scheduler=scheduler)
+    # A run that computes nothing leaves no new file: its reasons are in the one error line.
+    with removed_on_failure(out, failures_path(out), provenance_path(out), parts_dir(out)):
+        summary = run_extraction(tasks, out, options, workers=workers, scheduler=scheduler)
+        if summary.attempted and summary.succeeded == 0 and summary.already_done == 0:
+            raise UserInputError(_nothing_processed(summary, max_lesions))
     typer.echo(f"{out}: {summary.succeeded} series computed, {summary.already_done} already there, "
                f"{summary.failed} failed ({summary.failures}); {summary.seconds:.1f} s, "
                f"{summary.series_per_second:.2f} series/s")
-    if summary.attempted and summary.succeeded == 0 and summary.already_done == 0:
-        raise UserInputError(_nothing_processed(summary, max_lesions))
 
 
 def _nothing_processed(summary: RunSummary, max_lesions: int) -> str:
-    """One-line error when no series could be processed; names the lesion limit when it was a reason."""
+    """One-line error when no series could be processed: the first reason (the lesion limit first) and a count."""
     over = summary.too_many_lesions
     if not over:
-        return f"no series could be processed; reasons in {summary.failures}"
+        series_id, reason = summary.failure_reasons[0]
+        more = f" (and {summary.failed - 1} more failed series)" if summary.failed > 1 else ""
+        return f"no series could be processed: {series_id}: {reason}{more}"
     label, count = over[0]
     notes = []
     if len(over) > 1:
         notes.append(f"{len(over) - 1} more series over the limit")
-    if summary.failed > len(over):
-        notes.append(f"{summary.failed - len(over)} failed for other reasons")
-    more = f" ({'; '.join(notes)}; reasons in {summary.failures})" if notes else ""
+    others = [(s, r) for s, r in summary.failure_reasons if "more than max_lesions" not in r]
+    if others:
+        notes.append(f"{len(others)} failed for other reasons, e.g. {others[0][0]}: {others[0][1]}")
+    more = f" ({'; '.join(notes)})" if notes else ""
     return (f"{label}: {count} lesion components, more than --max-lesions {max_lesions}; raise --max-lesions "
             f"(0 = no limit) to compute it{more}")
 
 
 @app.command("aggregate")
+@outputs("out")
 def aggregate(
     lesions: Path = typer.Option(..., "--lesions", help="Per-lesion table from `extract --per-lesion`."),
     out: Path = typer.Option(..., "--out", help="Series-level CSV to write."),

@@ -14,8 +14,10 @@ Kill safety and resuming (the *parts* design):
   leaves the old ``<out>`` and the parts, and the next run merges again (rows are de-duplicated by key);
 * series whose ``File`` is already in ``<out>`` are skipped, so re-running the same command continues the job.
 
-Failures go to ``<out stem>.failures.csv`` (``File, series_id, reason``), rewritten atomically after each failure.
-Failed series are retried by the next run; entries of series not attempted in this run are kept. A series whose
+Failures go to ``<out stem>.failures.csv`` (``File, series_id, reason``), rewritten atomically after each failure,
+and to one warning each; the warnings of failures that come before any series succeeded wait for the first success
+(a run in which nothing succeeds reports them once, through :attr:`RunSummary.failure_reasons`). Failed series are
+retried by the next run; entries of series not attempted in this run are kept. A series whose
 mask has more lesion components than ``ExtractionOptions.max_lesions`` is such a failure; the run summary also lists
 it in :attr:`RunSummary.too_many_lesions`.
 """
@@ -57,7 +59,8 @@ class RunSummary:
     """What one run did; ``series_per_second`` and ``lesion_voxels_per_second`` count this run's attempts.
 
     ``too_many_lesions`` lists ``(label map, lesion component count)`` of this run's series skipped for exceeding
-    ``ExtractionOptions.max_lesions`` (they are also among ``failed``).
+    ``ExtractionOptions.max_lesions`` (they are also among ``failed``); ``failure_reasons`` lists ``(series_id,
+    reason)`` of this run's failures.
     """
 
     out: Path
@@ -69,6 +72,7 @@ class RunSummary:
     seconds: float
     lesion_voxels: int
     too_many_lesions: list[tuple[str, int]] = field(default_factory=list)
+    failure_reasons: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def series_per_second(self) -> float:
@@ -290,6 +294,7 @@ def run_extraction(
              out, len(todo), f"Dask {scheduler}" if scheduler else f"{workers} worker(s)")
     succeeded = failed = voxels = 0
     over_limit: list[tuple[str, int]] = []
+    warnings = _FailureWarnings(bool(done))
     start = time.perf_counter()
     try:
         with make_progress() as progress:
@@ -299,11 +304,12 @@ def run_extraction(
                 if result.failure is None:
                     write_csv(_part_path(parts, task.key), pd.DataFrame(result.rows))
                     succeeded += 1
+                    warnings.success()
                 else:
                     failed += 1
                     new_failures.append({"File": task.key, "series_id": task.series_id, "reason": result.failure})
                     write_csv(fail_path, pd.DataFrame(kept_failures + new_failures, columns=FAILURE_COLUMNS))
-                    log.warning("%s: %s", task.series_id, result.failure)
+                    warnings.failure(task.series_id, result.failure)
                     if result.too_many_lesions is not None:
                         over_limit.append((task.label or task.key, result.too_many_lesions))
                 progress.advance(bar)
@@ -312,13 +318,33 @@ def run_extraction(
         merge_parts(out, order, options.per_lesion)
         write_csv(fail_path, pd.DataFrame(kept_failures + new_failures, columns=FAILURE_COLUMNS))
     summary = RunSummary(out, fail_path, len(tasks) - len(todo), len(todo), succeeded, failed, seconds, voxels,
-                         over_limit)
+                         over_limit, [(str(f["series_id"]), str(f["reason"])) for f in new_failures])
     parameters = {"options": asdict(options), "workers": workers, "scheduler": scheduler,
                   "params_yaml": Path(str(options.params)).read_text(encoding="utf-8"),
                   "summary": {k: v for k, v in asdict(summary).items()
-                              if k not in ("out", "failures", "too_many_lesions")}}
+                              if k not in ("out", "failures", "too_many_lesions", "failure_reasons")}}
     write_json(provenance_path(out), provenance(parameters, command))
     return summary
+
+
+class _FailureWarnings:
+    """One warning per failed series, held back until a series succeeds (or ``anything_done`` from the start)."""
+
+    def __init__(self, anything_done: bool) -> None:
+        self.anything_done = anything_done
+        self.pending: list[tuple[str, str]] = []
+
+    def failure(self, series_id: str, reason: str) -> None:
+        if self.anything_done:
+            log.warning("%s: %s", series_id, reason)
+        else:
+            self.pending.append((series_id, reason))
+
+    def success(self) -> None:
+        self.anything_done = True
+        for series_id, reason in self.pending:
+            log.warning("%s: %s", series_id, reason)
+        self.pending = []
 
 
 def _kept_failures(path: Path, attempted_or_done: set[str]) -> list[dict[str, Any]]:
