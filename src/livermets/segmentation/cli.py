@@ -9,6 +9,8 @@ from typing import Any
 
 import typer
 
+from livermets.atomic import outputs
+
 
 def register(seg_app: typer.Typer) -> None:
     """Add ``train``, ``predict`` and ``calibrate`` to the ``seg`` group."""
@@ -17,6 +19,7 @@ def register(seg_app: typer.Typer) -> None:
     seg_app.command("calibrate")(calibrate)
 
 
+@outputs("out")
 def train(
     model: str | None = typer.Option(None, "--model", help="Network: unet or segresnet (required unless --resume)."),
     manifest: Path = typer.Option(..., "--manifest", help="Cohort manifest CSV with image, label and split."),
@@ -60,6 +63,7 @@ def train(
     )
 
 
+@outputs("out")
 def predict(
     model: Path | None = typer.Option(None, "--model", help="Model folder written by `livermets seg train` "
                                       "(default: the model shipped with livermets)."),
@@ -90,7 +94,6 @@ def predict(
     Example: ``livermets seg predict --model models/unet --manifest cohort/manifest.csv --split test --out preds``
     """
     from livermets.errors import UserInputError
-    from livermets.segmentation.default_model import resolve_model
     from livermets.segmentation.predict import predict_cohort
 
     if keep_all_lesions and lesion_distance is not None:
@@ -110,9 +113,9 @@ def predict(
         overrides["lesion_max_distance_mm"] = None
     if argmax:
         overrides["lesion_threshold"] = None
-    table = predict_cohort(resolve_model(model), out, manifest=manifest, image=image, split=split, tta=tta,
-                           device=device, overwrite=overwrite, **overrides)
-    typer.echo(f"{out}: wrote {len(table)} label map(s); summary in {out / 'predictions.csv'}")
+    table = predict_cohort(model, out, manifest=manifest, image=image, split=split, tta=tta, device=device,
+                           overwrite=overwrite, **overrides)
+    typer.echo(f"{out}: {len(table)} label map(s); summary in {out / 'predictions.csv'}")
 
 
 def calibrate(

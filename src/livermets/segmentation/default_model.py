@@ -23,8 +23,11 @@ DEFAULT_MODEL_DIR = Path(__file__).with_name("models") / "default"
 log = logging.getLogger(__name__)
 
 
-def resolve_model(model: str | Path | None) -> Path:
+def resolve_model(model: str | Path | None, warn: bool = True) -> Path:
     """``model`` as a Path, or the shipped default model folder when ``model`` is None.
+
+    With ``warn``, choosing the default model logs what it is trained on (:func:`warn_default_model`); a caller that
+    checks its other inputs first passes ``warn=False`` and warns once the model is used.
 
     Raises
     ------
@@ -36,7 +39,13 @@ def resolve_model(model: str | Path | None) -> Path:
     if not (DEFAULT_MODEL_DIR / CONFIG_FILE).is_file() or not (DEFAULT_MODEL_DIR / WEIGHTS_FILE).is_file():
         raise UserInputError(f"model: the default model is missing from this installation ({DEFAULT_MODEL_DIR}); "
                              "give a model folder")
+    if warn:
+        warn_default_model()
+    return DEFAULT_MODEL_DIR
+
+
+def warn_default_model() -> None:
+    """Log that the shipped model is used and what that means for real CT."""
     log.warning("using the model shipped with livermets (trained on synthetic CT built from one real anatomy; on "
                 "real CT it misses part of the liver and most metastases, see docs/benchmarks.md); for research "
                 "results train on your own labelled scans and pass --model")
-    return DEFAULT_MODEL_DIR

@@ -15,6 +15,7 @@ Examples
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -26,15 +27,16 @@ import pandas as pd
 import SimpleITK as sitk
 import torch
 
-from livermets.atomic import write_csv, write_json
+from livermets.atomic import remove_stale_temporaries, write_csv, write_json
 from livermets.cohort.manifest import load_manifest
 from livermets.errors import UserInputError
 from livermets.imaging.geometry import geometry_differences
-from livermets.imaging.io import IMAGE_SUFFIXES, read_image, write_label
+from livermets.imaging.io import IMAGE_SUFFIXES, read_image, read_label, write_label
 from livermets.progress import track
 from livermets.segmentation.checks import check_ct_intensities
 from livermets.segmentation.config import InferenceConfig, QCConfig, SegConfig, config_from_dict, load_config
 from livermets.segmentation.convert import array_to_image
+from livermets.segmentation.default_model import resolve_model, warn_default_model
 from livermets.segmentation.device import mixed_precision, out_of_memory_message, resolve_device
 from livermets.segmentation.model_files import CONFIG_FILE, WEIGHTS_FILE
 from livermets.segmentation.networks import build_network, load_weights, sliding_window_logits
@@ -68,17 +70,7 @@ class Segmenter:
 
     def __init__(self, model_dir: str | Path, device: str = "auto", **inference: Any) -> None:
         self.model_dir = Path(model_dir)
-        if not (self.model_dir / CONFIG_FILE).is_file() or not (self.model_dir / WEIGHTS_FILE).is_file():
-            raise UserInputError(
-                f"{self.model_dir}: not a trained model folder (needs {CONFIG_FILE} and {WEIGHTS_FILE}; "
-                "a training run writes the weights at its first validation)"
-            )
-        config = load_config(self.model_dir / CONFIG_FILE)
-        settings = config.inference.model_dump()
-        settings.update(inference)
-        data = config.model_dump()
-        data["inference"] = settings
-        self.config: SegConfig = config_from_dict(data, f"{self.model_dir / CONFIG_FILE} with prediction options")
+        self.config: SegConfig = _model_config(self.model_dir, inference)
         self.device = resolve_device(device)
         self.network = load_weights(build_network(self.config), self.model_dir / WEIGHTS_FILE).to(self.device).eval()
         self.transforms = eval_transforms(self.config, with_label=False)
@@ -183,21 +175,59 @@ def qc_path(out_dir: str | Path, series_id: str) -> Path:
 
 
 def _predict_one(
-    segmenter: Segmenter, series_id: str, path: str, target: Path, tta: bool, qc: QCConfig
+    segmenter: Segmenter, series_id: str, path: str, ct: sitk.Image, target: Path, tta: bool, qc: QCConfig
 ) -> PredictionRow:
     """Segment one CT, write its plausibility record and then its label map (the marker of a finished series)."""
     tick = time.monotonic()
-    ct = read_image(path)
     label = segmenter.predict_image(ct, path, tta=tta)
     record = check_prediction(label, ct, qc, series_id)
     write_json(qc_path(target.parent, series_id), record.to_dict())
     write_label(label, target)
     _log_flags(record)
+    return _row(series_id, path, target, label, record.n_lesions, record.codes, round(time.monotonic() - tick, 2))
+
+
+def _row(series_id: str, path: str, target: Path, label: sitk.Image, n_lesions: int, codes: list[str],
+         seconds: float) -> PredictionRow:
     counts = np.bincount(sitk.GetArrayViewFromImage(label).ravel(), minlength=3)
-    voxel_ml = float(np.prod(ct.GetSpacing())) / 1000.0
+    voxel_ml = float(np.prod(label.GetSpacing())) / 1000.0
     return PredictionRow(series_id, path, str(target), round(counts[LIVER] * voxel_ml, 3),
-                         round(counts[LESION] * voxel_ml, 3), round(time.monotonic() - tick, 2), record.n_lesions,
-                         ";".join(record.codes))
+                         round(counts[LESION] * voxel_ml, 3), seconds, n_lesions, ";".join(codes))
+
+
+def _finished_row(series_id: str, path: str, target: Path, old: pd.DataFrame) -> PredictionRow | None:
+    """The summary row of a series finished earlier: from the old ``predictions.csv``, or rebuilt from its label
+    map and ``qc.json`` (a run killed before writing the summary); ``None`` when its record is missing."""
+    previous = old[old["series_id"] == series_id]
+    if len(previous):
+        record = previous.iloc[-1].to_dict()
+        record["qc_flags"] = "" if pd.isna(record.get("qc_flags")) else str(record["qc_flags"])
+        return PredictionRow(**{k: record[k] for k in PredictionRow.__dataclass_fields__})
+    qc_file = qc_path(target.parent, series_id)
+    if not qc_file.is_file():
+        return None
+    try:
+        record = json.loads(qc_file.read_text(encoding="utf-8"))
+        return _row(series_id, path, target, read_label(target), int(record["n_lesions"]),
+                    [str(c) for c in record["flag_codes"]], float("nan"))
+    except (ValueError, KeyError, TypeError, UserInputError):
+        return None
+
+
+def _check_inputs(cases: list[tuple[str, str]]) -> None:
+    """Fail before any work on an input that is missing or whose header cannot be read."""
+    reader = sitk.ImageFileReader()
+    for _, path in cases:
+        p = Path(path)
+        if not p.exists():
+            raise UserInputError(f"{p}: file or folder does not exist")
+        if p.is_file():
+            reader.SetFileName(str(p))
+            try:
+                reader.ReadImageInformation()
+            except RuntimeError as exc:
+                first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unknown reason"
+                raise UserInputError(f"{p}: cannot read image ({first[:200]})") from None
 
 
 def _log_flags(record: QCRecord) -> None:
@@ -206,7 +236,7 @@ def _log_flags(record: QCRecord) -> None:
 
 
 def predict_cohort(
-    model_dir: str | Path,
+    model_dir: str | Path | None,
     out_dir: str | Path,
     manifest: str | Path | None = None,
     image: str | Path | None = None,
@@ -219,12 +249,47 @@ def predict_cohort(
 ) -> pd.DataFrame:
     """Segment every manifest row (optionally one split) or one image; write ``OUT/<series_id>.nii.gz``.
 
-    Existing outputs are kept (the run is resumable) unless ``overwrite``. A summary ``OUT/predictions.csv`` lists
-    series, output path, liver (label 1) and lesion volume (mL), seconds per scan, lesion components
-    (``n_lesions``) and the plausibility flags (``qc_flags``, codes separated by ``;``, empty when none). Every
-    prediction is checked (:func:`livermets.segmentation.qc.check_prediction` with ``qc``, default the model's
-    ``config.yaml`` ``qc`` section): the record goes to ``OUT/<series_id>.qc.json`` and each flag to one warning.
+    ``model_dir`` None is the model shipped with livermets. Existing outputs are kept (the run is resumable, also
+    after a kill: a resumed run writes the files an uninterrupted one would) unless ``overwrite``. Every input is
+    checked before any work (files exist, headers readable; the first CT's intensities before the model loads). A
+    summary ``OUT/predictions.csv`` lists series, output path, liver (label 1) and lesion volume (mL), seconds per
+    scan (empty for a series finished by a killed run), lesion components (``n_lesions``) and the plausibility flags
+    (``qc_flags``, codes separated by ``;``, empty when none). Every prediction is checked
+    (:func:`livermets.segmentation.qc.check_prediction` with ``qc``, default the model's ``config.yaml`` ``qc``
+    section): the record goes to ``OUT/<series_id>.qc.json`` and each flag to one warning.
     """
+    cases = _cases(manifest, image, split)
+    folder = resolve_model(model_dir, warn=False)
+    config = _model_config(folder, inference)
+    _check_inputs(cases)
+    out = Path(out_dir)
+    remove_stale_temporaries(out)
+    summary = out / "predictions.csv"
+    old = (pd.read_csv(summary, dtype={"series_id": "string"}, keep_default_na=False, na_values=[""])
+           if summary.is_file() else pd.DataFrame(columns=list(PredictionRow.__dataclass_fields__)))
+    segmenter: Segmenter | None = None
+    rows = []
+    for series_id, path in track(cases, "Segmenting"):
+        target = out / f"{series_id}.nii.gz"
+        finished = None if overwrite or not target.exists() else _finished_row(series_id, path, target, old)
+        if finished is not None:
+            log.info("%s exists; skipped (use --overwrite to redo)", target)
+            rows.append(finished)
+            continue
+        ct = read_image(path)
+        check_ct_intensities(ct, path, config.preprocess.min_ct_hu, config.preprocess.foreground_hu)
+        if segmenter is None:  # loaded once the first CT passed its checks, so that bad input fails first
+            segmenter = _segmenter(folder, model_dir is None, device, tta, inference)
+        rows.append(_predict_one(segmenter, series_id, path, ct, target, tta,
+                                 qc if qc is not None else segmenter.config.qc))
+    table = pd.DataFrame([r.__dict__ for r in rows], columns=list(PredictionRow.__dataclass_fields__))
+    kept = old[~old["series_id"].isin(table["series_id"])]
+    write_csv(summary, pd.concat([kept, table], ignore_index=True) if len(kept) else table)
+    return table
+
+
+def _cases(manifest: str | Path | None, image: str | Path | None, split: str | None) -> list[tuple[str, str]]:
+    """``(series_id, image path)`` of every series to segment; series ids must be unique."""
     if (manifest is None) == (image is None):
         raise UserInputError("give exactly one of --manifest or --image")
     if manifest is not None:
@@ -242,25 +307,30 @@ def predict_cohort(
     duplicated = sorted({i for i in ids if ids.count(i) > 1})
     if duplicated:
         raise UserInputError(f"duplicate series_id(s) {duplicated[:5]}: outputs are named <series_id>.nii.gz")
-    segmenter = Segmenter(model_dir, device=device, **inference)
+    return cases
+
+
+def _model_config(folder: Path, inference: dict[str, Any]) -> SegConfig:
+    """The model folder's config with the ``inference`` overrides, validated (no weights loaded yet)."""
+    if not (folder / CONFIG_FILE).is_file() or not (folder / WEIGHTS_FILE).is_file():
+        raise UserInputError(
+            f"{folder}: not a trained model folder (needs {CONFIG_FILE} and {WEIGHTS_FILE}; "
+            "a training run writes the weights at its first validation)"
+        )
+    config = load_config(folder / CONFIG_FILE)
+    if not inference:
+        return config
+    data = config.model_dump()
+    data["inference"] = {**config.inference.model_dump(), **inference}
+    return config_from_dict(data, f"{folder / CONFIG_FILE} with prediction options")
+
+
+def _segmenter(folder: Path, shipped: bool, device: str, tta: bool, inference: dict[str, Any]) -> Segmenter:
+    segmenter = Segmenter(folder, device=device, **inference)
+    if shipped:
+        warn_default_model()
     if tta and segmenter.config.augment.flip_prob == 0:
         log.warning("--tta averages over flipped CTs, but %s was trained without flips (augment.flip_prob 0): "
                     "flipped inputs are unlike its training data (TTA lowered lesion Dice in docs/benchmarks.md)",
-                    model_dir)
-    out = Path(out_dir)
-    qc = qc if qc is not None else segmenter.config.qc
-    rows = []
-    for series_id, path in track(cases, "Segmenting"):
-        target = out / f"{series_id}.nii.gz"
-        if target.exists() and not overwrite:
-            log.info("%s exists; skipped (use --overwrite to redo)", target)
-            continue
-        rows.append(_predict_one(segmenter, series_id, path, target, tta, qc))
-    table = pd.DataFrame([r.__dict__ for r in rows], columns=list(PredictionRow.__dataclass_fields__))
-    summary = out / "predictions.csv"
-    if summary.exists() and not table.empty:
-        old = pd.read_csv(summary, dtype={"series_id": "string"})
-        table = pd.concat([old[~old["series_id"].isin(table["series_id"])], table], ignore_index=True)
-    if not table.empty or not summary.exists():
-        write_csv(summary, table)
-    return table
+                    folder)
+    return segmenter
