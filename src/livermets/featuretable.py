@@ -253,7 +253,8 @@ def validate_feature_table(
     require_ids: bool = True,
     features: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """Check a feature table and return it with numeric feature columns as float64.
+    """Check a feature table and return it with numeric feature columns as float64 (``attrs["source"]`` = ``source``,
+    for later messages: :func:`table_source`).
 
     Parameters
     ----------
@@ -289,6 +290,7 @@ def validate_feature_table(
     if len(frame) == 0:
         raise UserInputError(f"{source}: no rows")
     frame = frame.copy()
+    frame.attrs["source"] = source
     numeric_columns = [c for c in required if c in FEATURE_COLUMNS or c in ("NE_Score", "NE_Class")]
     for column in numeric_columns:
         values = pd.to_numeric(frame[column], errors="coerce")
@@ -296,6 +298,7 @@ def validate_feature_table(
         if bad.any():
             position = int(np.flatnonzero(bad)[0])
             raw = frame[column].iloc[position]
+            raw = raw.item() if isinstance(raw, np.generic) else raw  # 'nan', not 'np.float64(nan)'
             raise UserInputError(
                 f"{source}: column {column!r}, {_row_label(frame, position)}: "
                 f"value {raw!r} is not a finite number ({int(bad.sum())} bad value(s) in this column)"
@@ -325,6 +328,11 @@ def validate_feature_table(
                 f"value {frame['Group'].iloc[position]!r} is not one of {list(SPLIT_VALUES)}"
             )
     return frame
+
+
+def table_source(frame: pd.DataFrame) -> str:
+    """The file a validated feature table came from (``"feature table"`` when unknown), for error messages."""
+    return str(frame.attrs.get("source", "feature table"))
 
 
 def read_csv_table(path: str | os.PathLike[str]) -> pd.DataFrame:

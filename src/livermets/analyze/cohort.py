@@ -126,9 +126,9 @@ def run_cohort(manifest: str | Path, out: str | Path, options: AnalyzeOptions, w
         address of a running ``dask.distributed`` scheduler, e.g. ``tcp://10.0.0.5:8786``.
     """
     out = Path(out)
-    _ = _analyzer(options).segmenter  # a bad model fails here in one line, before any worker starts
     series_dir = out / "series"
-    jobs = _jobs(manifest, series_dir)
+    jobs = _jobs(manifest, series_dir)  # a bad manifest fails first, before the model loads (and warns)
+    _ = _analyzer(options).segmenter  # a bad model fails here in one line, before any worker starts
     removed = remove_partials(series_dir)
     if removed:
         log.info("removed %d partial series folder(s) left by an interrupted run", len(removed))

@@ -39,6 +39,7 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from livermets.errors import UserInputError
+from livermets.featuretable import table_source
 from livermets.phenotype.bootstrap import cluster_bootstrap_indices
 from livermets.phenotype.cv import check_two_classes, grouped_splits
 from livermets.phenotype.metrics import binary_metrics
@@ -268,8 +269,8 @@ def _check_patients_per_class(dev: pd.DataFrame, config: GroupedConfig) -> None:
     if scarce:
         found = ", ".join(f"NE_Class {k}: {v}" for k, v in sorted(scarce.items()))
         raise UserInputError(
-            f"grouped protocol with {config.n_splits} outer and {config.inner_splits} inner folds needs at least "
-            f"{needed} patients of each class in the development rows (found {found})"
+            f"{table_source(dev)}: grouped protocol with {config.n_splits} outer and {config.inner_splits} inner "
+            f"folds needs at least {needed} patients of each class in the development rows (found {found})"
         )
 
 
@@ -284,7 +285,7 @@ def evaluate_grouped(frame: pd.DataFrame, features: list[str], config: GroupedCo
         raise UserInputError("grouped protocol: n_permutations >= 0, n_repeats >= 1 and n_boot >= 1 are required")
     has_test = "Group" in frame.columns and (frame["Group"] == "test").any()
     dev = frame.loc[frame["Group"] != "test"] if "Group" in frame.columns else frame
-    check_two_classes(dev["NE_Class"], "column 'NE_Class' in the development rows")
+    check_two_classes(dev["NE_Class"], f"{table_source(frame)}: column 'NE_Class' in the development rows")
     _check_patients_per_class(dev, config)
     X = dev[features].to_numpy(dtype=float)
     y = dev["NE_Class"].to_numpy().astype(np.int64)

@@ -122,33 +122,85 @@ class LoadedFoldModel:
 
 
 def load_model_folder(model_dir: str | os.PathLike[str]) -> tuple[dict[str, Any], list[LoadedFoldModel]]:
-    """Read ``config.json`` and the fold models; refuses skops files containing types outside the allow-list."""
+    """Read ``config.json`` and the fold models; refuses skops files containing types outside the allow-list.
+
+    Nothing in the folder is unpickled: skops files are loaded with an explicit list of trusted types and XGBoost
+    boosters from their JSON. Every problem (missing or damaged file, bad JSON, an untrusted type, a file name
+    outside the folder) is one :class:`UserInputError` naming the file.
+    """
     folder = Path(model_dir)
+    config = _read_config(folder)
+    models = []
+    for k, entry in enumerate(config["folds"], start=1):
+        if not isinstance(entry, dict):
+            raise UserInputError(f"{folder / 'config.json'}: fold {k} entry is not an object")
+        sk_part = _load_skops(folder, entry.get("skops"), k)
+        xgb_part = _load_xgboost(folder, entry.get("xgboost"), k)
+        models.append(LoadedFoldModel(sk_part, xgb_part))
+    if not models:
+        raise UserInputError(f"model folder {folder}: no fold models listed in config.json")
+    return config, models
+
+
+def _read_config(folder: Path) -> dict[str, Any]:
     config_path = folder / "config.json"
     if not config_path.is_file():
         raise UserInputError(f"model folder {folder}: config.json not found")
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise UserInputError(f"{config_path}: not valid JSON ({exc.msg}, line {exc.lineno})") from exc
-    models = []
-    for k, entry in enumerate(config.get("folds", []), start=1):
-        sk_part = None
-        if entry.get("skops"):
-            path = folder / entry["skops"]
-            if not path.is_file():
-                raise UserInputError(f"model folder {folder}: fold {k} file {entry['skops']} missing")
-            untrusted = set(sio.get_untrusted_types(file=path))
-            refused = sorted(untrusted - ALLOWED_TYPES)
-            if refused:
-                raise UserInputError(f"{path}: refuses to load untrusted type {refused[0]}")
-            sk_part = sio.load(path, trusted=sorted(untrusted))
-            _check_model_types(sk_part, path)
-        xgb_part = None
-        if entry.get("xgboost"):
-            xgb_part = XGBClassifier()
-            xgb_part.load_model(str(folder / entry["xgboost"]))
-        models.append(LoadedFoldModel(sk_part, xgb_part))
-    if not models:
-        raise UserInputError(f"model folder {folder}: no fold models listed in config.json")
-    return config, models
+        raise UserInputError(f"{config_path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    except UnicodeDecodeError:
+        raise UserInputError(f"{config_path}: not valid JSON (not UTF-8 text)") from None
+    if not isinstance(config, dict) or not isinstance(config.get("folds", []), list):
+        raise UserInputError(f"{config_path}: not a livermets phenotype model config (an object with a 'folds' list)")
+    config.setdefault("folds", [])
+    return config
+
+
+def _fold_file(folder: Path, name: object, k: int) -> Path:
+    """The fold file ``name`` inside ``folder`` (a plain file name, nothing outside the folder)."""
+    if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
+        raise UserInputError(f"{folder / 'config.json'}: fold {k} file name {name!r} is not a file in the folder")
+    path = folder / name
+    if not path.is_file():
+        raise UserInputError(f"model folder {folder}: fold {k} file {name} missing")
+    return path
+
+
+def _load_skops(folder: Path, name: object, k: int) -> Any:
+    if not name:
+        return None
+    path = _fold_file(folder, name, k)
+    try:
+        untrusted = set(sio.get_untrusted_types(file=path))
+    except Exception as exc:  # zipfile, JSON and skops errors all mean "not a skops file we wrote"
+        raise UserInputError(f"{path}: not a readable skops file ({type(exc).__name__}: "
+                             f"{' '.join(str(exc).split())[:200]})") from None
+    refused = sorted(untrusted - ALLOWED_TYPES)
+    if refused:
+        raise UserInputError(f"{path}: refuses to load untrusted type {refused[0]}")
+    try:
+        sk_part = sio.load(path, trusted=sorted(untrusted))
+    except Exception as exc:
+        raise UserInputError(f"{path}: cannot load the fold model ({type(exc).__name__}: "
+                             f"{' '.join(str(exc).split())[:200]})") from None
+    _check_model_types(sk_part, path)
+    return sk_part
+
+
+def _load_xgboost(folder: Path, name: object, k: int) -> XGBClassifier | None:
+    if not name:
+        return None
+    path = _fold_file(folder, name, k)
+    try:  # only XGBoost's JSON model format is accepted (never a pickle, never its legacy binary format)
+        json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        raise UserInputError(f"{path}: not an XGBoost JSON model") from None
+    booster = XGBClassifier()
+    try:
+        booster.load_model(str(path))
+    except Exception as exc:  # xgboost.core.XGBoostError: a JSON file that is not a booster
+        reason = " ".join(str(exc).split())[:200]
+        raise UserInputError(f"{path}: not an XGBoost JSON model ({reason})") from None
+    return booster

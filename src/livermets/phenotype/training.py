@@ -20,7 +20,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 
 from livermets.errors import UserInputError
-from livermets.featuretable import FEATURE_COLUMNS, validate_feature_table
+from livermets.featuretable import FEATURE_COLUMNS, table_source, validate_feature_table
 from livermets.phenotype.caveats import outside_range, prediction_flags
 from livermets.phenotype.cv import check_two_classes, paper_splits
 from livermets.phenotype.grouped import GroupedConfig, out_of_fold
@@ -51,7 +51,7 @@ def train_model(
     name = check_model_name(model)
     dev = _development_rows(frame)
     y = dev["NE_Class"].to_numpy().astype(np.int64)
-    check_two_classes(y, "column 'NE_Class' in the training rows")
+    check_two_classes(y, f"{table_source(frame)}: column 'NE_Class' in the training rows")
     X = dev[FEATURE_COLUMNS]
     if protocol == "paper":
         from livermets.phenotype.selection import FixedSelector

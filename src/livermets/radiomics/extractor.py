@@ -80,7 +80,9 @@ def quiet_pyradiomics() -> None:
 
     radiomics.setVerbosity(logging.ERROR)
     logging.getLogger("radiomics").setLevel(logging.ERROR)
-    logging.getLogger("pykwalify").setLevel(logging.WARNING)  # logs "validation.valid" at INFO per parameter file
+    # pykwalify logs "validation.valid" at INFO per parameter file, and a bad file's errors at ERROR before raising
+    # them (the exception becomes the one error line)
+    logging.getLogger("pykwalify").setLevel(logging.CRITICAL)
 
 
 def resolve_params(params: str | os.PathLike[str] | None) -> Path:
@@ -101,8 +103,8 @@ def _cached_extractor(path: str, mtime: float) -> Any:
     try:
         return featureextractor.RadiomicsFeatureExtractor(path)
     except Exception as exc:  # pykwalify/yaml raise many types; all mean "bad parameter file"
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserInputError(f"{path}: not a valid PyRadiomics parameter file ({first[:200]})") from None
+        reason = " ".join(str(getattr(exc, "msg", None) or exc).split()) or type(exc).__name__
+        raise UserInputError(f"{path}: not a valid PyRadiomics parameter file ({reason[:300]})") from None
 
 
 def make_extractor(params: str | os.PathLike[str] | None = None) -> Any:

@@ -290,7 +290,7 @@ def run_extraction(
     new_failures: list[dict[str, Any]] = []
     parts = parts_dir(out)
     parts.mkdir(parents=True, exist_ok=True)
-    log.info("%d series in manifest, %d already in %s, %d to compute (%s)", len(tasks), len(tasks) - len(todo),
+    log.debug("%d series in manifest, %d already in %s, %d to compute (%s)", len(tasks), len(tasks) - len(todo),
              out, len(todo), f"Dask {scheduler}" if scheduler else f"{workers} worker(s)")
     succeeded = failed = voxels = 0
     over_limit: list[tuple[str, int]] = []
