@@ -42,7 +42,7 @@ def child(csv: str) -> None:
 
     result = paper_protocol(load_paper_data(csv), models=("LR",), where="process", n_jobs=1)
     summary = result.run("LR").bootstrap.summary().set_index("metric")
-    lr = {m: [round(float(summary.loc[m, c]), 4) for c in ("mean", "low95", "high95")] for m in METRICS}
+    lr = {m: [round(float(summary.loc[m, c]), 6) for c in ("mean", "low95", "high95")] for m in METRICS}
     print(json.dumps({"kernel": result.blas_kernel, "lr": lr}))
 
 

@@ -6,8 +6,13 @@ seven metrics each for both ensembles of every model (notebook 4); ROC-with-band
 figures. The baseline follows the notebooks' style: sequential ``cross_validate``, per-sample DataFrame filtering
 and per-sample scikit-learn metric calls, ``roc_curve`` per sample for the band.
 
+livermets runs twice: as ``reproduce paper`` chooses on this machine (LASSO and LR in this process when it already
+runs the pinned OpenBLAS kernel, Haswell), and with LASSO and LR forced into the pinned child process (what a
+process on another kernel, e.g. SkylakeX, does). The start of a bare child (Python, numpy, scipy) and of one that
+imports the paper protocol's modules are timed on their own.
+
 Run by hand (not in CI):  .venv/bin/python benchmarks/bench_phenotype.py [path/to/Final_ResampledClassificationData.csv]
-Prints both wall times and the ratio livermets / baseline (target <= 0.25).
+Prints the wall times and the ratios livermets / baseline (target <= 0.1).
 """
 
 from __future__ import annotations
@@ -145,6 +150,19 @@ def notebook_style(csv: Path, out: Path) -> None:
     plt.close(fig)
 
 
+def child_start() -> tuple[float, float]:
+    """Wall time of a pinned child that loads numpy/scipy, and of one that also imports the paper protocol."""
+    from livermets.reproduce import pinned, protocol
+
+    times = []
+    for function, argument in ((pinned.blas_kernels, None), (str, protocol.PaperProtocol)):
+        start = time.perf_counter()
+        with pinned.PinnedCall(function) if argument is None else pinned.PinnedCall(function, argument) as call:
+            call.result()
+        times.append(time.perf_counter() - start)
+    return times[0], times[1]
+
+
 def main() -> None:
     csv = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_CSV
     from livermets.reproduce.runner import reproduce_paper
@@ -153,13 +171,18 @@ def main() -> None:
         start = time.perf_counter()
         notebook_style(csv, Path(tmp))
         baseline = time.perf_counter() - start
-    with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        reproduce_paper(csv, tmp, tables="4")
-        ours = time.perf_counter() - start
+    ours = {}
+    for where in ("auto", "child"):
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.perf_counter()
+            numbers = reproduce_paper(csv, tmp, tables="4", where=where)
+            ours[where] = (time.perf_counter() - start, numbers["computed_in"], numbers["blas_kernel"])
+    bare, imports = child_start()
     print(f"notebook-style baseline : {baseline:7.2f} s")
-    print(f"livermets --tables 4    : {ours:7.2f} s")
-    print(f"ratio livermets/baseline: {ours / baseline:7.3f} (target <= 0.25)")
+    for seconds, computed_in, kernel in ours.values():
+        print(f"livermets --tables 4    : {seconds:7.2f} s  (LASSO+LR in {computed_in}, kernel {kernel}; "
+              f"ratio {seconds / baseline:.3f}, target <= 0.1)")
+    print(f"pinned child start      : {bare:7.2f} s bare (numpy, scipy), {imports:.2f} s with the protocol's imports")
 
 
 if __name__ == "__main__":

@@ -140,3 +140,14 @@ def test_cpu_without_the_kernel_falls_back_with_a_warning(data, monkeypatch, cap
 def test_plan_rejects_unknown_place():
     with pytest.raises(UserInputError, match="where must be one of"):
         pinned.plan("gpu")
+
+
+def test_stored_kernel_table_shows_the_other_kernel_moving_lr():
+    """Guard for the tests above: unpinned, OTHER_KERNEL's LR is not the paper's; Haswell's is (stored measurement)."""
+    from livermets.reproduce.kernels import measured_kernel_table
+    from livermets.reproduce.paper_values import TABLE4
+
+    kernels = {entry["kernel"]: entry for entry in measured_kernel_table()["kernels"]}
+    other = next(entry for entry in kernels.values() if OTHER_KERNEL in entry["coretypes"])
+    assert max(abs(other["lr"][m][0] - TABLE4["LR"][m][0]) for m in TABLE4["LR"]) > 0.05
+    assert max(abs(kernels["Haswell"]["lr"][m][0] - TABLE4["LR"][m][0]) for m in TABLE4["LR"]) <= 0.01

@@ -83,11 +83,14 @@ def reproduce_paper(
     n_repeats: int = 5,
     weight_grid: Any = None,
     n_boot: int = 1000,
+    where: str = "auto",
 ) -> dict[str, Any]:
     """Run the reproduction and write all outputs into ``out_dir``; returns a dict of the main numbers.
 
     ``tables="4"`` runs notebooks 1, 3 and 4 (LASSO, the three unweighted models, bootstrap, figures);
-    ``"all"`` adds notebook 2's weight search (Supplementary Tables 2-3) and the grouped protocol.
+    ``"all"`` adds notebook 2's weight search (Supplementary Tables 2-3) and the grouped protocol. LASSO and LR run
+    on the pinned OpenBLAS kernel; ``where`` (``auto``, ``child``, ``process``) is passed to
+    :func:`~livermets.reproduce.protocol.paper_protocol`.
     """
     if tables not in TABLE_CHOICES:
         raise UserInputError(f"--tables must be one of {', '.join(TABLE_CHOICES)}, got {tables!r}")
@@ -95,7 +98,9 @@ def reproduce_paper(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     data = load_paper_data(features_csv)
-    protocol = paper_protocol(data, weights=tables == "all", weight_grid=weight_grid, n_boot=n_boot, n_jobs=n_jobs)
+    protocol = paper_protocol(
+        data, weights=tables == "all", weight_grid=weight_grid, n_boot=n_boot, n_jobs=n_jobs, where=where
+    )
     selected, indices, runs = protocol.selected, protocol.indices, protocol.runs
     write_csv(out / "lasso_features.csv", protocol.lasso_table)
     if protocol.search_table is not None:
