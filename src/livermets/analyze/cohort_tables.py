@@ -50,8 +50,9 @@ def collect_tables(jobs: Sequence[Any]) -> dict[str, pd.DataFrame]:
             parts["features"].append(pd.read_csv(folder / "features.csv"))
         report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
         if report["phenotype"] is not None:
-            parts["predictions"].append(pd.DataFrame([{**ids, **{c: report["phenotype"][c] for c in
-                                                                PREDICTION_COLUMNS}}]))
+            phenotype = report["phenotype"]
+            parts["predictions"].append(pd.DataFrame([{**ids, **{c: phenotype[c] for c in PREDICTION_COLUMNS},
+                                                       "flags": ";".join(phenotype["flags"])}]))
         qc = report["qc"]
         parts["qc"].append(pd.DataFrame([{"series_id": job.series_id, **{c: qc.get(c) for c in QC_COLUMNS},
                                           "flags": ";".join(qc.get("flag_codes", []))}]))
@@ -65,7 +66,7 @@ def collect_tables(jobs: Sequence[Any]) -> dict[str, pd.DataFrame]:
 
 
 PREDICTION_COLUMNS = ["probability", "predicted_class", "threshold", "fold_probability_min", "fold_probability_max",
-                      "fold_probability_std", "n_features_outside_training_range"]
+                      "fold_probability_std", "n_features_outside_training_range", "max_outside_range"]
 
 
 def burden_vs_ne_figure(summary: pd.DataFrame) -> Any:
