@@ -20,7 +20,6 @@ from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
-from xgboost import XGBClassifier
 
 from livermets.errors import UserInputError
 
@@ -83,6 +82,8 @@ def make_classifier(name: str, weighting: Weighting = None, stage: str = "final"
         )
     if weighting == "balanced":
         return BalancedXGBClassifier()
+    from xgboost import XGBClassifier  # imported on use: processes fitting only LR or RF skip its import time
+
     kwargs: dict[str, Any] = {"tree_method": "hist", "seed": 100, "booster": "gblinear", "n_jobs": 1}
     if weighting is not None:
         kwargs["scale_pos_weight"] = float(weighting)
