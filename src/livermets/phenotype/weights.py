@@ -14,9 +14,11 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 from numpy.typing import NDArray
+from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import f1_score, roc_auc_score
 from threadpoolctl import threadpool_limits
 
+from livermets.phenotype.cv import validated_inputs
 from livermets.phenotype.models import make_classifier
 from livermets.progress import track
 
@@ -27,11 +29,17 @@ def paper_weight_grid() -> NDArray[np.float64]:
 
 
 def _evaluate(name: str, weight: float, X_train: Any, y_train: Any, X_val: Any, y_val: Any) -> tuple[float, float]:
-    with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
-        warnings.simplefilter("ignore")  # see cv._fit_fold: expected solver/parameter warnings of the recipe
+    with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"), validated_inputs():
+        warnings.simplefilter("ignore")  # see cv.fit_quietly: expected solver/parameter warnings of the recipe
         model = make_classifier(name, weighting=weight, stage="search").fit(X_train, y_train)
-    probability = model.predict_proba(X_val)[:, 1]
-    return float(roc_auc_score(y_val, probability)), float(f1_score(y_val, model.predict(X_val), zero_division=0.0))
+        probabilities = np.asarray(model.predict_proba(X_val))
+        # A forest's predict is the argmax of its predict_proba (one pass over the trees instead of two).
+        predicted = (
+            model.classes_.take(np.argmax(probabilities, axis=1), axis=0)
+            if isinstance(model, RandomForestClassifier)
+            else model.predict(X_val)
+        )
+    return float(roc_auc_score(y_val, probabilities[:, 1])), float(f1_score(y_val, predicted, zero_division=0.0))
 
 
 def search_positive_weight(

@@ -30,7 +30,14 @@ from numpy.typing import NDArray
 
 from livermets.featuretable import FEATURE_COLUMNS, TARGET_COLUMNS, feature_group, read_feature_table
 from livermets.phenotype.bootstrap import BootstrapResult, bootstrap_metrics, study_bootstrap_indices
-from livermets.phenotype.cv import CVResult, check_two_classes, fit_fold, fit_quietly, paper_splits
+from livermets.phenotype.cv import (
+    CVResult,
+    check_two_classes,
+    fit_fold,
+    fit_quietly,
+    paper_splits,
+    validated_inputs,
+)
 from livermets.phenotype.models import MODEL_NAMES, Weighting, balanced_positive_weight, make_classifier
 from livermets.phenotype.selection import PAPER_ALPHA, LassoSelector
 from livermets.phenotype.weights import best_weights, search_positive_weight
@@ -119,7 +126,8 @@ def _fold_job(
 ) -> tuple[Any, list[float], NDArray[np.float64]]:
     """One CV fold: fitted model, train/val F1 and AUC, and its test-set probabilities (computed in the worker)."""
     model, scores = fit_fold(estimator, X, y, train, val)
-    return model, scores, np.asarray(model.predict_proba(X_test), dtype=float)[:, 1]
+    with validated_inputs():
+        return model, scores, np.asarray(model.predict_proba(X_test), dtype=float)[:, 1]
 
 
 def _refit_job(
@@ -127,7 +135,8 @@ def _refit_job(
 ) -> tuple[Any, NDArray[np.float64]]:
     """The train+val refit and its ``predict_proba`` on the test rows (both columns)."""
     model = fit_quietly(estimator, X, y)
-    return model, np.asarray(model.predict_proba(X_test), dtype=float)
+    with validated_inputs():
+        return model, np.asarray(model.predict_proba(X_test), dtype=float)
 
 
 def run_models(
