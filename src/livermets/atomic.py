@@ -228,32 +228,39 @@ def _succeeded(exc: BaseException) -> bool:
 
 @contextlib.contextmanager
 def removed_on_failure(*paths: str | os.PathLike[str] | None) -> Iterator[None]:
-    """Delete every one of ``paths`` that did not exist before the block when the block fails.
+    """When the block fails, delete what it created at ``paths``: the paths that did not exist before (with their
+    missing parent folders), and the new entries inside those that were existing folders.
 
-    A path's missing parent folders are deleted with it; paths that existed (an output being resumed) are kept.
-    Only a failure counts (any ``Exception``): a ``KeyboardInterrupt`` leaves the outputs like a kill would, for the
-    job to be resumed. ``None`` entries are ignored.
+    Files that existed are kept, also when the block replaced them. Only a failure counts (any ``Exception``): a
+    ``KeyboardInterrupt`` leaves the outputs as a kill would, for the job to be resumed. ``None`` entries are ignored.
 
     Examples
     --------
     >>> import tempfile, pathlib
     >>> d = pathlib.Path(tempfile.mkdtemp())
     >>> try:
-    ...     with removed_on_failure(d / "new" / "out.csv"):
+    ...     with removed_on_failure(d / "new" / "out.csv", d):
     ...         _ = write_text(d / "new" / "out.csv", "partial")
+    ...         _ = write_text(d / "side.txt", "partial")
     ...         raise UserInputError("late failure")
     ... except UserInputError:
     ...     pass
     >>> sorted(d.iterdir())
     []
     """
-    created = [m for p in paths if p is not None and (m := _first_missing(Path(p))) is not None]
+    given = [Path(p) for p in paths if p is not None]
+    created = [m for p in given if (m := _first_missing(p)) is not None]
+    folders = {p: set(p.rglob("*")) for p in given if p.is_dir()}
     try:
         yield
     except Exception as exc:
         if not _succeeded(exc):
             for path in created:
                 _delete(path)
+            for folder, before in folders.items():
+                for path in sorted(set(folder.rglob("*")) - before, key=lambda q: len(q.parts)):
+                    if path.exists() or path.is_symlink():
+                        _delete(path)
         raise
 
 

@@ -574,3 +574,30 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(name: str, inputs: Inpu
     for fragment in fragments:
         assert fragment in message
     assert tree(tmp_path, inputs.root) == before, "new files or folders after a failed command"
+
+
+def test_a_late_failure_removes_what_the_run_wrote_into_an_existing_folder(inputs: Inputs, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """seg predict writes the first series, then meets a CT whose compressed data end early (found when it is read):
+    exit 2, an error line, and the existing output folder holds only what it held before."""
+    ct = _ct(inputs)
+    sitk.WriteImage(ct[12:52, 12:52, 14:30], str(tmp_path / "small.nii.gz"))  # one sliding window: fast
+    data = inputs.ct.read_bytes()
+    (tmp_path / "cut.nii.gz").write_bytes(data[: len(data) * 3 // 4])
+    manifest = _manifest(inputs, tmp_path)
+    frame = pd.read_csv(manifest).head(2)
+    frame["image"] = [str(tmp_path / "small.nii.gz"), str(tmp_path / "cut.nii.gz")]
+    frame.to_csv(manifest, index=False)
+    out = tmp_path / "pred"
+    out.mkdir()
+    (out / "notes.txt").write_text("kept")
+    before = tree(tmp_path, inputs.root)
+    capsys.readouterr()
+    code = run_cli(monkeypatch, "seg", "predict", "--manifest", manifest, "--out", out, "--device", "cpu")
+    captured = capsys.readouterr()
+    lines = (captured.err + captured.out).strip().splitlines()
+    assert code == 2 and lines[-1].startswith("error: ") and "cut.nii.gz" in lines[-1]
+    assert "Traceback" not in captured.err
+    assert any("plausibility check" in line for line in lines)  # the first series was predicted
+    assert tree(tmp_path, inputs.root) == before

@@ -31,6 +31,7 @@ from livermets.atomic import remove_stale_temporaries, write_csv, write_json
 from livermets.cohort.manifest import load_manifest
 from livermets.errors import UserInputError
 from livermets.imaging.geometry import geometry_differences
+from livermets.imaging.integrity import check_headers
 from livermets.imaging.io import IMAGE_SUFFIXES, read_image, read_label, write_label
 from livermets.progress import track
 from livermets.segmentation.checks import check_ct_intensities
@@ -215,13 +216,15 @@ def _finished_row(series_id: str, path: str, target: Path, old: pd.DataFrame) ->
 
 
 def _check_inputs(cases: list[tuple[str, str]]) -> None:
-    """Fail before any work on an input that is missing or whose header cannot be read."""
+    """Fail before any work on an input that is missing, or whose header or file size is wrong (the cheap part of
+    the integrity checks: a compressed stream is checked when the series is read)."""
     reader = sitk.ImageFileReader()
     for _, path in cases:
         p = Path(path)
         if not p.exists():
             raise UserInputError(f"{p}: file or folder does not exist")
         if p.is_file():
+            check_headers(p)
             reader.SetFileName(str(p))
             try:
                 reader.ReadImageInformation()
