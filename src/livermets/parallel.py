@@ -1,4 +1,5 @@
-"""Dask for cohort jobs: a local process cluster or a ``distributed`` scheduler, results as they finish.
+"""Dask for cohort jobs: a local process cluster or a ``distributed`` scheduler, results as they finish; and
+:func:`exit_with_parent` for process-pool workers.
 
 Examples
 --------
@@ -11,6 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -20,6 +24,21 @@ T = TypeVar("T")
 
 _DASK_LOGGERS = ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.core",
                  "distributed.worker", "distributed.http.proxy")
+
+
+def exit_with_parent(parent: int, period_s: float = 0.5) -> None:
+    """Process-pool initializer: end this worker soon after process ``parent`` is gone.
+
+    A forked pool worker holds both ends of its task pipe, so it would wait forever (and keep its memory, or finish
+    writing a file) after its parent was killed with SIGKILL; a daemon thread watches the parent instead.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(period_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 @contextlib.contextmanager

@@ -42,7 +42,7 @@ import pandas as pd
 from livermets.atomic import write_csv, write_json
 from livermets.errors import UserInputError
 from livermets.featuretable import order_columns
-from livermets.parallel import completed, dask_client
+from livermets.parallel import completed, dask_client, exit_with_parent
 from livermets.progress import make_progress
 from livermets.provenance import provenance
 from livermets.radiomics.extractor import make_extractor, resolve_params
@@ -184,10 +184,11 @@ def completed_keys(out: str | os.PathLike[str]) -> set[str]:
     return set(done[KEY].astype(str))
 
 
-def _worker_init() -> None:
+def _worker_init(parent: int) -> None:
     import SimpleITK as sitk
 
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+    exit_with_parent(parent)  # a killed job leaves no worker behind
 
 
 def _results(
@@ -204,7 +205,8 @@ def _results(
     # Longest-first scheduling keeps both workers busy until the end instead of leaving one big series last.
     tasks = sorted(tasks, key=_estimated_cost, reverse=True)
     context = multiprocessing.get_context("fork")
-    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init) as pool:
+    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init,
+                                initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(run_series, task, options): task for task in tasks}
         try:
             for future in cf.as_completed(futures):

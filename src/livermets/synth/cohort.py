@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
+import os
+import zipfile
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -22,11 +23,13 @@ import pandas as pd
 from livermets.atomic import atomic_path, write_csv, write_json
 from livermets.errors import UserInputError
 from livermets.imaging.io import write_image, write_label
+from livermets.parallel import exit_with_parent
 from livermets.provenance import provenance
 from livermets.synth.anatomy import Anatomy, sample_anatomy
 from livermets.synth.burden import BurdenModel, LesionDraw, sample_lesions
 from livermets.synth.nescore import NEScoreModel, burden_normal_score, ne_score
 from livermets.synth.phantom import render_study
+from livermets.synth.resume import finish_folder, prepare_folder
 from livermets.synth.sizes import get_size
 
 log = logging.getLogger(__name__)
@@ -222,32 +225,6 @@ def _config_record(config: CohortConfig) -> dict[str, Any]:
     return json.loads(json.dumps(record))  # tuples -> lists, as read back from JSON
 
 
-def _prepare_out(out: Path, config: CohortConfig, overwrite: bool, resume: bool) -> None:
-    """Create ``out``; refuse a non-empty folder unless --overwrite (clear it) or --resume (same parameters)."""
-    if out.exists() and not out.is_dir():
-        raise UserInputError(f"--out {out}: exists and is not a folder")
-    parts = out / PARTS
-    if resume and (parts / "config.json").is_file():
-        saved = json.loads((parts / "config.json").read_text(encoding="utf-8"))
-        if saved != _config_record(config):
-            changed = sorted(k for k in set(saved) | set(_config_record(config))
-                             if saved.get(k) != _config_record(config).get(k))
-            raise UserInputError(f"--resume {out}: the unfinished run used different parameters ({', '.join(changed)})")
-        return
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise UserInputError(f"--out {out}: folder is not empty (use --overwrite to replace its cohort, or "
-                                 "--resume to finish an interrupted run)")
-        (out / "manifest.csv").unlink(missing_ok=True)  # first, so that no stale manifest marks the folder complete
-        for name in OUTPUT_FILES:
-            (out / name).unlink(missing_ok=True)
-        for sub in ("images", "labels", PARTS):
-            if (out / sub).is_dir():
-                shutil.rmtree(out / sub)
-    parts.mkdir(parents=True, exist_ok=True)
-    write_json(parts / "config.json", _config_record(config))
-
-
 def _save_part(parts: Path, study_id: str, result: StudyResult) -> None:
     with atomic_path(parts / f"{study_id}.npz") as tmp:
         arrays: dict[str, Any] = {f"image_{i}": image for i, (_, image, _) in enumerate(result.overview)}
@@ -262,11 +239,15 @@ def _load_part(parts: Path, study_id: str) -> StudyResult | None:
     rows_path, arrays_path = parts / f"{study_id}.json", parts / f"{study_id}.npz"
     if not (rows_path.is_file() and arrays_path.is_file()):
         return None
-    rows = json.loads(rows_path.read_text(encoding="utf-8"))
-    with np.load(arrays_path) as arrays:
-        overview = [(series_id, arrays[f"image_{i}"], arrays[f"label_{i}"])
-                    for i, series_id in enumerate(rows["overview_ids"])]
-    return StudyResult(rows["series_rows"], rows["study_row"], rows["lesion_rows"], overview)
+    try:
+        rows = json.loads(rows_path.read_text(encoding="utf-8"))
+        with np.load(arrays_path, allow_pickle=False) as arrays:  # numeric arrays only: never unpickles
+            overview = [(series_id, arrays[f"image_{i}"], arrays[f"label_{i}"])
+                        for i, series_id in enumerate(rows["overview_ids"])]
+        return StudyResult(rows["series_rows"], rows["study_row"], rows["lesion_rows"], overview)
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+        raise UserInputError(f"{parts / study_id}: unreadable result of an interrupted run ({type(exc).__name__}: "
+                             f"{' '.join(str(exc).split())[:150]}); use --overwrite to start again") from None
 
 
 def iter_results(config: CohortConfig, out: Path | None, workers: int = 1,
@@ -280,7 +261,8 @@ def iter_results(config: CohortConfig, out: Path | None, workers: int = 1,
         pool = None
     else:
         # Workers are forked here, before the caller starts a progress bar thread.
-        pool = ProcessPoolExecutor(max_workers=min(workers, len(todo)))
+        pool = ProcessPoolExecutor(max_workers=min(workers, len(todo)), initializer=exit_with_parent,
+                                   initargs=(os.getpid(),))
         fresh = pool.map(_make_study_task, [(config, plan, out) for plan in todo])
     try:
         for plan in plans:
@@ -294,8 +276,9 @@ def generate_cohort(out: str | Path, config: CohortConfig, workers: int = 1, ove
                     overview: bool = True, resume: bool = False) -> pd.DataFrame:
     """Write the cohort to ``out``; return the manifest (relative paths as written).
 
-    With ``resume``, an interrupted run with the same parameters is completed: studies whose results were saved are
-    not rendered again (the output is byte-identical to an uninterrupted run).
+    With ``resume``, an interrupted (also a killed) run with the same parameters is completed: studies whose results
+    were saved are not rendered again (the output is byte-identical to an uninterrupted run); a complete cohort is
+    left as it is.
 
     Examples
     --------
@@ -306,7 +289,9 @@ def generate_cohort(out: str | Path, config: CohortConfig, workers: int = 1, ove
     out = Path(out)
     if workers < 1:
         raise UserInputError(f"--workers {workers}: must be at least 1")
-    _prepare_out(out, config, overwrite, resume)
+    if prepare_folder(out, PARTS, _config_record(config), overwrite, resume, subfolders=("images", "labels")):
+        log.info("%s: the cohort is complete; nothing to resume", out)
+        return pd.read_csv(out / "manifest.csv", dtype={"series_id": str, "study_id": str, "patient_id": str})
     parts = out / PARTS
     plans = plan_studies(config)
     done = {plan.study_id: r for plan in plans if (r := _load_part(parts, plan.study_id)) is not None}
@@ -339,7 +324,7 @@ def generate_cohort(out: str | Path, config: CohortConfig, workers: int = 1, ove
     record.pop("created_utc", None)  # keeps the folder byte-identical for the same seed
     write_json(out / "provenance.json", record)
     write_csv(out / "manifest.csv", manifest)  # last: its presence marks a complete cohort
-    shutil.rmtree(parts)
+    finish_folder(out, PARTS)
     log.info("wrote %d series (%d studies, %d patients) to %s", len(manifest), len(study_rows), config.patients, out)
     return manifest
 

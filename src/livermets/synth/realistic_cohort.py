@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
+import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
@@ -30,8 +30,10 @@ import pandas as pd
 from livermets.atomic import write_csv, write_json
 from livermets.errors import UserInputError
 from livermets.imaging.io import write_image, write_label
+from livermets.parallel import exit_with_parent
 from livermets.provenance import provenance
 from livermets.synth.realistic import RealisticConfig, render_case
+from livermets.synth.resume import finish_folder, prepare_folder
 
 log = logging.getLogger(__name__)
 
@@ -75,21 +77,6 @@ def _write_case(args: tuple[RealisticConfig, int, str, Path]) -> dict[str, Any]:
     return result
 
 
-def _prepare(out: Path, config: RealisticConfig, overwrite: bool, resume: bool) -> None:
-    parts = out / PARTS
-    if resume and (parts / "config.json").is_file():
-        if json.loads((parts / "config.json").read_text(encoding="utf-8")) != _record(config):
-            raise UserInputError(f"resume {out}: the unfinished run used different parameters")
-        return
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise UserInputError(f"out {out}: folder is not empty (overwrite to replace it, resume to finish it)")
-        (out / "manifest.csv").unlink(missing_ok=True)
-        shutil.rmtree(out)
-    parts.mkdir(parents=True, exist_ok=True)
-    write_json(parts / "config.json", _record(config))
-
-
 def generate_realistic(out: str | Path, config: RealisticConfig, workers: int = 1, overwrite: bool = False,
                        resume: bool = False) -> pd.DataFrame:
     """Render and write ``config.cases`` cases to ``out``; return the manifest.
@@ -103,7 +90,9 @@ def generate_realistic(out: str | Path, config: RealisticConfig, workers: int = 
     out = Path(out)
     if workers < 1:
         raise UserInputError(f"workers {workers}: must be at least 1")
-    _prepare(out, config, overwrite, resume)
+    if prepare_folder(out, PARTS, _record(config), overwrite, resume, subfolders=("images", "labels")):
+        log.info("%s: the cohort is complete; nothing to resume", out)
+        return pd.read_csv(out / "manifest.csv", dtype={"series_id": str, "patient_id": str})
     splits = case_splits(config.cases, config.val_fraction, config.seed)
     results: dict[int, dict[str, Any]] = {}
     for i in range(config.cases):
@@ -116,7 +105,8 @@ def generate_realistic(out: str | Path, config: RealisticConfig, workers: int = 
     from livermets.progress import track
 
     if workers > 1 and len(todo) > 1:
-        with ProcessPoolExecutor(max_workers=min(workers, len(todo))) as pool:
+        with ProcessPoolExecutor(max_workers=min(workers, len(todo)), initializer=exit_with_parent,
+                                 initargs=(os.getpid(),)) as pool:
             for args, result in zip(todo, track(pool.map(_write_case, todo), "realistic cases", total=len(todo)),
                                     strict=True):
                 results[args[1]] = result
@@ -129,7 +119,7 @@ def generate_realistic(out: str | Path, config: RealisticConfig, workers: int = 
     record = provenance({**_record(config), "workers": workers}, command="livermets synth --mode realistic")
     record.pop("created_utc", None)
     write_json(out / "provenance.json", record)
-    write_csv(out / "manifest.csv", manifest)
-    shutil.rmtree(out / PARTS)
+    write_csv(out / "manifest.csv", manifest)  # last: its presence marks a complete cohort
+    finish_folder(out, PARTS)
     log.info("wrote %d realistic cases to %s", len(manifest), out)
     return manifest
