@@ -30,6 +30,7 @@ import itertools
 import json
 import logging
 import math
+import pickle
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,7 +63,7 @@ from livermets.segmentation.model_files import (
     STATE_FILE,
     WEIGHTS_FILE,
 )
-from livermets.segmentation.networks import build_network, load_weights, save_weights
+from livermets.segmentation.networks import build_network, read_weights, save_weights
 from livermets.segmentation.transforms import IMAGE, LABEL, eval_transforms, train_transforms
 from livermets.segmentation.validation import THRESHOLDS, validate
 
@@ -206,8 +207,43 @@ def _read_state(model_dir: Path) -> dict[str, Any]:
         raise UserInputError(
             f"{model_dir}: nothing to resume (no {CHECKPOINT_DIR}/{STATE_FILE}); train without --resume"
         )
-    state: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return state
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        raise UserInputError(f"{path}: not a valid checkpoint state (JSON); train without --resume") from None
+    missing = [key for key in ("epoch", "weights", "optimizer") if not isinstance(state, dict) or key not in state]
+    if missing:
+        raise UserInputError(f"{path}: checkpoint state without {missing[0]!r}; train without --resume")
+    return dict(state)
+
+
+def _checkpoint_file(folder: Path, name: object) -> Path:
+    """A file named in ``state.json``: a plain name inside the checkpoint folder."""
+    if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
+        raise UserInputError(f"{folder / STATE_FILE}: checkpoint file name {name!r} is not a file in {folder}")
+    return folder / name
+
+
+def load_optimizer_state(path: Path, device: torch.device) -> dict[str, Any]:
+    """The optimizer and loss-scaler state of a checkpoint, unpickled with ``weights_only=True``.
+
+    torch's restricted unpickler only rebuilds tensors and plain containers: a file holding any other object (code to
+    run on loading) is refused with one error line, as is a damaged file.
+    """
+    if not path.is_file():
+        raise UserInputError(f"{path}: checkpoint optimizer state not found")
+    try:
+        saved = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError:
+        raise UserInputError(f"{path}: refused: the checkpoint holds objects other than tensors and plain values "
+                             "(loading them could run code); train without --resume") from None
+    except Exception as exc:  # RuntimeError, EOFError, ... for a damaged file
+        reason = " ".join(str(exc).split())[:200]
+        raise UserInputError(f"{path}: not a readable checkpoint optimizer state ({type(exc).__name__}: "
+                             f"{reason})") from None
+    if not isinstance(saved, dict) or not {"optimizer", "scaler"} <= set(saved):
+        raise UserInputError(f"{path}: not a livermets checkpoint optimizer state")
+    return saved
 
 
 def _save_checkpoint(
@@ -373,16 +409,31 @@ def _build_run(
                 loss_fn, state)
 
 
-def _restore_checkpoint(run: _Run) -> None:
+def _read_checkpoint(model_dir: Path, state: dict[str, Any],
+                     device: torch.device) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The checkpoint's weights and optimizer state, read and checked before any training input is."""
+    folder = model_dir / CHECKPOINT_DIR
+    weights = read_weights(_checkpoint_file(folder, state["weights"]))
+    return weights, load_optimizer_state(_checkpoint_file(folder, state["optimizer"]), device)
+
+
+def _restore_checkpoint(run: _Run, weights: dict[str, torch.Tensor], saved: dict[str, Any]) -> None:
     """Load the checkpoint's weights, optimizer and loss-scaler state into ``run``.
 
     A checkpoint without an iteration count (written before iterations were counted) holds full epochs only.
     """
     folder, state = run.model_dir / CHECKPOINT_DIR, run.state
-    load_weights(run.network, folder / state["weights"])
-    saved = torch.load(folder / state["optimizer"], map_location=run.device, weights_only=True)
-    run.optimizer.load_state_dict(saved["optimizer"])
-    run.scaler.load_state_dict(saved["scaler"])
+    try:
+        run.network.load_state_dict(weights, strict=True)
+    except RuntimeError as exc:
+        raise UserInputError(f"{folder / state['weights']}: weights do not match the configured network "
+                             f"({str(exc).splitlines()[0]})") from None
+    try:
+        run.optimizer.load_state_dict(saved["optimizer"])
+        run.scaler.load_state_dict(saved["scaler"])
+    except (ValueError, KeyError, RuntimeError) as exc:
+        raise UserInputError(f"{folder / state['optimizer']}: optimizer state does not fit the network "
+                             f"({' '.join(str(exc).split())[:200]})") from None
     state.setdefault("iterations", int(state["epoch"]) * run.batches_per_epoch)
     log.info("resuming after epoch %d, iteration %d (best %s %.4f at epoch %d)", state["epoch"], state["iterations"],
              state["selection_metric"], state["best_metric"], state["best_epoch"])
@@ -586,10 +637,11 @@ def train_model(
     cfg, state = _run_config(model_dir, model, config, resume, overrides)
     _check_budget_options(cfg, max_epochs)
     torch_device = resolve_device(device)
+    checkpoint = _read_checkpoint(model_dir, state, torch_device) if resume else None
     train_frame, val_frame = _training_data(manifest, cfg, torch_device)
     run = _build_run(cfg, model_dir, torch_device, state, train_frame, val_frame)
-    if resume:
-        _restore_checkpoint(run)
+    if checkpoint is not None:
+        _restore_checkpoint(run, *checkpoint)
     _write_run_files(run, manifest, train_frame, val_frame, resume, command)
     budget = TrainingBudget.from_config(cfg.train, run.batches_per_epoch)
     schedule = PolySchedule.for_budget(budget, float(state.get("time_progress", 0.0)), started)
