@@ -8,6 +8,7 @@ integrity checks of ``livermets.imaging`` (truncated or corrupt files that Simpl
 
 from __future__ import annotations
 
+import locale
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -73,7 +74,19 @@ def _model_copy(tmp: Path, source: Path = DEFAULT_MODEL_DIR) -> Path:
 
 
 def _dicom_series(image: sitk.Image, folder: Path, series_uid: str) -> Path:
-    """``image`` as a CT DICOM series (one Int16 file per slice) with the given SeriesInstanceUID."""
+    """``image`` as a CT DICOM series (one Int16 file per slice) with the given SeriesInstanceUID.
+
+    SimpleITK's DICOM writer sets the C library's LC_CTYPE to "C" (later tests decoding subprocess output as text
+    would read ASCII); the locale is restored.
+    """
+    ctype = locale.setlocale(locale.LC_CTYPE)
+    try:
+        return _write_series(image, folder, series_uid)
+    finally:
+        locale.setlocale(locale.LC_CTYPE, ctype)
+
+
+def _write_series(image: sitk.Image, folder: Path, series_uid: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()
