@@ -166,7 +166,7 @@ def test_bad_series_are_recorded_and_the_rest_continue(
     reasons = pd.read_csv(failures_path(out)).set_index("File")["reason"]
     assert set(reasons.index) == {"corrupt.nii.gz", "nanvoxel.nii.gz", "mismatch.nii.gz", "nolesion.nii.gz",
                                   "badlabels.nii.gz"}
-    assert "cannot read image" in reasons["corrupt.nii.gz"]
+    assert "corrupt.nii.gz: corrupted: not gzip data" in reasons["corrupt.nii.gz"]  # the reader's integrity check
     assert "1 NaN voxel" in reasons["nanvoxel.nii.gz"]
     assert "spacing" in reasons["mismatch.nii.gz"] and "mismatch_seg.nii.gz" in reasons["mismatch.nii.gz"]
     assert reasons["nolesion.nii.gz"] == NO_LESION
