@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pandas as pd
@@ -151,3 +152,21 @@ def test_stored_kernel_table_shows_the_other_kernel_moving_lr():
     other = next(entry for entry in kernels.values() if OTHER_KERNEL in entry["coretypes"])
     assert max(abs(other["lr"][m][0] - TABLE4["LR"][m][0]) for m in TABLE4["LR"]) > 0.05
     assert max(abs(kernels["Haswell"]["lr"][m][0] - TABLE4["LR"][m][0]) for m in TABLE4["LR"]) <= 0.01
+
+
+def test_child_ends_when_its_parent_is_killed(pinnable):
+    code = ("import time; from livermets.reproduce import pinned; call = pinned.PinnedCall(time.sleep, 120); "
+            "print(call.pid, flush=True); time.sleep(120)")
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    parent.kill()
+    parent.wait()
+    for _ in range(100):
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(child, signal.SIGKILL)
+        raise AssertionError("the pinned child outlived its killed parent by 10 s")

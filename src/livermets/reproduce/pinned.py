@@ -14,7 +14,7 @@ the numerics stay in this process and :func:`plan` returns a warning naming the 
 The child reads a pickled ``(function, args, kwargs)`` request from a private temporary folder and writes back
 ``("ok", value, kernel)``, ``("user_error", message, kernel)`` or ``("error", traceback, kernel)``; a
 :class:`~livermets.errors.UserInputError` raised in the child is raised again in the parent with the same one-line
-message. Importing this module runs nothing.
+message. The child ends soon after its parent is killed. Importing this module runs nothing.
 """
 
 from __future__ import annotations
@@ -153,12 +153,20 @@ class PinnedCall:
             pickle.dump((function, args, kwargs), handle, protocol=pickle.HIGHEST_PROTOCOL)
         with self._stderr_path.open("wb") as stderr:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "livermets.reproduce.pinned", str(request), str(self._response)],
+                [
+                    sys.executable, "-m", "livermets.reproduce.pinned",
+                    str(request), str(self._response), str(os.getpid()),
+                ],
                 env=child_environment(kernel),
                 stdin=subprocess.DEVNULL,
                 stdout=stderr,
                 stderr=stderr,
             )
+
+    @property
+    def pid(self) -> int:
+        """Process id of the child."""
+        return self._process.pid
 
     def __enter__(self) -> PinnedCall:
         return self
@@ -200,8 +208,14 @@ def _respond(path: str, outcome: tuple[str, Any, str]) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """Child entry point: ``python -m livermets.reproduce.pinned REQUEST RESPONSE``."""
-    request, response = argv
+    """Child entry point: ``python -m livermets.reproduce.pinned REQUEST RESPONSE PARENT_PID``.
+
+    The child ends soon after its parent is gone (a killed command leaves no computing child behind).
+    """
+    from livermets.parallel import exit_with_parent
+
+    request, response, parent = argv
+    exit_with_parent(int(parent))
     with open(request, "rb") as handle:
         function, args, kwargs = pickle.load(handle)
     try:
