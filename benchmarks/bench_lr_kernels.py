@@ -7,7 +7,7 @@ protocol's LR **in that process, unpinned** (``paper_protocol(..., models=("LR",
 CPU lacks dies of an illegal instruction and is listed under ``not_runnable``. The table is written to
 ``src/livermets/reproduce/lr_kernel_table.json``, which ``reproduce paper`` shows in REPORT.md.
 
-Run by hand (not in CI), about 1 minute per core type:
+Run by hand (not in CI), 30-60 s per core type:
     .venv/bin/python benchmarks/bench_lr_kernels.py [path/to/Final_ResampledClassificationData.csv]
 """
 
