@@ -170,3 +170,13 @@ def test_child_ends_when_its_parent_is_killed(pinnable):
     else:
         os.kill(child, signal.SIGKILL)
         raise AssertionError("the pinned child outlived its killed parent by 10 s")
+
+
+def test_models_here_follow_the_childs_selection(data, monkeypatch, pinnable):
+    """If this process's LASSO ever selected other features than the pinned child's, XGB/RF are fitted again."""
+    from livermets.reproduce import protocol
+
+    real = protocol.lasso_selection
+    monkeypatch.setattr(protocol, "lasso_selection", lambda d: (real(d)[0][:5], real(d)[1]))
+    result = paper_protocol(data, models=("XGB",), where="child", n_boot=20, n_jobs=1)
+    assert len(result.selected) == 20 and result.run("XGB").refit.n_features_in_ == 20

@@ -127,7 +127,7 @@ def unpinned_warning(kernel: str, reason: str) -> str:
     return (
         f"OpenBLAS kernel {PINNED_KERNEL}, under which the paper's LR numbers are reproduced, cannot be used here "
         f"({reason}); the paper protocol runs on kernel {kernel}, and its LR results can differ from the paper's "
-        "by up to ~0.3 (see docs/phenotype.md)"
+        "(by up to 0.36 on the kernels measured; see docs/phenotype.md)"
     )
 
 
