@@ -19,7 +19,6 @@ def register(seg_app: typer.Typer) -> None:
     seg_app.command("calibrate")(calibrate)
 
 
-@outputs("out")
 def train(
     model: str | None = typer.Option(None, "--model", help="Network: unet or segresnet (required unless --resume)."),
     manifest: Path = typer.Option(..., "--manifest", help="Cohort manifest CSV with image, label and split."),

@@ -42,7 +42,7 @@ import torch
 from monai.data import CacheDataset, DataLoader, Dataset, PersistentDataset
 from monai.utils import set_determinism
 
-from livermets.atomic import append_csv_rows, atomic_path, write_json
+from livermets.atomic import append_csv_rows, atomic_path, removed_on_failure, write_json
 from livermets.cohort.manifest import load_manifest
 from livermets.errors import UserInputError
 from livermets.figures import save_figure
@@ -637,12 +637,15 @@ def train_model(
     cfg, state = _run_config(model_dir, model, config, resume, overrides)
     _check_budget_options(cfg, max_epochs)
     torch_device = resolve_device(device)
-    checkpoint = _read_checkpoint(model_dir, state, torch_device) if resume else None
-    train_frame, val_frame = _training_data(manifest, cfg, torch_device)
-    run = _build_run(cfg, model_dir, torch_device, state, train_frame, val_frame)
-    if checkpoint is not None:
-        _restore_checkpoint(run, *checkpoint)
-    _write_run_files(run, manifest, train_frame, val_frame, resume, command)
+    # A failure before training starts leaves the folder as it was; once training runs, its checkpoints are kept
+    # (a failed or killed run continues with --resume).
+    with removed_on_failure(model_dir):
+        checkpoint = _read_checkpoint(model_dir, state, torch_device) if resume else None
+        train_frame, val_frame = _training_data(manifest, cfg, torch_device)
+        run = _build_run(cfg, model_dir, torch_device, state, train_frame, val_frame)
+        if checkpoint is not None:
+            _restore_checkpoint(run, *checkpoint)
+        _write_run_files(run, manifest, train_frame, val_frame, resume, command)
     budget = TrainingBudget.from_config(cfg.train, run.batches_per_epoch)
     schedule = PolySchedule.for_budget(budget, float(state.get("time_progress", 0.0)), started)
     try:
