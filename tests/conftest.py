@@ -8,6 +8,7 @@ chromium or chromium-driver is missing.
 
 from __future__ import annotations
 
+import locale
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,6 +27,15 @@ def _require(path: Path) -> Path:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(message)
     pytest.skip(message)
+
+
+@pytest.fixture(autouse=True)
+def _keep_ctype_locale() -> Iterator[None]:
+    """Restore LC_CTYPE after every test: SimpleITK's DICOM writer sets it to "C", after which text decoding of
+    subprocess output (``subprocess.run(text=True)``) in later tests would expect ASCII."""
+    ctype = locale.setlocale(locale.LC_CTYPE)
+    yield
+    locale.setlocale(locale.LC_CTYPE, ctype)
 
 
 @pytest.fixture(scope="session")
