@@ -4,7 +4,6 @@ the report in a real browser, and bad input (one line, exit 2, no output folder)
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 
-from livermets import cli
+from cli_helpers import one_error_line, run_cli
 from livermets.analyze.single import SCHEMA, AnalyzeOptions, Analyzer, AnalyzeResult
 from livermets.featuretable import FEATURE_COLUMNS, validate_feature_table
 from livermets.imaging.dicom_seg import read_dicom_seg
@@ -23,15 +22,6 @@ from livermets.phenotype.training import predict_with_folder
 
 REPORT_KEYS = {"schema", "research_use_only", "series_id", "created", "input", "segmentation", "burden", "lesions",
                "qc", "warnings", "features", "phenotype", "per_lesion_phenotype", "figures", "files", "provenance"}
-
-
-def run_cli(*args: str, monkeypatch: pytest.MonkeyPatch) -> int:
-    monkeypatch.setattr(sys, "argv", ["livermets", *args])
-    try:
-        cli.main()
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +95,7 @@ def test_dicom_input_gives_a_seg_that_lands_on_the_label_map(shared_data: Callab
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     folder = shared_data("totalsegmentator", "example_ct_dicom")
     out = tmp_path / "dicom"
-    assert run_cli("-q", "analyze", str(folder), "--out", str(out), monkeypatch=monkeypatch) == 0
+    assert run_cli(monkeypatch, "-q", "analyze", str(folder), "--out", str(out)) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["input"]["format"] == "dicom" and report["input"]["n_dicom_files"] == 20
     assert report["files"]["dicom_seg"] == "seg.dcm" and report["input"]["identifiers"] is None
@@ -160,11 +150,8 @@ def test_bad_input_is_one_line_exit_2_and_no_output(case: str, phantom_ct: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
     args = _bad_case(case, phantom_ct, ne_model, tmp_path, out)
-    assert run_cli("analyze", *args, "--out", str(out), monkeypatch=monkeypatch) == 2
-    err = capsys.readouterr()
-    message = (err.err + err.out).strip()
-    assert message.startswith("error:") and "Traceback" not in message and "WARNING" not in message
-    assert len([line for line in message.splitlines() if line.startswith("error:")]) == 1
+    message = one_error_line(run_cli(monkeypatch, "analyze", *args, "--out", str(out)), capsys)
+    assert "WARNING" not in message
     if case != "exists":
         assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if ".partial-" in p.name]

@@ -3,7 +3,6 @@ in the published schema and a phenotype model trained on it (all built here, not
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +11,6 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 
-from livermets import cli
 from livermets.featuretable import FEATURE_COLUMNS, read_feature_table
 from livermets.phenotype.training import train_to_folder
 from livermets.synth.cohort import CohortConfig, generate_cohort
@@ -58,16 +56,6 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Inputs:
     train_to_folder(table, root / "ne_model", protocol="grouped", model="LR", n_jobs=1, seed=0)
     return Inputs(root, manifest, root / "cohort" / first["image"], root / "cohort" / first["label"], features,
                   root / "ne_model")
-
-
-def run_cli(monkeypatch: pytest.MonkeyPatch, *args: object) -> int:
-    """Run ``livermets ARGS`` in this process; its exit code."""
-    monkeypatch.setattr(sys, "argv", ["livermets", *map(str, args)])
-    try:
-        cli.main()
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def tree(*roots: Path) -> set[Path]:

@@ -18,8 +18,9 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 import yaml
-from badinput_data import Inputs, feature_table, run_cli, tree, write_like
+from badinput_data import Inputs, feature_table, tree, write_like
 
+from cli_helpers import one_error_line, run_cli
 from livermets.segmentation.default_model import DEFAULT_MODEL_DIR
 
 Case = tuple[list[object], list[str]]  # command line, fragments of the error line
@@ -578,12 +579,7 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(name: str, inputs: Inpu
     argv, fragments = CASES[name](inputs, tmp_path)
     before = tree(tmp_path, inputs.root)
     capsys.readouterr()
-    code = run_cli(monkeypatch, *argv)
-    captured = capsys.readouterr()
-    message = (captured.err + captured.out).strip()
-    assert code == 2, message
-    assert len(message.splitlines()) == 1 and message.startswith("error: "), message
-    assert "Traceback" not in message
+    message = one_error_line(run_cli(monkeypatch, *argv), capsys)
     for fragment in fragments:
         assert fragment in message
     assert tree(tmp_path, inputs.root) == before, "new files or folders after a failed command"

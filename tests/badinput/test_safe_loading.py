@@ -20,8 +20,9 @@ import pytest
 import skops.io as sio
 import torch
 import yaml
-from badinput_data import Inputs, run_cli
+from badinput_data import Inputs
 
+from cli_helpers import one_error_line, run_cli
 from livermets.segmentation.default_model import DEFAULT_MODEL_DIR
 
 
@@ -58,11 +59,7 @@ def _torch_pickle(path: Path, marker: Path) -> Path:
 def _refused(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], marker: Path,
              *argv: object) -> str:
     capsys.readouterr()
-    code = run_cli(monkeypatch, *argv)
-    captured = capsys.readouterr()
-    message = (captured.err + captured.out).strip()
-    assert code == 2, message
-    assert len(message.splitlines()) == 1 and message.startswith("error: "), message
+    message = one_error_line(run_cli(monkeypatch, *argv), capsys)
     assert not marker.exists(), "the planted pickle was unpickled"
     return message
 
