@@ -79,7 +79,7 @@ def bench_analyze(out: Path, shared: Path, phenotype: Path | None) -> None:
 def bench_run(out: Path, n_series: int, phenotype: Path | None) -> None:
     cohort = out / "cohort"
     if not (cohort / "manifest.csv").is_file():
-        subprocess.run([*CLI, "synth", "--out", str(cohort), "--patients", str(max(2, n_series // 5 + 2)),
+        subprocess.run([*CLI, "synth", "--out", str(cohort), "--patients", str(max(2, n_series // 4 + 2)),
                         "--size", "tiny", "--seed", "5", "--no-overview"], check=True)
     frame = pd.read_csv(cohort / "manifest.csv", dtype=str).head(n_series)
     if len(frame) < n_series:
@@ -105,6 +105,7 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, default=SHARED)
     parser.add_argument("--series", type=int, default=100)
     parser.add_argument("--skip-run", action="store_true")
+    parser.add_argument("--skip-analyze", action="store_true")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
@@ -118,7 +119,8 @@ def main() -> None:
             subprocess.run([*CLI, "phenotype", "train", "--features", str(published), "--out", str(phenotype),
                             "--protocol", "grouped", "--model", "LR", "--n-jobs", "1"], check=True,
                            stdout=subprocess.DEVNULL)
-    bench_analyze(args.out, args.shared, phenotype)
+    if not args.skip_analyze:
+        bench_analyze(args.out, args.shared, phenotype)
     if not args.skip_run:
         bench_run(args.out, args.series, phenotype)
 
