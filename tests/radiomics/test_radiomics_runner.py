@@ -85,6 +85,25 @@ def test_hard_kill_before_merge_loses_no_finished_series(
     assert not parts_dir(out).exists()
 
 
+def test_part_write_killed_midway_is_redone_not_read(small_cohort: Callable[..., Path], tmp_path: Path) -> None:
+    """A kill inside the write of a part file leaves its empty hidden temporary in the parts folder; the next run
+    must neither read it as a part nor keep it, and must compute that series again."""
+    manifest = small_cohort(2)
+    out = tmp_path / "features.csv"
+    reference = run_extraction(_tasks(manifest), tmp_path / "reference.csv", workers=1, show_progress=False)
+    assert reference.succeeded == 2
+    parts = parts_dir(out)
+    parts.mkdir()
+    first = pd.read_csv(tmp_path / "reference.csv").iloc[:1]
+    first.to_csv(runner._part_path(parts, str(first["File"].iloc[0])), index=False)
+    stale = parts / f".{runner._part_path(parts, 'other').name}.ab12cd34.tmp.csv"
+    stale.write_bytes(b"")
+    resumed = run_extraction(_tasks(manifest), out, workers=1, show_progress=False)
+    assert (resumed.already_done, resumed.attempted, resumed.succeeded) == (1, 1, 1)
+    assert not parts.exists()
+    pd.testing.assert_frame_equal(pd.read_csv(out), pd.read_csv(tmp_path / "reference.csv"))
+
+
 def test_crash_while_writing_keeps_previous_file(
     small_cohort: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -29,6 +29,7 @@ import hashlib
 import logging
 import multiprocessing
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator, Sequence
@@ -39,7 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from livermets.atomic import write_csv, write_json
+from livermets.atomic import remove_stale_temporaries, write_csv, write_json
 from livermets.errors import UserInputError
 from livermets.featuretable import order_columns
 from livermets.parallel import completed, dask_client, exit_with_parent
@@ -135,6 +136,9 @@ def build_tasks(manifest: pd.DataFrame, masks: str | os.PathLike[str] | None = N
     return tasks
 
 
+_PART_NAME = re.compile(r"[0-9a-f]{24}\.csv")  # the names _part_path gives (never an atomic_path temporary)
+
+
 def _part_path(parts: Path, key: str) -> Path:
     return parts / f"{hashlib.sha1(key.encode('utf-8')).hexdigest()[:24]}.csv"
 
@@ -147,7 +151,9 @@ def merge_parts(out: str | os.PathLike[str], order: Sequence[str] = (), per_lesi
     """
     out = Path(out)
     parts = parts_dir(out)
-    part_files = sorted(parts.glob("*.csv")) if parts.is_dir() else []
+    if parts.is_dir():
+        remove_stale_temporaries(parts)  # a write killed mid-way leaves only a hidden temporary: not a part
+    part_files = sorted(p for p in parts.glob("*.csv") if _PART_NAME.fullmatch(p.name)) if parts.is_dir() else []
     frames = []
     if out.exists() and out.stat().st_size > 0:
         frames.append(pd.read_csv(out))
