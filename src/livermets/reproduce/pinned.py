@@ -11,8 +11,10 @@ process (``python -m livermets.reproduce.pinned``) started with ``OPENBLAS_CORET
 only, before numpy loads there, and one BLAS thread. When the CPU cannot run the kernel (not x86-64, or no AVX2/FMA),
 the numerics stay in this process and :func:`plan` returns a warning naming the kernel used instead.
 
-The child reads a pickled ``(function, args, kwargs)`` request from a private temporary folder and writes back
-``("ok", value, kernel)``, ``("user_error", message, kernel)`` or ``("error", traceback, kernel)``; a
+Parent and child talk over an anonymous socket pair that only the two processes hold (no file, no path; the
+:class:`multiprocessing.connection.Connection` protocol that process pools use): the parent sends
+``(function, args, kwargs)``, the child answers ``("ok", value, kernel)``, ``("user_error", message, kernel)`` or
+``("error", traceback, kernel)``; a
 :class:`~livermets.errors.UserInputError` raised in the child is raised again in the parent with the same one-line
 message. The child ends soon after its parent is killed. Importing this module runs nothing.
 """
@@ -20,16 +22,16 @@ message. The child ends soon after its parent is killed. Importing this module r
 from __future__ import annotations
 
 import os
-import pickle
 import platform
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from multiprocessing.connection import Connection
 from typing import Any
 
 from livermets.errors import UserInputError
@@ -139,29 +141,23 @@ def child_environment(kernel: str = PINNED_KERNEL) -> dict[str, str]:
 class PinnedCall:
     """``function(*args, **kwargs)`` running in a child process pinned to ``kernel``; :meth:`result` waits for it.
 
-    Use as a context manager: leaving the block early (an exception in the parent) terminates the child and removes
-    its temporary folder.
+    Use as a context manager: leaving the block early (an exception in the parent) terminates the child.
     """
 
     def __init__(self, function: Callable[..., Any], *args: Any, kernel: str = PINNED_KERNEL, **kwargs: Any) -> None:
-        self._folder = tempfile.TemporaryDirectory(prefix="livermets-pinned-")
-        root = Path(self._folder.name)
-        request = root / "request.pickle"
-        self._response = root / "response.pickle"
-        self._stderr_path = root / "stderr.txt"
-        with request.open("wb") as handle:
-            pickle.dump((function, args, kwargs), handle, protocol=pickle.HIGHEST_PROTOCOL)
-        with self._stderr_path.open("wb") as stderr:
+        ours, theirs = socket.socketpair()
+        self._output = tempfile.TemporaryFile()  # the child's stdout and stderr (an unlinked file: no path)
+        with theirs:
             self._process = subprocess.Popen(
-                [
-                    sys.executable, "-m", "livermets.reproduce.pinned",
-                    str(request), str(self._response), str(os.getpid()),
-                ],
+                [sys.executable, "-m", "livermets.reproduce.pinned", str(theirs.fileno()), str(os.getpid())],
                 env=child_environment(kernel),
                 stdin=subprocess.DEVNULL,
-                stdout=stderr,
-                stderr=stderr,
+                stdout=self._output,
+                stderr=self._output,
+                pass_fds=(theirs.fileno(),),
             )
+        self._channel = Connection(ours.detach())
+        self._channel.send((function, args, kwargs))
 
     @property
     def pid(self) -> int:
@@ -175,24 +171,28 @@ class PinnedCall:
         self.close()
 
     def close(self) -> None:
-        """Terminate the child if it still runs and delete the temporary folder."""
+        """Terminate the child if it still runs and release the channel."""
         if self._process.poll() is None:
             self._process.terminate()
             self._process.wait()
-        self._folder.cleanup()
+        self._channel.close()
+        self._output.close()
 
     def result(self) -> tuple[Any, str]:
         """Wait for the child; return ``(value, kernel)`` or raise what it raised (UserInputError: same message)."""
+        try:
+            status, payload, kernel = self._channel.recv()
+        except EOFError:  # the child died before answering
+            status = payload = kernel = None
         code = self._process.wait()
-        errors = self._stderr_path.read_text(errors="replace") if self._stderr_path.exists() else ""
+        self._output.seek(0)
+        errors = self._output.read().decode(errors="replace")
         if errors.strip():
             sys.stderr.write(errors if errors.endswith("\n") else errors + "\n")
-        if not self._response.exists():
+        if status is None:
             if code == -signal.SIGILL:
                 raise KernelCrashError("the pinned child process stopped on an illegal instruction")
             raise RuntimeError(f"the pinned child process exited with code {code} without a result")
-        with self._response.open("rb") as handle:
-            status, payload, kernel = pickle.load(handle)
         if status == "user_error":
             raise UserInputError(str(payload))
         if status != "ok":
@@ -200,24 +200,17 @@ class PinnedCall:
         return payload, str(kernel)
 
 
-def _respond(path: str, outcome: tuple[str, Any, str]) -> None:
-    partial = Path(path + ".partial")
-    with partial.open("wb") as handle:
-        pickle.dump(outcome, handle, protocol=pickle.HIGHEST_PROTOCOL)
-    os.replace(partial, path)
-
-
 def main(argv: list[str]) -> int:
-    """Child entry point: ``python -m livermets.reproduce.pinned REQUEST RESPONSE PARENT_PID``.
+    """Child entry point: ``python -m livermets.reproduce.pinned CHANNEL_FD PARENT_PID``.
 
     The child ends soon after its parent is gone (a killed command leaves no computing child behind).
     """
     from livermets.parallel import exit_with_parent
 
-    request, response, parent = argv
+    descriptor, parent = argv
     exit_with_parent(int(parent))
-    with open(request, "rb") as handle:
-        function, args, kwargs = pickle.load(handle)
+    channel = Connection(int(descriptor))
+    function, args, kwargs = channel.recv()
     try:
         from threadpoolctl import threadpool_limits
 
@@ -228,7 +221,8 @@ def main(argv: list[str]) -> int:
         outcome = ("user_error", str(exc), blas_kernels())
     except Exception:
         outcome = ("error", traceback.format_exc(), blas_kernels())
-    _respond(response, outcome)
+    channel.send(outcome)
+    channel.close()
     return 0
 
 
