@@ -11,13 +11,16 @@ DEMO_DIR ?= demo_output
 bootstrap: $(STAMP) browser
 
 # torch comes from the CPU wheel on this machine's disk (pinned 2.13.0); pyradiomics 3.0.1 (the paper's version)
-# has to be built against the already-installed numpy, hence --no-build-isolation.
+# has to be built against the already-installed numpy, hence --no-build-isolation. nnunetv2 without its declared
+# dependencies: dynamic-network-architectures -> timm -> torchvision would pull a CUDA torch (see requirements.lock).
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check pip==26.3
 	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip uninstall -y -q xgboost nvidia-nccl-cu12 2>/dev/null || true  # replaced by xgboost-cpu
 	$(PY) -m pip install -q -r requirements.lock
 	$(PY) -m pip install -q --no-build-isolation --no-deps pyradiomics==3.0.1
+	$(PY) -m pip install -q --no-deps nnunetv2==2.8.1 dynamic-network-architectures==0.4.4
 	$(PY) -m pip install -q --no-build-isolation --no-deps -e .
 	touch $(STAMP)
 
