@@ -106,10 +106,15 @@ def test_training_takes_exactly_the_iterations_whatever_max_epochs(ten_iteration
 
 
 def test_epoch_budget_is_the_iteration_budget_of_whole_epochs(
-    tiny_cohort: Path, config_file: Path, tmp_path: Path
+    tiny_cohort: Path, config_file: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    by_epochs = train_model(tiny_cohort, tmp_path / "epochs", model="unet", config=config_file, device="cpu",
-                            max_epochs=2)
+    with caplog.at_level(logging.INFO, logger="livermets.segmentation.train"):
+        by_epochs = train_model(tiny_cohort, tmp_path / "epochs", model="unet", config=config_file, device="cpu",
+                                max_epochs=2)
+    epochs = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
+    # One line per epoch with the iteration budget, the epoch's time and the ETA (0 s once the budget is spent).
+    assert [line.split(" (")[0] for line in epochs] == ["epoch 1, iteration 4/8", "epoch 2, iteration 8/8"]
+    assert all(" ETA " in line for line in epochs) and "ETA 0 s)" in epochs[1]
     by_steps = train_model(tiny_cohort, tmp_path / "steps", model="unet", config=config_file, device="cpu",
                            max_iterations=2 * BATCHES)
     assert (by_epochs.last_epoch, by_epochs.iterations, by_epochs.stopped_by) == (2, 8, "epochs")

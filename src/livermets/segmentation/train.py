@@ -46,7 +46,7 @@ from livermets.atomic import append_csv_rows, atomic_path, removed_on_failure, w
 from livermets.cohort.manifest import load_manifest
 from livermets.errors import UserInputError
 from livermets.figures import save_figure
-from livermets.progress import track
+from livermets.progress import format_duration, track
 from livermets.provenance import provenance
 from livermets.segmentation.calibrate import save_calibration
 from livermets.segmentation.checks import check_training_case, training_frames
@@ -509,9 +509,11 @@ def _validate(run: _Run, epoch: int) -> _Validation:
 
 
 def _log_epoch(
-    run: _Run, epoch: int, iterations: int, losses: list[float], val: _Validation, tick: float, started: float
+    run: _Run, epoch: int, iterations: int, losses: list[float], val: _Validation, tick: float, started: float,
+    total_iterations: int,
 ) -> None:
-    """Append the epoch's row to the train log, redraw the curves and log one line."""
+    """Append the epoch's row to the train log, redraw the curves and log one line with the epoch's time and the
+    ETA of the iteration budget (at this epoch's seconds per iteration, validation included)."""
     state, elapsed_total = run.state, time.monotonic() - started
     row = {
         "epoch": epoch, "iterations": iterations, "train_loss": float(np.mean(losses)) if losses else math.nan,
@@ -526,8 +528,11 @@ def _log_epoch(
     append_csv_rows(run.model_dir / LOG_FILE, pd.DataFrame([row]))
     _plot_curves(run.model_dir / LOG_FILE, run.model_dir / CURVE_FILE)
     chosen = val.calibrated
+    eta = (total_iterations - iterations) * row["epoch_seconds"] / max(1, len(losses))
     log.info(
-        "epoch %d, iteration %d (%.1f min): loss %.4f%s", epoch, iterations, elapsed_total / 60, row["train_loss"],
+        "epoch %d, iteration %d/%d (epoch %s, total %s, ETA %s): loss %.4f%s", epoch, iterations, total_iterations,
+        format_duration(row["epoch_seconds"]), format_duration(elapsed_total), format_duration(max(0.0, eta)),
+        row["train_loss"],
         f", val liver Dice {val.liver:.3f}, lesion Dice {val.lesion:.3f}"
         + ("" if chosen is None else f" (at threshold {chosen['threshold']}: {chosen['mean_val_lesion_dice']:.3f}, "
            f"lesion sensitivity {chosen['sensitivity']:.3f}, PPV {chosen['ppv']:.3f})")
@@ -573,7 +578,7 @@ def _train_epochs(run: _Run, budget: TrainingBudget, schedule: PolySchedule, sta
             validation_seconds = time.monotonic() - val_tick
         state.update(iterations=iterations, stopped_by=stopped_by, time_progress=schedule.time_progress())
         _save_checkpoint(run.model_dir, epoch, run.network, run.optimizer, run.scaler, state)
-        _log_epoch(run, epoch, iterations, losses, val, tick, started)
+        _log_epoch(run, epoch, iterations, losses, val, tick, started, budget.total_iterations)
         if stopped_by is not None:
             return epoch, iterations, stopped_by
 
