@@ -113,3 +113,40 @@ def test_merge_keeps_paths_valid_and_refuses_shared_patients(cohort_dir: Path, t
         mf.merge_manifests([first, first])
     with pytest.raises(UserInputError, match="at least two"):
         mf.merge_manifests([first])
+
+
+def _volume(path: Path, size: tuple[int, int, int], spacing=(1.0, 1.0, 2.0), origin=(0.0, 0.0, 0.0)) -> str:
+    import SimpleITK as sitk
+
+    image = sitk.Image(list(size), sitk.sitkUInt8)
+    image.SetSpacing(spacing)
+    image.SetOrigin(origin)
+    sitk.WriteImage(image, str(path))
+    return path.name
+
+
+def test_validate_finds_label_maps_off_the_image_grid_from_headers(tmp_path: Path, monkeypatch, capsys):
+    from cli_helpers import run_cli
+
+    rows = [
+        _row("ok", "st1", "p1", image=_volume(tmp_path / "a.nii.gz", (16, 16, 48)),
+             label=_volume(tmp_path / "a_seg.nii.gz", (16, 16, 48))),
+        _row("slices", "st2", "p2", image=_volume(tmp_path / "b.nii.gz", (16, 16, 48)),
+             label=_volume(tmp_path / "b_seg.nii.gz", (16, 16, 96))),
+        _row("shifted", "st3", "p3", image=_volume(tmp_path / "c.nii.gz", (16, 16, 8)),
+             label=_volume(tmp_path / "c_seg.nrrd", (16, 16, 8), spacing=(1.0, 1.0, 2.5), origin=(0.0, 5.0, 0.0))),
+    ]
+    manifest = _write(tmp_path, rows)
+    problems = [str(p) for p in mf.find_geometry_problems(mf.read_manifest(manifest))]
+    assert len(problems) == 2
+    assert problems[0].startswith("row 2, column label: label map ")
+    assert "size (16, 16, 48) vs (16, 16, 96)" in problems[0]
+    assert problems[1].startswith("row 3, column label: ")
+    assert "spacing (1.0, 1.0, 2.0) vs (1.0, 1.0, 2.5)" in problems[1]
+    assert "origin (0.0, 0.0, 0.0) vs (0.0, 5.0, 0.0)" in problems[1]
+    capsys.readouterr()
+    assert run_cli(monkeypatch, "cohort", "validate", manifest) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert [line.split(": row ")[1][:1] for line in err[:2]] == ["2", "3"] and "2 problems in 3 rows" in err[2]
+    assert run_cli(monkeypatch, "cohort", "validate", manifest, "--no-geometry") == 0
+    assert run_cli(monkeypatch, "cohort", "validate", _write(tmp_path, rows[:1], "good.csv")) == 0

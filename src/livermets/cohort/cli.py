@@ -1,4 +1,4 @@
-"""``livermets cohort``: validate and summarise a cohort manifest."""
+"""``livermets cohort``: import public datasets, validate and summarise a cohort manifest."""
 
 from __future__ import annotations
 
@@ -11,25 +11,34 @@ from rich.table import Table
 from livermets.atomic import outputs, write_csv
 from livermets.cohort import manifest as mf
 from livermets.cohort.summary import cohort_summary
-from livermets.errors import EXIT_USER_ERROR
+from livermets.errors import EXIT_USER_ERROR, UserInputError
 
-app = typer.Typer(help="Validate and summarise cohort manifests (one CSV row per CT series).", no_args_is_help=True)
+app = typer.Typer(help="Import public datasets; validate and summarise cohort manifests (one CSV row per CT series).",
+                  no_args_is_help=True)
+
+IMPORT_FORMATS = ("lits", "msd", "ircad", "dicom-seg")  # livermets.cohort.importers.FORMATS, without importing it
+_IMPORT_FLAGS = {"patient_regex": "--patient-regex", "segment_map": "--segment-map", "fmt": "--format"}
 
 
 @app.command("validate")
 def validate(
     manifest: Path = typer.Argument(..., help="Manifest CSV."),
-    no_files: bool = typer.Option(False, "--no-files", help="Skip the checks that image/label files exist."),
+    no_files: bool = typer.Option(False, "--no-files", help="Skip the checks that image/label files exist "
+                                  "(and the geometry check)."),
+    no_geometry: bool = typer.Option(False, "--no-geometry", help="Skip the image/label geometry check."),
 ) -> None:
     """Check a manifest and report every problem, one ``error:`` line each (exit code 2 if any).
 
-    Checks: required columns, unique series ids, files exist and are readable, a patient in one split only,
-    ne_class == (ne_score > 0), sample_type in {biopsy, cfdna}, split in {train, val, test}.
+    Checks: required columns, unique series ids, files exist and are readable, every label map on its image's grid
+    (size, spacing, origin, direction from the headers, tolerances of ``imaging check``), a patient in one split
+    only, ne_class == (ne_score > 0), sample_type in {biopsy, cfdna}, split in {train, val, test}.
 
     Example: ``livermets cohort validate cohort/manifest.csv``
     """
     frame = mf.read_manifest(manifest)
     problems = mf.find_problems(frame, check_files=not no_files)
+    if not (no_files or no_geometry):
+        problems += mf.find_geometry_problems(frame)
     for problem in problems:
         typer.echo(f"error: {manifest}: {problem}", err=True)
     if len(problems) > 1:
@@ -81,3 +90,61 @@ def summary(
 
 def _fmt(value: object) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+@app.command("import")
+@outputs("out")
+def import_(
+    src: Path = typer.Argument(..., help="Folder the dataset was unpacked into."),
+    fmt: str = typer.Option(..., "--format", help=f"Dataset layout: {', '.join(IMPORT_FORMATS)}."),
+    out: Path = typer.Option(..., "--out", help="Output cohort folder: images/, labels/, manifest.csv, import.json."),
+    patient_regex: str | None = typer.Option(
+        None, "--patient-regex",
+        help="Patient id from the default id (series id; PatientID for dicom-seg): group 'patient', else group 1, "
+             "else the whole match."),
+    segment_map: list[str] = typer.Option(
+        [], "--segment-map",
+        help="dicom-seg: REGEX=LABEL, Segment Label (full match, any case) -> 0 ignore, 1 liver, 2 lesion; "
+             "repeatable, before the built-in mapping."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output folder."),
+) -> None:
+    """Import LiTS, MSD Task03_Liver, 3D-IRCADb-01 or a DICOM SEG collection as a livermets cohort.
+
+    Writes NIfTI CTs, UInt8 LiTS label maps (0 background, 1 liver, 2 lesion) on exactly each CT's grid, a manifest
+    that ``cohort validate`` accepts, and import.json (source, counts, provenance). Nothing is written unless the
+    whole import succeeds. See docs/cohort-and-imaging.md, "Import a public dataset".
+
+    Example: ``livermets cohort import --format msd Task03_Liver/ --out cohorts/msd``
+    """
+    import shlex
+    import sys
+
+    from livermets.cohort.importers import import_dataset
+
+    if fmt not in IMPORT_FORMATS:
+        raise UserInputError(f"--format: unknown format {fmt!r} (one of {', '.join(IMPORT_FORMATS)})")
+    try:
+        result = import_dataset(src, out, fmt, patient_regex=patient_regex, segment_map=_segment_rules(segment_map),
+                                overwrite=overwrite, command=shlex.join(["livermets", *sys.argv[1:]]))
+    except UserInputError as exc:
+        raise UserInputError(_with_flags(str(exc))) from None
+    counts = result.counts
+    typer.echo(f"{result.manifest}: {counts['series']} series ({counts['labelled']} labelled), "
+               f"{counts['patients']} patients")
+
+
+def _segment_rules(values: list[str]) -> dict[str, int]:
+    """``REGEX=LABEL`` options as an ordered ``{regex: label}``."""
+    rules: dict[str, int] = {}
+    for value in values:
+        pattern, sep, label = value.rpartition("=")
+        if not sep or not pattern or label.strip() not in ("0", "1", "2"):
+            raise UserInputError(f"--segment-map: {value!r} is not REGEX=LABEL with LABEL 0, 1 or 2")
+        rules[pattern] = int(label)
+    return rules
+
+
+def _with_flags(message: str) -> str:
+    """A library message that starts with a parameter name, with the command-line flag instead."""
+    head, sep, rest = message.partition(": ")
+    return f"{_IMPORT_FLAGS[head]}: {rest}" if sep and head in _IMPORT_FLAGS else message

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from livermets.errors import UserInputError
+from livermets.imaging.geometry import DIRECTION_TOL, ORIGIN_TOL_MM, SPACING_TOL_MM
 
 REQUIRED_COLUMNS = ("series_id", "study_id", "patient_id", "image")
 OPTIONAL_COLUMNS = ("label", "ne_score", "ne_class", "sample_type", "split")
@@ -162,6 +163,83 @@ def _ne_problems(frame: pd.DataFrame) -> list[Problem]:
                 problems.append(Problem(
                     f"ne_class {int(cls.iloc[i])} disagrees with ne_score {score.iloc[i]} (class is 1 iff score > 0)",
                     int(i) + 1, "ne_class"))
+    return problems
+
+
+@dataclass(frozen=True)
+class HeaderGeometry:
+    """Size, spacing, origin and direction read from an image header (no voxels); DICOM folders give the size only."""
+
+    size: tuple[int, ...]
+    spacing: tuple[float, ...] | None = None
+    origin: tuple[float, ...] | None = None
+    direction: tuple[float, ...] | None = None
+
+
+def header_geometry(path: str | Path) -> HeaderGeometry:
+    """The geometry in ``path``'s header (a file SimpleITK reads), without reading its voxels.
+
+    For a DICOM series folder only the size is taken (in-plane size of the first file, number of slices): the
+    slice positions are checked when the series is read.
+
+    Raises
+    ------
+    RuntimeError
+        The header cannot be read (SimpleITK's error).
+    """
+    import SimpleITK as sitk
+
+    path = Path(path)
+    if path.is_dir():
+        files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path))
+        if not files:
+            raise RuntimeError("no DICOM series in the folder")
+        first = sitk.ImageFileReader()
+        first.SetFileName(files[0])
+        first.ReadImageInformation()
+        return HeaderGeometry((*first.GetSize()[:2], len(files)))
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    reader.ReadImageInformation()
+    return HeaderGeometry(tuple(reader.GetSize()), tuple(reader.GetSpacing()), tuple(reader.GetOrigin()),
+                          tuple(reader.GetDirection()))
+
+
+def _geometry_differences(image: HeaderGeometry, label: HeaderGeometry) -> list[str]:
+    diffs = [] if image.size == label.size else [f"size {image.size} vs {label.size}"]
+    for name, a, b, tol in (("spacing", image.spacing, label.spacing, SPACING_TOL_MM),
+                            ("origin", image.origin, label.origin, ORIGIN_TOL_MM),
+                            ("direction", image.direction, label.direction, DIRECTION_TOL)):
+        if a is not None and b is not None and not np.allclose(a, b, rtol=0, atol=tol):
+            diffs.append(f"{name} {tuple(round(v, 4) for v in a)} vs {tuple(round(v, 4) for v in b)}")
+    return diffs
+
+
+def find_geometry_problems(frame: pd.DataFrame) -> list[Problem]:
+    """Rows whose label map's grid differs from the image's (size, spacing, origin, direction), from headers only.
+
+    Tolerances are those of ``imaging check`` (:mod:`livermets.imaging.geometry`); rows without a label or with a
+    missing file are skipped (the file checks of :func:`find_problems` report those). A header that cannot be read
+    is a problem of its own.
+    """
+    if "label" not in frame.columns:
+        return []
+    problems: list[Problem] = []
+    for i, (image, label) in enumerate(zip(frame["image"], frame["label"], strict=True)):
+        if pd.isna(image) or pd.isna(label) or not Path(image).exists() or not Path(label).is_file():
+            continue
+        geometries = []
+        for column, path in (("image", image), ("label", label)):
+            try:
+                geometries.append(header_geometry(path))
+            except RuntimeError as exc:
+                problems.append(Problem(f"cannot read the header of {path} ({str(exc).strip().splitlines()[-1]})",
+                                        i + 1, column))
+        if len(geometries) == 2:
+            diffs = _geometry_differences(*geometries)
+            if diffs:
+                problems.append(Problem(f"label map {label} is not on the image's grid: " + "; ".join(diffs),
+                                        i + 1, "label"))
     return problems
 
 
