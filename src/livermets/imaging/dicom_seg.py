@@ -22,7 +22,7 @@ import hashlib
 import io as _io
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +52,9 @@ LESION_RGB = (255, 127, 14)  # the figures' lesion orange
 POSITION_TOL_MM = 0.05
 SPACING_TOL_MM = 1e-3
 DIRECTION_TOL = 1e-4
+
+SegmentClassifier = Callable[[hd.seg.SegmentDescription], int]
+"""Maps a segment's description to 1 (liver), 2 (lesion) or 0 (ignore)."""
 
 _UID_NAMESPACE = uuid.UUID("4f6c9a52-0d1e-5b7a-9c3e-6c1a2b3d4e5f")  # fixed: generated UIDs are reproducible
 _SOP_CLASS_BY_MODALITY = {"CT": CTImageStorage, "MR": MRImageStorage}
@@ -156,14 +159,20 @@ def write_dicom_seg(
     return Path(out_path)
 
 
-def read_dicom_seg(path: str | Path, series_folder: str | Path, series_uid: str | None = None) -> sitk.Image:
+def read_dicom_seg(
+    path: str | Path,
+    series_folder: str | Path,
+    series_uid: str | None = None,
+    *,
+    classify: SegmentClassifier | None = None,
+) -> sitk.Image:
     """Read a DICOM SEG back into a 0/1/2 UInt8 label map on the grid of its source series.
 
-    Segments whose property type is Liver become 1, segments in the category Morphologically Abnormal Structure
-    (lesions, tumours, metastases) become 2 and override the liver; other segments (e.g. further organs in a
-    multi-organ SEG) are ignored. Frames are placed by the source SOP Instance UIDs they reference; a SEG that
-    references none of the series' instances (e.g. made before the series was re-identified) is placed by its
-    frames' Image Position (Patient) instead.
+    By default (:func:`coded_segment_label`) segments whose property type is Liver become 1, segments in the category
+    Morphologically Abnormal Structure (lesions, tumours, metastases) become 2 and override the liver; other segments
+    (e.g. further organs in a multi-organ SEG) are ignored. Frames are placed by the source SOP Instance UIDs they
+    reference; a SEG that references none of the series' instances (e.g. made before the series was re-identified)
+    is placed by its frames' Image Position (Patient) instead.
 
     Parameters
     ----------
@@ -173,6 +182,8 @@ def read_dicom_seg(path: str | Path, series_folder: str | Path, series_uid: str 
         Folder of the source CT series (the grid of the result).
     series_uid
         For a folder with several series: the SeriesInstanceUID (default: most slices).
+    classify
+        Maps a segment description to 1 (liver), 2 (lesion) or 0 (ignored); default :func:`coded_segment_label`.
 
     Returns
     -------
@@ -191,20 +202,49 @@ def read_dicom_seg(path: str | Path, series_folder: str | Path, series_uid: str 
     """
     folder = Path(series_folder)
     source = load_source_series(folder, series_uid)
-    seg = _segread(Path(path))
-    liver, lesion = _classify_segments(seg, Path(path))
+    array = seg_label_array(read_seg(path), source, Path(path), classify)
+    image = sitk.GetImageFromArray(array)
+    image.CopyInformation(dicom.read_series(source.series))
+    return image
+
+
+def coded_segment_label(description: hd.seg.SegmentDescription) -> int:
+    """The default segment mapping: 1 for property type Liver (SCT 10200004), 2 for the category Morphologically
+    Abnormal Structure (SCT 49755003: lesions, tumours, metastases), 0 (ignored) for anything else."""
+    kind, category = description.segmented_property_type, description.segmented_property_category
+    if (kind.value, kind.scheme_designator) == (codes.SCT.Liver.value, "SCT"):
+        return LIVER_SEGMENT
+    if (category.value, category.scheme_designator) == (codes.SCT.MorphologicallyAbnormalStructure.value, "SCT"):
+        return LESION_SEGMENT
+    return 0
+
+
+def seg_label_array(
+    seg: hd.seg.Segmentation, source: SourceSeries, path: str | Path, classify: SegmentClassifier | None = None
+) -> np.ndarray:
+    """The (z, y, x) UInt8 label array of ``seg`` on the slices of ``source`` (lesion 2 wins over liver 1).
+
+    ``seg`` comes from :func:`read_seg`, ``source`` from :func:`load_source_series`; ``path`` names the SEG in
+    errors. Frames are placed by their referenced SOP Instance UIDs, or by position when they reference none of the
+    series' instances. FRACTIONAL segments count where their value is at least 0.5.
+
+    Raises
+    ------
+    UserInputError
+        No segment maps to liver or lesion, or a frame lies on no slice of the series.
+    """
+    path = Path(path)
+    liver, lesion = _classify_segments(seg, path, classify or coded_segment_label)
     referenced = {uids[2] for uids in seg.get_source_image_uids()}
     if referenced & set(source.sop_instance_uids):
         masks = _masks_by_instance(seg, source, liver + lesion)
     else:
-        log.info("%s references none of the instances in %s; placing its frames by position", path, folder)
-        masks = _masks_by_position(seg, source, liver + lesion, Path(path))
+        log.info("%s references none of the instances in %s; placing its frames by position", path, source.folder)
+        masks = _masks_by_position(seg, source, liver + lesion, path)
     array = np.zeros(masks.shape[:3], np.uint8)
     array[masks[..., : len(liver)].any(axis=-1)] = LIVER_SEGMENT
     array[masks[..., len(liver):].any(axis=-1)] = LESION_SEGMENT
-    image = sitk.GetImageFromArray(array)
-    image.CopyInformation(dicom.read_series(source.series))
-    return image
+    return array
 
 
 def load_source_series(folder: str | Path, series_uid: str | None = None) -> SourceSeries:
@@ -364,7 +404,15 @@ def _segmentation(
         raise UserInputError(f"{source.folder}: cannot build a DICOM SEG from this series ({first[:200]})") from None
 
 
-def _segread(path: Path) -> hd.seg.Segmentation:
+def read_seg(path: str | Path) -> hd.seg.Segmentation:
+    """Read a DICOM Segmentation file with highdicom.
+
+    Raises
+    ------
+    UserInputError
+        The file does not exist or is not a readable DICOM SEG.
+    """
+    path = Path(path)
     if not path.is_file():
         raise UserInputError(f"{path}: file does not exist")
     try:
@@ -374,15 +422,17 @@ def _segread(path: Path) -> hd.seg.Segmentation:
         raise UserInputError(f"{path}: not a readable DICOM Segmentation ({first[:200]})") from None
 
 
-def _classify_segments(seg: hd.seg.Segmentation, path: Path) -> tuple[list[int], list[int]]:
-    """Segment numbers of liver segments (type Liver) and lesion segments (category morphologically abnormal)."""
+def _classify_segments(
+    seg: hd.seg.Segmentation, path: Path, classify: SegmentClassifier
+) -> tuple[list[int], list[int]]:
+    """Segment numbers that ``classify`` maps to liver (1) and to lesion (2)."""
     liver, lesion, other = [], [], []
     for number in seg.segment_numbers:
         description = seg.get_segment_description(number)
-        kind, category = description.segmented_property_type, description.segmented_property_category
-        if (kind.value, kind.scheme_designator) == (codes.SCT.Liver.value, "SCT"):
+        value = classify(description)
+        if value == LIVER_SEGMENT:
             liver.append(number)
-        elif (category.value, category.scheme_designator) == (codes.SCT.MorphologicallyAbnormalStructure.value, "SCT"):
+        elif value == LESION_SEGMENT:
             lesion.append(number)
         else:
             other.append(f"{number} {description.segment_label!r}")
@@ -393,12 +443,18 @@ def _classify_segments(seg: hd.seg.Segmentation, path: Path) -> tuple[list[int],
     return liver, lesion
 
 
+def _fractional(seg: hd.seg.Segmentation) -> bool:
+    return str(seg.get("SegmentationType", "")) == "FRACTIONAL"
+
+
 def _masks_by_instance(seg: hd.seg.Segmentation, source: SourceSeries, numbers: Sequence[int]) -> np.ndarray:
     """(z, y, x, segment) masks, slice ``k`` taken from the frames that reference source instance ``k``."""
-    return np.asarray(seg.get_pixels_by_source_instance(
+    fractional = _fractional(seg)
+    pixels = np.asarray(seg.get_pixels_by_source_instance(
         source.sop_instance_uids, segment_numbers=list(numbers), assert_missing_frames_are_empty=True,
-        skip_overlap_checks=True, dtype=np.uint8,
-    )) > 0
+        skip_overlap_checks=True, dtype=np.float32 if fractional else np.uint8,
+    ))
+    return pixels >= 0.5 if fractional else pixels > 0
 
 
 def _masks_by_position(
@@ -419,6 +475,8 @@ def _masks_by_position(
     positions = np.array([np.asarray(ds.ImagePositionPatient, float) for ds in source.datasets])
     masks = np.zeros((len(source.datasets), rows, columns, len(numbers)), bool)
     frames = np.asarray(seg.pixel_array).reshape(-1, rows, columns)
+    # Stored FRACTIONAL values run 0..MaximumFractionalValue; a voxel counts from half of it on.
+    threshold = float(seg.MaximumFractionalValue) / 2 if _fractional(seg) else 0.0
     for index, group in enumerate(seg.PerFrameFunctionalGroupsSequence):
         number = int(group.SegmentIdentificationSequence[0].ReferencedSegmentNumber)
         if number not in numbers:
@@ -429,5 +487,5 @@ def _masks_by_position(
         if distances[k] > POSITION_TOL_MM:
             raise UserInputError(f"{path}: frame {index + 1} at {position.round(3).tolist()} lies on no slice of "
                                  f"{source.folder}")
-        masks[k, :, :, list(numbers).index(number)] |= frames[index] > 0
+        masks[k, :, :, list(numbers).index(number)] |= frames[index] > threshold
     return masks
