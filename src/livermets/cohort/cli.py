@@ -129,8 +129,9 @@ def import_(
     except UserInputError as exc:
         raise UserInputError(_with_flags(str(exc))) from None
     counts = result.counts
+    patients = counts["patients"]
     typer.echo(f"{result.manifest}: {counts['series']} series ({counts['labelled']} labelled), "
-               f"{counts['patients']} patients")
+               f"{patients} patient{'' if patients == 1 else 's'}")
 
 
 def _segment_rules(values: list[str]) -> dict[str, int]:
