@@ -88,6 +88,13 @@ def _register_stages() -> None:
 _register_stages()
 
 
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+INTERRUPTED = (
+    "interrupted: no output is half-written; run the same command again (synth, seg predict, radiomics extract "
+    "and run resume where they stopped; seg train: add --resume)"
+)
+
+
 def _error(message: str) -> None:
     """Print ``message`` as one ``error:`` line on stderr (line breaks inside it become spaces)."""
     console.print(f"[bold red]error:[/] {escape(' '.join(message.split()))}", highlight=False, soft_wrap=True)
@@ -117,4 +124,6 @@ def main() -> None:
             raise
         _error(f"{exc.filename}: {exc.strerror or exc}")
         sys.exit(EXIT_USER_ERROR)
+    if code == EXIT_INTERRUPTED:  # Typer turns a KeyboardInterrupt inside a command into Exit(130)
+        typer.echo(INTERRUPTED, err=True)
     sys.exit(code if isinstance(code, int) else 0)  # an int is typer.Exit(code) raised inside a command

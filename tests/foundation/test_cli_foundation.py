@@ -88,3 +88,20 @@ def test_cohort_missing_column_exit_2(tmp_path: Path):
     pd.DataFrame([{"series_id": "s1", "image": "a.nii.gz"}]).to_csv(manifest, index=False)
     result = run("cohort", "summary", str(manifest))
     assert result.returncode == 2 and "missing required column(s) study_id, patient_id" in result.stderr
+
+
+def test_ctrl_c_says_that_the_same_command_resumes(monkeypatch, capsys, tmp_path):
+    """Ctrl-C (KeyboardInterrupt inside a command) ends with one line saying a rerun resumes, exit code 130."""
+    from cli_helpers import run_cli
+    from livermets import cli
+    from livermets.cohort import manifest
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(manifest, "read_manifest", interrupted)
+    capsys.readouterr()
+    assert run_cli(monkeypatch, "cohort", "validate", tmp_path / "m.csv") == cli.EXIT_INTERRUPTED == 130
+    captured = capsys.readouterr()
+    assert captured.err.strip().splitlines()[-1] == cli.INTERRUPTED
+    assert "Traceback" not in captured.err and "Aborted" not in captured.err
