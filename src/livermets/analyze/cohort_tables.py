@@ -7,17 +7,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
 from livermets.atomic import write_csv
 from livermets.featuretable import order_columns
-from livermets.figures import save_figure
+from livermets.figures import LESION_COLOUR, new_figure, save_figure, spearman_text
 
 QC_COLUMNS = ["liver_ml", "lesion_ml", "n_lesions", "n_speckles", "n_lesions_outside_liver", "hu_min", "hu_max",
               "liver_edge_fraction"]
@@ -70,22 +66,25 @@ PREDICTION_COLUMNS = ["probability", "predicted_class", "threshold", "fold_proba
 
 
 def burden_vs_ne_figure(summary: pd.DataFrame) -> Any:
-    """Total lesion volume against the predicted NE probability and, where the manifest has it, the NE score."""
+    """Total lesion volume against the predicted NE probability and, where the manifest has it, the NE score.
+
+    Series with a lesion volume above 0 and a value are drawn (log volume axis); each panel's title gives Spearman
+    rho, p and n over exactly those points.
+    """
     panels = [("ne_probability", "predicted NE probability")]
     if summary["ne_score_known"].notna().any():
         panels.append(("ne_score_known", "NE score (manifest)"))
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2), squeeze=False)
+    fig, axes = new_figure(1, len(panels), figsize=(5.2 * len(panels), 4.4))
     volume = summary["total_lesion_volume_ml"].astype(float)
     for ax, (column, name) in zip(axes[0], panels, strict=True):
         values = pd.to_numeric(summary[column], errors="coerce")
         ok = values.notna() & (volume > 0)
-        ax.scatter(volume[ok], values[ok], s=22, color="#ff7f0e", edgecolor="black", linewidth=0.4)
+        ax.scatter(volume[ok], values[ok], s=22, color=LESION_COLOUR, edgecolor="black", linewidth=0.4)
         ax.set_xscale("log")
-        ax.set_xlabel("total lesion volume (mL, log scale)", fontsize=10)
-        ax.set_ylabel(name, fontsize=10)
-        ax.set_title(f"{name} vs tumour burden (n = {int(ok.sum())})", fontsize=10)
+        ax.set_xlabel("total lesion volume (mL, log scale)")
+        ax.set_ylabel(name)
+        ax.set_title(f"{name} vs tumour burden\n{spearman_text(volume[ok], values[ok])}")
         ax.grid(alpha=0.3)
-    fig.tight_layout()
     return fig
 
 
@@ -95,22 +94,22 @@ def timelines_figure(summary: pd.DataFrame, max_patients: int = 12) -> Any | Non
     patients = sorted(counts[counts > 1].index.astype(str))[:max_patients]
     if not patients:
         return None
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, grid = new_figure(1, 2, figsize=(11, 4.4))
+    axes = grid[0]
     for patient in patients:
         rows = summary[summary["patient_id"].astype(str) == patient]
         per_study = rows.groupby("study_id")[["total_lesion_volume_ml", "ne_probability"]].max().sort_index()
         x = np.arange(1, len(per_study) + 1)
         axes[0].plot(x, per_study["total_lesion_volume_ml"], marker="o", label=patient)
         axes[1].plot(x, per_study["ne_probability"], marker="o", label=patient)
-    axes[0].set_ylabel("total lesion volume (mL)", fontsize=10)
-    axes[1].set_ylabel("predicted NE probability", fontsize=10)
+    axes[0].set_ylabel("total lesion volume (mL)")
+    axes[1].set_ylabel("predicted NE probability")
     for ax in axes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("study number (in study_id order)", fontsize=10)
+        ax.set_xlabel("study number (in study_id order)")
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=8, title="patient", loc="best")
-    fig.suptitle("Per-patient timelines", fontsize=11)
-    fig.tight_layout()
+    fig.suptitle(f"Per-patient timelines ({len(patients)} patients with repeat studies)")
     return fig
 
 

@@ -53,17 +53,11 @@ from matplotlib.axes import Axes
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize, to_rgba
 from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from livermets.figures import LESION_ALPHA, LESION_COLOUR, LIVER_COLOUR, NE_CMAP, mask_legend_handles
 from livermets.lesions.components import LESION_VALUE, label_components
 
-LIVER_COLOUR = "#1f77b4"
-"""Liver outline (blue)."""
-LESION_COLOUR = "#ff7f0e"
-"""Lesion fill and outline (orange)."""
-NE_CMAP = "coolwarm"
-"""Colormap of the per-lesion NE probability on 0..1 (blue = non-NE, red = NE)."""
 NE_COLOURBAR_LABEL = "NE probability (exploratory)"
 
 WINDOW_HU = (-150.0, 250.0)
@@ -72,7 +66,6 @@ MARGIN_MM = 15.0
 """Margin around the liver's bounding box in every panel."""
 BODY_HU = -500.0
 """Without liver, voxels above this HU are the body the panels are centred on."""
-LESION_ALPHA = 0.45
 FONT_PT = 9
 N_COLUMNS = 4
 PANEL_INCHES = 3.0
@@ -361,11 +354,9 @@ def _draw_panel(axis: Axes, panel: Panel, colours: np.ndarray, per_lesion: bool,
 
 def _legend_and_colourbar(figure: Figure, axes: Sequence[Axes], per_lesion: bool) -> None:
     """Liver/lesion legend below the panels; the NE colour bar when lesions are coloured by probability."""
-    lesion_face = "none" if per_lesion else to_rgba(LESION_COLOUR, LESION_ALPHA)
-    lesion_edge = "0.3" if per_lesion else LESION_COLOUR
-    lesion_name = "lesion (colour: NE probability)" if per_lesion else "lesion"
-    handles = [Line2D([], [], color=LIVER_COLOUR, linewidth=1.5, label="liver"),
-               Patch(facecolor=lesion_face, edgecolor=lesion_edge, label=lesion_name)]
+    handles = mask_legend_handles(lesion=None if per_lesion else "lesion")
+    if per_lesion:
+        handles.append(Patch(facecolor="none", edgecolor="0.3", label="lesion (colour: NE probability)"))
     figure.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=FONT_PT + 1, frameon=False)
     if per_lesion:
         bar = figure.colorbar(ScalarMappable(norm=Normalize(0.0, 1.0), cmap=NE_CMAP), ax=list(axes), shrink=0.6)

@@ -25,8 +25,8 @@ from typing import Any
 
 from jinja2 import ChainableUndefined, Environment, PackageLoader, Undefined
 
-from livermets.analyze.figures import LESION_COLOUR, LIVER_COLOUR
 from livermets.atomic import write_text
+from livermets.figures import LESION_COLOUR, LIVER_COLOUR
 
 TEMPLATE_NAME = "report.html.j2"
 """Template file in ``livermets/analyze/templates`` (package data)."""
