@@ -127,6 +127,8 @@ def _evaluate_row(row: pd.Series, pred_dir: Path, settings: EvaluationSettings,
         shown = pred_array if pred_array is not None else np.zeros_like(ref_array)
         overlay_figure(ref_array, shown, evaluation.figure_slice, figure_dir / f"{series_id}.png", ct=ct,
                        spacing_xyz=reference.GetSpacing(), direction=reference.GetDirection(),
+                       detection=(evaluation.match.ref_detected, evaluation.match.pred_correct),
+                       connectivity=settings.connectivity,
                        title=f"{series_id}: lesion Dice {evaluation.row['dice_lesion']:.2f}, "
                              f"TP {evaluation.row['tp']} FN {evaluation.row['fn']} FP {evaluation.row['fp']} "
                              f"({settings.rule} rule)")

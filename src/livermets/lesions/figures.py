@@ -1,8 +1,12 @@
-"""Figure-2-like PNG: one axial slice with liver and lesion outlines of the reference and the prediction.
+"""Figure-2-like PNG: one axial slice with the liver and lesions of the reference and of the prediction.
 
-Two panels as in the paper's Figure 2 (ground truth | AI prediction): the CT slice (soft-tissue window, or a blank
-background without CT) with the liver outlined in red and lesions in green. The slice passes through the largest
-reference lesion (see :func:`livermets.lesions.scan_metrics.evaluate_scan`).
+Two panels as in the paper's Figure 2 (reference | prediction): the CT slice (soft-tissue window W400/L40 with a
+grey HU colour bar, or a blank background without CT) on a millimetre grid, the liver outlined in
+:data:`~livermets.figures.LIVER_COLOUR` (blue) and lesions filled in :data:`~livermets.figures.LESION_COLOUR`
+(orange), the colours of every livermets figure. Given the match (``detection``), each lesion is outlined by its
+status: reference lesions TP (detected, bluish green) or FN (missed, yellow), predicted lesions TP or FP (reddish
+purple). A legend below the panels names every colour shown. The slice passes through the largest reference lesion
+(see :func:`livermets.lesions.scan_metrics.evaluate_scan`).
 
 Examples
 --------
@@ -18,19 +22,59 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only, never a display
-
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
 
-from livermets.figures import save_figure
+from livermets.figures import (
+    CT_WINDOW_HU,
+    DETECTION_COLOURS,
+    LESION_COLOUR,
+    add_mask_legend,
+    draw_label_overlay,
+    mask_legend_handles,
+    new_figure,
+    save_figure,
+)
+from livermets.lesions.components import LESION_VALUE, label_components
 
-LIVER_COLOUR = "red"
-LESION_COLOUR = "lime"
-WINDOW_HU = (-160.0, 240.0)
+WINDOW_HU = CT_WINDOW_HU
 """Soft-tissue/liver window (level 40, width 400)."""
+Detection = tuple[np.ndarray, np.ndarray]
+"""Per-lesion match status: ``(ref_detected, pred_correct)`` of :class:`livermets.lesions.matching.MatchResult`."""
+
+
+def _status_ids(labels: np.ndarray, slice_index: int, status: np.ndarray, connectivity: int) -> np.ndarray:
+    """Axial slice of the 3D lesion components of ``labels``, each id replaced by 1 (status True) or 2 (False)."""
+    components = label_components(labels == LESION_VALUE, connectivity)
+    if components.count != len(status):
+        raise ValueError(f"detection: {len(status)} statuses for {components.count} lesions")
+    lookup = np.concatenate([[0], np.where(np.asarray(status, bool), 1, 2)]).astype(np.uint8)
+    return lookup[components.labels[slice_index]]
+
+
+def _draw_panel(axis: Axes, plane: np.ndarray, ct_plane: np.ndarray | None, extent: tuple[float, float, float, float],
+                statuses: np.ndarray | None, names: tuple[str, str]) -> list[str]:
+    """CT, liver outline, lesion fill and lesion outlines on ``axis``; returns the statuses outlined."""
+    if ct_plane is not None:
+        axis.imshow(ct_plane, cmap="gray", vmin=WINDOW_HU[0], vmax=WINDOW_HU[1], extent=extent, origin="upper")
+    else:
+        axis.imshow(np.zeros(plane.shape), cmap="gray", vmin=0, vmax=1, extent=extent, origin="upper")
+    draw_label_overlay(axis, plane, extent, lesion_outline=None if statuses is not None else LESION_COLOUR)
+    shown = []
+    if statuses is not None:
+        for value, name in ((1, names[0]), (2, names[1])):
+            mask = statuses == value
+            if mask.any():
+                axis.contour(mask.astype(float), levels=[0.5], colors=[DETECTION_COLOURS[name]], linewidths=1.6,
+                             extent=extent, origin="upper")
+                shown.append(name)
+    axis.set_xlabel("mm")
+    axis.set_ylabel("mm")
+    axis.spines[["top", "right"]].set_visible(True)
+    return shown
 
 
 def overlay_figure(
@@ -42,32 +86,56 @@ def overlay_figure(
     spacing_xyz: Sequence[float] = (1.0, 1.0, 1.0),
     title: str = "",
     direction: Sequence[float] | None = None,
+    detection: Detection | None = None,
+    connectivity: int = 26,
 ) -> Path:
     """Write the two-panel PNG for axial slice ``slice_index`` of ``(z, y, x)`` label arrays; returns the path.
 
     ``direction`` (SimpleITK's 9 direction cosines) orients the slice in radiological convention (patient's
     right on the image's left, anterior up) for axis-aligned images; without it the array is shown as stored.
+    ``detection`` (the evaluation's per-lesion statuses, lesions numbered as
+    :func:`livermets.lesions.components.label_components` with ``connectivity``) outlines lesions by match status.
     """
-    aspect = float(spacing_xyz[1]) / float(spacing_xyz[0])
+    figure = draw_overlay(reference, prediction, slice_index, ct, spacing_xyz, title, direction, detection,
+                          connectivity)
+    return save_figure(figure, path, dpi=100)
+
+
+def draw_overlay(
+    reference: np.ndarray,
+    prediction: np.ndarray,
+    slice_index: int,
+    ct: np.ndarray | None = None,
+    spacing_xyz: Sequence[float] = (1.0, 1.0, 1.0),
+    title: str = "",
+    direction: Sequence[float] | None = None,
+    detection: Detection | None = None,
+    connectivity: int = 26,
+) -> Figure:
+    """The figure :func:`overlay_figure` saves (same parameters, without ``path``)."""
     flip_x = direction is not None and float(direction[0]) < 0
     flip_y = direction is not None and float(direction[4]) < 0
 
     def oriented(plane: np.ndarray) -> np.ndarray:
         return plane[:: -1 if flip_y else 1, :: -1 if flip_x else 1]
 
-    figure, axes = plt.subplots(1, 2, figsize=(10, 5.4), constrained_layout=True)
-    for axis, labels, name in ((axes[0], reference, "Reference"), (axes[1], prediction, "Prediction")):
-        if ct is not None:
-            axis.imshow(oriented(ct[slice_index]), cmap="gray", vmin=WINDOW_HU[0], vmax=WINDOW_HU[1], aspect=aspect,
-                        interpolation="nearest")
-        else:
-            axis.imshow(np.zeros(labels.shape[1:]), cmap="gray", vmin=0, vmax=1, aspect=aspect)
-        plane = oriented(labels[slice_index])
-        for mask, colour in ((plane >= 1, LIVER_COLOUR), (plane == 2, LESION_COLOUR)):
-            if mask.any():
-                axis.contour(mask.astype(float), levels=[0.5], colors=colour, linewidths=1.2)
-        axis.set_title(f"{name} (slice {slice_index})")
-        axis.set_axis_off()
+    n_y, n_x = reference.shape[1:]
+    extent = (0.0, n_x * float(spacing_xyz[0]), n_y * float(spacing_xyz[1]), 0.0)
+    figure, axes = new_figure(1, 2, figsize=(10, 5.6))
+    panels = ((reference, "Reference", ("TP", "FN")), (prediction, "Prediction", ("TP", "FP")))
+    outlined: list[str] = []
+    for index, (labels, name, names) in enumerate(panels):
+        statuses = None
+        if detection is not None:
+            statuses = oriented(_status_ids(labels, slice_index, detection[index], connectivity))
+        ct_plane = oriented(np.asarray(ct[slice_index], float)) if ct is not None else None
+        outlined += _draw_panel(axes[0, index], oriented(labels[slice_index]), ct_plane, extent, statuses, names)
+        axes[0, index].set_title(f"{name} (slice {slice_index})")
+    if ct is not None:
+        bar = figure.colorbar(ScalarMappable(Normalize(*WINDOW_HU), cmap="gray"), ax=list(axes[0]), shrink=0.7)
+        bar.set_label("CT (HU), window W400/L40")
+    statuses_shown = [s for s in ("TP", "FN", "FP") if s in outlined]
+    add_mask_legend(figure, mask_legend_handles(statuses=statuses_shown))
     if title:
         figure.suptitle(title)
-    return save_figure(figure, path, dpi=100)
+    return figure
