@@ -275,26 +275,48 @@ def _calibration_columns(calibrated: pd.Series | None) -> dict[str, Any]:
                                                           "fp_per_scan"]], strict=True))
 
 
-def _plot_curves(log_path: Path, out: Path) -> None:
-    from matplotlib.figure import Figure
+_VALIDATION_CURVES = (
+    ("val_liver_dice", "liver Dice", "liver", "-"),
+    ("val_lesion_dice", "lesion Dice (argmax)", "lesion", "-"),
+    ("val_lesion_dice_at_threshold", "lesion Dice (calibrated threshold)", "lesion", "--"),
+    ("val_lesion_sensitivity", "lesion sensitivity (calibrated)", "TP", ":"),
+    ("val_lesion_ppv", "lesion PPV (calibrated)", "FP", ":"),
+)
+"""Validation columns of the train log drawn by :func:`_plot_curves`: column, legend text, colour key, line style."""
 
+
+def _plot_curves(log_path: Path, out: Path) -> Any:
+    """Draw ``training_curve.png`` from the train log and return the figure: the mean training loss per epoch, and
+    the validation liver/lesion metrics present in the log, on whole epochs, with the selected epoch marked."""
+    from matplotlib.ticker import MaxNLocator
+
+    from livermets.figures import CURVE_COLOUR, DETECTION_COLOURS, LESION_COLOUR, LIVER_COLOUR, new_figure
+
+    colours = {"liver": LIVER_COLOUR, "lesion": LESION_COLOUR, **DETECTION_COLOURS}
     frame = pd.read_csv(log_path)
-    fig = Figure(figsize=(9, 3.5))
-    ax_loss, ax_dice = fig.subplots(1, 2)
-    ax_loss.plot(frame["epoch"], frame["train_loss"], marker=".")
-    ax_loss.set(xlabel="epoch", ylabel="training loss", title="Loss")
+    fig, axes = new_figure(1, 2, figsize=(11.5, 3.9))
+    ax_loss, ax_dice = axes[0]
+    ax_loss.plot(frame["epoch"], frame["train_loss"], marker=".", color=CURVE_COLOUR)
+    ax_loss.set(xlabel="epoch", ylabel="training loss (epoch mean)", title=f"Training loss ({len(frame)} epochs)")
     validated = frame.dropna(subset=["val_liver_dice"])
-    ax_dice.plot(validated["epoch"], validated["val_liver_dice"], marker=".", label="liver")
-    ax_dice.plot(validated["epoch"], validated["val_lesion_dice"], marker=".", label="lesion (argmax)")
-    if "val_lesion_dice_at_threshold" in validated:
-        ax_dice.plot(validated["epoch"], validated["val_lesion_dice_at_threshold"], marker=".",
-                     label="lesion (calibrated threshold)")
-        ax_dice.plot(validated["epoch"], validated["val_lesion_sensitivity"], marker=".", linestyle="--",
-                     label="lesion sensitivity (calibrated)")
-    ax_dice.set(xlabel="epoch", ylabel="validation Dice / sensitivity", ylim=(0, 1), title="Validation")
-    ax_dice.legend()
-    fig.tight_layout()
+    for column, name, colour, style in _VALIDATION_CURVES:
+        if column in validated and validated[column].notna().any():
+            ax_dice.plot(validated["epoch"], validated[column], marker=".", linestyle=style, color=colours[colour],
+                         label=name)
+    title = "Validation"
+    best = frame["best_epoch"].iloc[-1] if "best_epoch" in frame and len(frame) else 0
+    if pd.notna(best) and int(best) > 0:
+        score = float(frame["best_metric"].iloc[-1])
+        ax_dice.axvline(int(best), color="0.5", linewidth=0.8, linestyle="-.", label=f"selected epoch {int(best)}")
+        title += f" (selected: epoch {int(best)}, score {score:.3f})"
+    ax_dice.set(xlabel="epoch", ylabel="validation Dice / sensitivity / PPV", ylim=(0, 1.02), title=title)
+    if ax_dice.lines:
+        ax_dice.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    for axis in (ax_loss, ax_dice):
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.grid(alpha=0.3)
     save_figure(fig, out, dpi=100)
+    return fig
 
 
 def _memory_format(network: torch.nn.Module, cfg: SegConfig, device: torch.device, amp: bool) -> str:
