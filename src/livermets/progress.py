@@ -2,7 +2,9 @@
 
 When stderr is a terminal, :func:`make_progress` is a rich progress bar. When it is not (``make demo > log``, a
 batch job, a pipe), the bar would only appear when the step ends; instead a log line (count, rate, ETA) is written
-when a step starts, at most every ``interval`` seconds while it runs, and when it ends.
+every ``interval`` seconds while a step runs, and a last one when a step that has written lines ends (or stops
+early). Steps shorter than the interval write nothing, so a short command, or one that stops at bad input with
+its one error line, prints no progress at all.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class _Step:
     started: float
     completed: float = 0.0
     last_line: float = field(default=0.0)
+    shown: bool = False  # a line of this step has been written
 
 
 def _count(step: _Step) -> str:
@@ -84,7 +87,7 @@ class LogProgress:
 
     def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         for step in self._steps:
-            if not step.visible or step.last_line == -1 or not (step.total or step.completed):
+            if not step.visible or not step.shown or step.last_line == -1:
                 continue
             if exc_type is None and step.total is None:  # an open-ended step ended normally
                 self._line(step, final=True)
@@ -95,10 +98,7 @@ class LogProgress:
     def add_task(self, description: str, total: float | None = None, visible: bool = True, **_: Any) -> TaskID:
         """Start a step; returns its id."""
         now = self.clock()
-        step = _Step(description, total, visible, now, last_line=now)
-        self._steps.append(step)
-        if visible and total:
-            log.info("%s: 0/%d", description, int(total))
+        self._steps.append(_Step(description, total, visible, now, last_line=now))
         return TaskID(len(self._steps) - 1)
 
     def advance(self, task_id: TaskID, advance: float = 1) -> None:
@@ -108,7 +108,7 @@ class LogProgress:
         if not step.visible:
             return
         done = step.total is not None and step.completed >= step.total
-        if done or self.clock() - step.last_line >= self.interval:
+        if (done and step.shown) or self.clock() - step.last_line >= self.interval:
             self._line(step, final=done)
 
     def _line(self, step: _Step, final: bool) -> None:
@@ -116,6 +116,7 @@ class LogProgress:
         elapsed = now - step.started
         rate = step.completed / elapsed if elapsed > 0 else 0.0
         count = _count(step)
+        step.shown = True
         if final:
             log.info("%s: %s done in %s", step.description, count, format_duration(elapsed))
             step.last_line = -1
@@ -131,7 +132,7 @@ class LogProgress:
 def make_progress() -> Progress | LogProgress:
     """A rich progress bar on stderr when it is a terminal, else :class:`LogProgress` (periodic log lines)."""
     if not console.is_terminal:
-        return LogProgress()
+        return LogProgress(interval=LOG_INTERVAL_S)
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
