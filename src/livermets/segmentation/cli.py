@@ -17,6 +17,9 @@ def register(seg_app: typer.Typer) -> None:
     seg_app.command("train")(train)
     seg_app.command("predict")(predict)
     seg_app.command("calibrate")(calibrate)
+    from livermets.segmentation.nnunet.cli import register as register_nnunet
+
+    register_nnunet(seg_app)
 
 
 def train(
