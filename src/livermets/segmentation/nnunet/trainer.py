@@ -1,0 +1,143 @@
+"""nnU-Net's trainer with user-set training length, and checkpoints read without unpickling arbitrary objects.
+
+This module imports nnunetv2 at import time: import it only where nnU-Net is needed (livermets itself imports it
+lazily, inside functions).
+
+Examples
+--------
+>>> from livermets.segmentation.nnunet.trainer import read_checkpoint
+>>> checkpoint = read_checkpoint("results/.../fold_0/checkpoint_final.pth")  # doctest: +SKIP
+>>> sorted(checkpoint)[:3]  # doctest: +SKIP
+['_best_ema', 'current_epoch', 'grad_scaler_state']
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from torch._dynamo import OptimizedModule
+
+from livermets.atomic import atomic_path
+from livermets.errors import UserInputError
+
+log = logging.getLogger(__name__)
+
+SEG_LAYER_KEY = ".seg_layers."
+"""Marks the 1x1x1 output convolutions of nnU-Net's networks (one output channel per label)."""
+
+_MULTIARRAY: Any = importlib.import_module("numpy._core.multiarray")
+SAFE_GLOBALS: list[Any] = [
+    _MULTIARRAY.scalar, (_MULTIARRAY.scalar, "numpy.core.multiarray.scalar"),  # the second: as numpy 1.x pickles it
+    np.dtype, np.dtypes.Float64DType, np.dtypes.Float32DType, np.dtypes.Int64DType, np.dtypes.Int32DType,
+    np.dtypes.BoolDType, torch.device,
+]
+"""What nnU-Net stores in its checkpoints besides tensors and plain values: numpy scalars of its training log (value
+and numeric dtype) and the training's ``torch.device``."""
+
+
+def read_checkpoint(path: str | Path, parameter: str = "--pretrained") -> dict[str, Any]:
+    """Load an nnU-Net v2 checkpoint (``checkpoint_final.pth`` ...) with ``torch.load(weights_only=True)``.
+
+    Only tensors, plain Python values, ``torch.device`` and the numpy types in :data:`SAFE_GLOBALS` are accepted;
+    a checkpoint holding anything else is refused rather than unpickled (unpickling can run arbitrary code).
+
+    Raises
+    ------
+    UserInputError
+        Missing file, not a torch checkpoint, other pickled objects, or no ``network_weights``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserInputError(f"{parameter} {path}: checkpoint not found")
+    try:
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unknown content"
+        raise UserInputError(f"{parameter} {path}: refused to load, the checkpoint holds objects other than weights "
+                             f"and plain values ({first[:160]})") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserInputError(f"{parameter} {path}: not a readable torch checkpoint ({first[:160]})") from None
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("network_weights"), dict):
+        raise UserInputError(f"{parameter} {path}: not an nnU-Net checkpoint (no network_weights)")
+    return checkpoint
+
+
+def unwrapped(network: torch.nn.Module) -> torch.nn.Module:
+    """The network itself, without a ``torch.compile`` wrapper."""
+    return network._orig_mod if isinstance(network, OptimizedModule) else network
+
+
+def transfer_weights(network: torch.nn.Module, weights: dict[str, torch.Tensor], source: str) -> list[str]:
+    """Copy ``weights`` into ``network`` like nnU-Net's ``load_pretrained_weights``; return the keys not copied.
+
+    Every parameter must exist in ``weights`` with the same shape, except the segmentation output layers
+    (``.seg_layers.``), which are copied only when their shapes match (same labels) and otherwise keep their fresh
+    initialisation.
+
+    Raises
+    ------
+    UserInputError
+        A parameter outside the output layers is missing or has another shape (a different architecture).
+    """
+    target = unwrapped(network)
+    state = target.state_dict()
+    skipped = []
+    for key, value in state.items():
+        incoming = weights.get(key, weights.get(f"module.{key}"))
+        if incoming is not None and tuple(incoming.shape) == tuple(value.shape):
+            state[key] = incoming.to(value.dtype)
+        elif SEG_LAYER_KEY in key:
+            skipped.append(key)
+        else:
+            found = "missing" if incoming is None else f"shape {tuple(incoming.shape)} vs {tuple(value.shape)}"
+            raise UserInputError(f"--pretrained {source}: weights do not fit the planned network ({key}: {found})")
+    target.load_state_dict(state)
+    return skipped
+
+
+class nnUNetTrainerLivermets(nnUNetTrainer):
+    """``nnUNetTrainer`` whose training length is set after construction and whose checkpoints load safely.
+
+    Set ``num_epochs``, ``num_iterations_per_epoch`` and ``num_val_iterations_per_epoch`` before
+    :meth:`initialize` (the poly learning-rate schedule reads ``num_epochs`` there). Network, loss, augmentation and
+    checkpoint format are nnU-Net's own.
+    """
+
+    def save_checkpoint(self, filename: str) -> None:
+        """nnU-Net's checkpoint, written to a temporary file and renamed (a kill never leaves half a checkpoint)."""
+        if self.disable_checkpointing or self.local_rank != 0:
+            super().save_checkpoint(filename)
+            return
+        with atomic_path(filename) as tmp:
+            super().save_checkpoint(str(tmp))
+
+    def plot_network_architecture(self) -> None:
+        """Skipped (nnU-Net's version needs the optional ``hiddenlayer`` package)."""
+
+    def load_checkpoint(self, filename_or_checkpoint: dict[str, Any] | str) -> None:
+        """Restore weights, optimizer, epoch and training log from a checkpoint read by :func:`read_checkpoint`."""
+        if not self.was_initialized:
+            self.initialize()
+        checkpoint = (read_checkpoint(filename_or_checkpoint, "--resume")
+                      if isinstance(filename_or_checkpoint, str) else filename_or_checkpoint)
+        weights = {key[7:] if key.startswith("module.") else key: value
+                   for key, value in checkpoint["network_weights"].items()}
+        unwrapped(self.network).load_state_dict(weights)
+        self.my_init_kwargs = checkpoint["init_args"]
+        self.current_epoch = checkpoint["current_epoch"]
+        self.logger.load_checkpoint(checkpoint["logging"])
+        self._best_ema = checkpoint["_best_ema"]
+        if "inference_allowed_mirroring_axes" in checkpoint:
+            self.inference_allowed_mirroring_axes = checkpoint["inference_allowed_mirroring_axes"]
+        self.optimizer.load_state_dict(checkpoint["optimizer_state"])
+        if self.grad_scaler is not None and checkpoint.get("grad_scaler_state") is not None:
+            self.grad_scaler.load_state_dict(checkpoint["grad_scaler_state"])
