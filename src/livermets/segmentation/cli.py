@@ -91,9 +91,8 @@ def train(
 
 @outputs("out")
 def predict(
-    model: Path | None = typer.Option(None, "--model", help="Model folder: written by `livermets seg train` "
-                                      "(MONAI or nnU-Net), or any nnU-Net v2 result folder (default: the model "
-                                      "shipped with livermets)."),
+    model: Path | None = typer.Option(None, "--model", help="Model folder written by `livermets seg train` "
+                                      "(default: the model shipped with livermets)."),
     out: Path = typer.Option(..., "--out", help="Output folder for <series_id>.nii.gz label maps."),
     manifest: Path | None = typer.Option(None, "--manifest", help="Segment every row of this manifest."),
     image: Path | None = typer.Option(None, "--image", help="Segment one image (file or DICOM folder)."),
@@ -115,39 +114,13 @@ def predict(
                                                        "calibrated on validation by the cpu preset)."),
     argmax: bool = typer.Option(False, "--argmax", help="Plain argmax labels (ignore the config's lesion threshold)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo series whose output already exists."),
-    label_map: str | None = typer.Option(None, "--label-map",
-                                         help="nnU-Net labels to liver/lesion: CLASS=LABEL[+LABEL],... with LABEL a "
-                                              "value or a dataset.json name, e.g. liver=5 or liver=1,lesion=2 "
-                                              "(default: nnunet.json, else labels named liver and lesion/tumor)."),
-    liver_model: Path | None = typer.Option(None, "--liver-model",
-                                            help="Take the liver from this model (with --lesion-model)."),
-    lesion_model: Path | None = typer.Option(None, "--lesion-model",
-                                             help="Take the lesions from this model, kept within "
-                                                  "--lesion-max-distance-mm (default 5) of the liver."),
-    liver_label_map: str | None = typer.Option(None, "--liver-label-map",
-                                               help="--label-map of the liver model (e.g. liver=5, or just 5)."),
-    lesion_label_map: str | None = typer.Option(None, "--lesion-label-map",
-                                                help="--label-map of the lesion model (e.g. lesion=2, or just 2)."),
-    folds: str | None = typer.Option(None, "--folds",
-                                     help="nnU-Net folds to ensemble, e.g. 0 or 0,1,2,3,4 or all (default: every "
-                                          "fold with a checkpoint_final.pth)."),
-    trust_checkpoint: bool = typer.Option(False, "--trust-checkpoint",
-                                          help="Load nnU-Net checkpoints that hold more than weights and numbers "
-                                               "with the full unpickler, which can run code: only for files from a "
-                                               "trusted source."),
 ) -> None:
     """Predict label maps (0 background, 1 liver, 2 lesion) on the exact grid of each input CT.
 
-    The model is a livermets model, a livermets nnU-Net model or any nnU-Net v2 result folder (see docs/nnunet.md);
-    --liver-model and --lesion-model combine two models (e.g. TotalSegmentator's total and a lesion model).
-
     Example: ``livermets seg predict --model models/unet --manifest cohort/manifest.csv --split test --out preds``
-
-    Example: ``livermets seg predict --model ts_total/nnUNetTrainer__nnUNetPlans__3d_fullres --label-map liver=5
-    --image ct.nii.gz --out preds``
     """
     from livermets.errors import UserInputError
-    from livermets.segmentation.predict import ModelChoice, predict_cohort
+    from livermets.segmentation.predict import predict_cohort
 
     if keep_all_lesions and lesion_distance is not None:
         raise UserInputError("--keep-all-lesions and --lesion-max-distance-mm exclude each other")
@@ -166,13 +139,7 @@ def predict(
         overrides["lesion_max_distance_mm"] = None
     if argmax:
         overrides["lesion_threshold"] = None
-    fold_list = None if folds is None else tuple(f.strip() for f in folds.split(","))
-    if fold_list is not None and not all(f == "all" or f.isdigit() for f in fold_list):
-        raise UserInputError(f"--folds {folds!r}: expected fold numbers separated by commas (e.g. 0,1,2) or all")
-    choice = ModelChoice(model=model, liver_model=liver_model, lesion_model=lesion_model, label_map=label_map,
-                         liver_label_map=liver_label_map, lesion_label_map=lesion_label_map, folds=fold_list,
-                         trust_checkpoint=trust_checkpoint)
-    table = predict_cohort(choice, out, manifest=manifest, image=image, split=split, tta=tta, device=device,
+    table = predict_cohort(model, out, manifest=manifest, image=image, split=split, tta=tta, device=device,
                            overwrite=overwrite, **overrides)
     typer.echo(f"{out}: {len(table)} label map(s); summary in {out / 'predictions.csv'}")
 
