@@ -37,8 +37,8 @@ METRICS = ("accuracy", "ppv", "npv", "sensitivity", "specificity", "f1", "auc")
 
 def child(csv: str) -> None:
     """In the child: the unpinned LR of the paper protocol; one JSON line on stdout."""
-    from livermets.reproduce.paper import load_paper_data
-    from livermets.reproduce.protocol import paper_protocol
+    from livermets.phenotype.notebooks import load_paper_data
+    from livermets.phenotype.protocols.paper import paper_protocol
 
     result = paper_protocol(load_paper_data(csv), models=("LR",), where="process", n_jobs=1)
     summary = result.run("LR").bootstrap.summary().set_index("metric")

@@ -157,7 +157,8 @@ def notebook_style(csv: Path, out: Path) -> None:
 
 def child_start() -> tuple[float, float]:
     """Wall time of a pinned child that loads numpy/scipy, and of one that also imports the paper protocol."""
-    from livermets.reproduce import pinned, protocol
+    from livermets.phenotype import pinned
+    from livermets.phenotype.protocols import paper as protocol
 
     times = []
     for function, argument in ((pinned.blas_kernels, None), (str, protocol.PaperProtocol)):

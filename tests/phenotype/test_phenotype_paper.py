@@ -14,9 +14,9 @@ import pytest
 from sklearn.ensemble import VotingClassifier
 from threadpoolctl import threadpool_limits
 
+from livermets.phenotype.notebooks import load_paper_data
+from livermets.phenotype.protocols.paper import paper_protocol
 from livermets.reproduce import paper_values
-from livermets.reproduce.paper import load_paper_data
-from livermets.reproduce.protocol import paper_protocol
 
 CSV = ("nih_mip_msclc", "Final_ResampledClassificationData.csv")
 

@@ -19,9 +19,9 @@ import pandas as pd
 import pytest
 
 from livermets.errors import UserInputError
-from livermets.reproduce import pinned
-from livermets.reproduce.paper import load_paper_data
-from livermets.reproduce.protocol import paper_protocol
+from livermets.phenotype import pinned
+from livermets.phenotype.notebooks import load_paper_data
+from livermets.phenotype.protocols.paper import paper_protocol
 
 CSV = ("nih_mip_msclc", "Final_ResampledClassificationData.csv")
 OTHER_KERNEL = "Sandybridge"  # needs AVX only; changes the unpinned LR numbers on the machines measured
@@ -124,7 +124,7 @@ def test_pinned_call_returns_value_and_kernel_or_raises(pinnable):
 
 
 def test_child_entry_point_is_import_safe():
-    code = "import sys, livermets.reproduce.pinned; print('numpy' in sys.modules)"
+    code = "import sys, livermets.phenotype.pinned; print('numpy' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "False" and not done.stderr
 
@@ -155,7 +155,7 @@ def test_stored_kernel_table_shows_the_other_kernel_moving_lr():
 
 
 def test_child_ends_when_its_parent_is_killed(pinnable):
-    code = ("import time; from livermets.reproduce import pinned; call = pinned.PinnedCall(time.sleep, 120); "
+    code = ("import time; from livermets.phenotype import pinned; call = pinned.PinnedCall(time.sleep, 120); "
             "print(call.pid, flush=True); time.sleep(120)")
     parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     child = int(parent.stdout.readline())
@@ -174,7 +174,7 @@ def test_child_ends_when_its_parent_is_killed(pinnable):
 
 def test_models_here_follow_the_childs_selection(data, monkeypatch, pinnable):
     """If this process's LASSO ever selected other features than the pinned child's, XGB/RF are fitted again."""
-    from livermets.reproduce import protocol
+    from livermets.phenotype.protocols import paper as protocol
 
     real = protocol.lasso_selection
     monkeypatch.setattr(protocol, "lasso_selection", lambda d: (real(d)[0][:5], real(d)[1]))

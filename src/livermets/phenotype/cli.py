@@ -7,9 +7,8 @@ from pathlib import Path
 
 import typer
 
-from livermets.atomic import outputs, write_csv, write_json
-from livermets.featuretable import FEATURE_COLUMNS, read_csv_table, read_feature_table
-from livermets.provenance import provenance
+from livermets.atomic import outputs, write_csv
+from livermets.featuretable import read_csv_table, read_feature_table
 
 
 def check_model_name(model: str) -> str:
@@ -42,55 +41,14 @@ def evaluate(
     n_jobs: int = typer.Option(-1, help="Parallel jobs (-1 = all cores)."),
 ) -> None:
     """Estimate performance under a protocol and write DIR/summary.json."""
-    from livermets.errors import UserInputError
+    from livermets.phenotype.protocols import evaluate_to_folder
 
-    name = check_model_name(model)
-    if protocol == "grouped":
-        from livermets.phenotype.grouped import GroupedConfig, evaluate_grouped
-        from livermets.phenotype.plots import plot_reliability
-
-        frame = read_feature_table(features, targets=["NE_Score", "NE_Class"])
-        config = GroupedConfig(
-            model=name, n_permutations=n_permutations, n_repeats=n_repeats, n_boot=n_boot, seed=seed, n_jobs=n_jobs
-        )
-        result = evaluate_grouped(frame, FEATURE_COLUMNS, config)
-        summary = result.summary
-        write_csv(out / "oof_predictions.csv", result.oof)
-        plot_reliability(
-            result.oof["probability"].to_numpy(), result.oof["NE_Class"].to_numpy(), out / "reliability.png"
-        )
-    elif protocol == "paper":
-        from livermets.reproduce.paper import load_paper_data
-        from livermets.reproduce.protocol import paper_protocol
-
-        data = load_paper_data(features)
-        paper_result = paper_protocol(data, models=(name,), n_boot=n_boot, n_jobs=n_jobs)
-        run = paper_result.run(name)
-        test = {str(r["metric"]): r for r in run.bootstrap.summary().to_dict("records")}
-        cv = run.cv.summary()
-        summary = {
-            "protocol": "paper",
-            "model": name,
-            "cv_auc": cv["auc_mean"],
-            "cv_auc_low95": cv["auc_min"],
-            "cv_auc_high95": cv["auc_max"],
-            "cv_auc_ci_method": "min/max over the 5 ShuffleSplit folds",
-            "permutation_p": None,
-            "n_permutations": 0,
-            "test_auc": float(test["auc"]["mean"]),
-            "test_auc_low95": float(test["auc"]["low95"]),
-            "test_auc_high95": float(test["auc"]["high95"]),
-            "test_metrics": {m: float(row["mean"]) for m, row in test.items()},
-            "openblas_kernel_lasso_lr": paper_result.blas_kernel,
-        }
-    else:
-        raise UserInputError(f"unknown protocol {protocol!r}; choose grouped or paper")
-    summary["provenance"] = provenance(
-        {"protocol": protocol, "model": name, "features": str(features)}, "livermets phenotype evaluate"
+    summary = evaluate_to_folder(
+        features, out, protocol=protocol, model=model, n_permutations=n_permutations, n_repeats=n_repeats,
+        n_boot=n_boot, seed=seed, n_jobs=n_jobs,
     )
-    write_json(out / "summary.json", summary)
     typer.echo(
-        f"{protocol} {name}: CV AUC {summary['cv_auc']:.3f} "
+        f"{summary['protocol']} {summary['model']}: CV AUC {summary['cv_auc']:.3f} "
         f"[{summary['cv_auc_low95']:.3f}, {summary['cv_auc_high95']:.3f}]"
         + (f", permutation p {summary['permutation_p']:.3f}" if summary.get("permutation_p") else "")
         + (f", test AUC {summary['test_auc']:.3f}" if "test_auc" in summary else "")
@@ -108,12 +66,11 @@ def train(
     n_jobs: int = typer.Option(-1, help="Parallel jobs."),
 ) -> None:
     """Train a 5-fold ensemble on the development rows (Group != test) and store it without pickle."""
-    from livermets.errors import UserInputError
-    from livermets.phenotype.training import PROTOCOLS, train_to_folder
+    from livermets.phenotype.protocols import check_protocol
+    from livermets.phenotype.training import train_to_folder
 
-    model = check_model_name(model)  # fail on a bad name before reading the table
-    if protocol not in PROTOCOLS:
-        raise UserInputError(f"unknown protocol {protocol!r}; choose grouped or paper")
+    model = check_model_name(model)  # fail on a bad name or protocol before reading the table
+    check_protocol(protocol)
     frame = read_feature_table(features, targets=["NE_Score", "NE_Class"])
     config = train_to_folder(frame, out, protocol=protocol, model=model, n_jobs=n_jobs, seed=seed)
     cv = config.get("cv_performance")

@@ -3,7 +3,7 @@
 Soft vote: mean positive-class probability of the fold models, class = probability >= threshold (default 0.5).
 Hard vote: majority of the fold models' classes (ties go to the positive class, as ``mean >= 0.5``). Note that the
 paper's notebook does not average its fold models: its ``VotingClassifier(...).fit`` refits every member on all
-train+val rows (see :mod:`livermets.reproduce.paper`).
+train+val rows (see :mod:`livermets.phenotype.notebooks`).
 
 Examples
 --------

@@ -12,8 +12,8 @@ the CV fold models is kept as ``test_fold_probability`` for diagnostics. All fit
 
 LASSO and LR are fitted on unscaled features, and LR's ill-conditioned ``newton-cg`` solution depends on the OpenBLAS
 kernel. The functions here compute in this process, on its kernel;
-:func:`livermets.reproduce.protocol.paper_protocol` (used by ``reproduce paper`` and ``phenotype evaluate --protocol
-paper``) runs them with LASSO and every LR fit on the kernel pinned by :mod:`livermets.reproduce.pinned`.
+:func:`livermets.phenotype.protocols.paper.paper_protocol` (used by ``reproduce paper`` and ``phenotype evaluate
+--protocol paper``) runs them with LASSO and every LR fit on the kernel pinned by :mod:`livermets.phenotype.pinned`.
 """
 
 from __future__ import annotations

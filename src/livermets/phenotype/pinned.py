@@ -7,7 +7,7 @@ CPU, or from the ``OPENBLAS_CORETYPE`` environment variable. A process cannot sw
 
 :data:`PINNED_KERNEL` (Haswell) is the kernel under which the notebook recipe gives the paper's LR numbers.
 :func:`plan` decides where to compute: in this process when it already runs that kernel, otherwise in a child Python
-process (``python -m livermets.reproduce.pinned``) started with ``OPENBLAS_CORETYPE`` set in the child's environment
+process (``python -m livermets.phenotype.pinned``) started with ``OPENBLAS_CORETYPE`` set in the child's environment
 only, before numpy loads there, and one BLAS thread. When the CPU cannot run the kernel (not x86-64, or no AVX2/FMA),
 the numerics stay in this process and :func:`plan` returns a warning naming the kernel used instead.
 
@@ -149,7 +149,7 @@ class PinnedCall:
         self._output = tempfile.TemporaryFile()  # the child's stdout and stderr (an unlinked file: no path)
         with theirs:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "livermets.reproduce.pinned", str(theirs.fileno()), str(os.getpid())],
+                [sys.executable, "-m", "livermets.phenotype.pinned", str(theirs.fileno()), str(os.getpid())],
                 env=child_environment(kernel),
                 stdin=subprocess.DEVNULL,
                 stdout=self._output,
@@ -201,7 +201,7 @@ class PinnedCall:
 
 
 def main(argv: list[str]) -> int:
-    """Child entry point: ``python -m livermets.reproduce.pinned CHANNEL_FD PARENT_PID``.
+    """Child entry point: ``python -m livermets.phenotype.pinned CHANNEL_FD PARENT_PID``.
 
     The child ends soon after its parent is gone (a killed command leaves no computing child behind).
     """

@@ -1,118 +1,59 @@
 """Train a fold ensemble on a feature table and store it; predict new series with it.
 
-``paper`` protocol: LASSO (alpha 0.35, unscaled) on the development rows, then the paper's classifier on the
-selected features in 5 ShuffleSplit folds; threshold 0.5. ``grouped`` protocol: one repeat of the nested
-patient-grouped CV of :mod:`livermets.phenotype.grouped`; each fold model is a full pipeline (scaling, LASSO,
-classifier) and the threshold is the mean of the training-fold thresholds.
+The fold models come from ``train()`` of the protocol (:mod:`livermets.phenotype.protocols`): ``paper`` fits
+LASSO (alpha 0.35, unscaled) on the development rows, then the paper's classifier on the selected features in 5
+ShuffleSplit folds, threshold 0.5; ``grouped`` fits one repeat of the nested patient-grouped CV of
+:mod:`livermets.phenotype.grouped`, each fold model a full pipeline (scaling, LASSO, classifier), threshold the mean
+of the training-fold thresholds. This module validates the table and stores the models with their configuration.
 """
 
 from __future__ import annotations
 
 import os
-import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
-from sklearn.base import clone
-from sklearn.metrics import roc_auc_score
-from sklearn.pipeline import Pipeline
 
-from livermets.errors import UserInputError
 from livermets.featuretable import FEATURE_COLUMNS, table_source, validate_feature_table
 from livermets.phenotype.caveats import outside_range, prediction_flags
-from livermets.phenotype.cv import check_two_classes, paper_splits
-from livermets.phenotype.grouped import GroupedConfig, out_of_fold
-from livermets.phenotype.models import check_model_name, make_classifier
+from livermets.phenotype.cv import check_two_classes
+from livermets.phenotype.models import check_model_name
 from livermets.phenotype.persistence import load_model_folder, save_model_folder
-from livermets.phenotype.selection import LassoSelector
+from livermets.phenotype.protocols import protocol_module
 from livermets.provenance import provenance
-
-PROTOCOLS = ("grouped", "paper")
 
 
 def _development_rows(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.loc[frame["Group"] != "test"] if "Group" in frame.columns else frame
 
 
-def _fit_paper_fold(pipeline: Pipeline, X: pd.DataFrame, y: np.ndarray, rows: np.ndarray) -> Pipeline:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the recipe's newton-cg line-search warnings
-        return clone(pipeline).fit(X.iloc[rows], y[rows])
-
-
 def train_model(
     frame: pd.DataFrame, protocol: str = "grouped", model: str = "LR", n_jobs: int = -1, seed: int = 0
 ) -> tuple[list[Any], dict[str, Any]]:
     """Fit the fold models; returns them and the JSON-ready config (features, ranges, threshold, versions)."""
-    if protocol not in PROTOCOLS:
-        raise UserInputError(f"unknown protocol {protocol!r}; choose grouped or paper")
+    module = protocol_module(protocol)
     name = check_model_name(model)
     dev = _development_rows(frame)
     y = dev["NE_Class"].to_numpy().astype(np.int64)
     check_two_classes(y, f"{table_source(frame)}: column 'NE_Class' in the training rows")
+    ensemble = module.train(dev, name, n_jobs=n_jobs, seed=seed)
     X = dev[FEATURE_COLUMNS]
-    if protocol == "paper":
-        from livermets.phenotype.selection import FixedSelector
-
-        selector = LassoSelector(min_features=1).fit(X, dev["NE_Score"].to_numpy(dtype=float))
-        selected = [f for f, keep in zip(FEATURE_COLUMNS, selector.get_support(), strict=True) if keep]
-        pipeline = Pipeline([("select", FixedSelector(selected)), ("clf", make_classifier(name))])
-        fold_models = Parallel(n_jobs=n_jobs)(
-            delayed(_fit_paper_fold)(pipeline, X, y, train) for train, _ in paper_splits(len(dev))
-        )
-        threshold, selected_per_fold, input_kind = 0.5, [selected] * len(fold_models), "dataframe"
-        cv_performance = None  # the paper's row-level splits give no patient-grouped estimate
-    else:
-        config = GroupedConfig(model=name, seed=seed, n_jobs=n_jobs)
-        result = out_of_fold(
-            X.to_numpy(dtype=float),
-            y,
-            dev["NE_Score"].to_numpy(dtype=float),
-            dev["unique_pt"].astype(str).to_numpy(),
-            config,
-            seed,
-            n_jobs=n_jobs,
-        )
-        fold_models = result["models"]
-        threshold = float(np.mean(result["thresholds"]))
-        cv_performance = _grouped_cv_performance(dev, y, result, config.n_splits)
-        selected_per_fold = [
-            [f for f, keep in zip(FEATURE_COLUMNS, m.named_steps["select"].get_support(), strict=True) if keep]
-            for m in fold_models
-        ]
-        input_kind = "array"
     ranges = {c: [float(X[c].min()), float(X[c].max())] for c in FEATURE_COLUMNS}
     config_json = {
         "protocol": protocol,
         "model": name,
         "input_features": FEATURE_COLUMNS,
-        "input_kind": input_kind,
-        "selected_features_per_fold": selected_per_fold,
-        "threshold": threshold,
+        "input_kind": ensemble.input_kind,
+        "selected_features_per_fold": ensemble.selected_per_fold,
+        "threshold": ensemble.threshold,
         "training_ranges": ranges,
         "n_training_rows": int(len(dev)),
         "n_training_patients": int(dev["unique_pt"].nunique()),
-        "cv_performance": cv_performance,
+        "cv_performance": ensemble.cv_performance,
         "provenance": provenance({"protocol": protocol, "model": name, "seed": seed}, "livermets phenotype train"),
     }
-    return list(fold_models), config_json
-
-
-def _grouped_cv_performance(
-    dev: pd.DataFrame, y: np.ndarray, result: dict[str, Any], n_splits: int
-) -> dict[str, Any]:
-    """Out-of-fold ROC AUC of the fold models themselves (patient-grouped, one repeat), stored with the model."""
-    probability = np.asarray(result["probability"], dtype=float)
-    return {
-        "protocol": "grouped",
-        "metric": "roc_auc",
-        "auc": float(roc_auc_score(y, probability)),
-        "n_rows": int(y.size),
-        "n_patients": int(dev["unique_pt"].nunique()),
-        "n_folds": int(n_splits),
-    }
+    return ensemble.models, config_json
 
 
 def train_to_folder(frame: pd.DataFrame, out_dir: str | os.PathLike[str], **kwargs: Any) -> dict[str, Any]:

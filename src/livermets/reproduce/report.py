@@ -10,9 +10,9 @@ from typing import Any
 import pandas as pd
 
 from livermets.atomic import write_text
+from livermets.phenotype.pinned import PINNED_KERNEL, blas_kernels
 from livermets.reproduce import paper_values as paper
 from livermets.reproduce.kernels import kernel_table_lines
-from livermets.reproduce.pinned import PINNED_KERNEL, blas_kernels
 
 __all__ = ["TOLERANCE", "blas_kernels", "write_report"]
 

@@ -15,12 +15,12 @@ from livermets.atomic import write_csv, write_json
 from livermets.errors import UserInputError
 from livermets.phenotype.grouped import GroupedConfig, evaluate_grouped
 from livermets.phenotype.metrics import METRICS
+from livermets.phenotype.notebooks import ModelRun, PaperData, load_paper_data
 from livermets.phenotype.plots import plot_feature_groups, plot_reliability, plot_roc_band
+from livermets.phenotype.protocols.paper import paper_protocol
 from livermets.phenotype.roc import bootstrap_roc
 from livermets.provenance import provenance
 from livermets.reproduce.kernels import measured_kernel_table
-from livermets.reproduce.paper import ModelRun, PaperData, load_paper_data
-from livermets.reproduce.protocol import paper_protocol
 from livermets.reproduce.report import write_report
 from livermets.stats.burden import burden_statistics, one_series_per_study
 from livermets.stats.failure import failure_analysis
@@ -90,7 +90,7 @@ def reproduce_paper(
     ``tables="4"`` runs notebooks 1, 3 and 4 (LASSO, the three unweighted models, bootstrap, figures);
     ``"all"`` adds notebook 2's weight search (Supplementary Tables 2-3) and the grouped protocol. LASSO and LR run
     on the pinned OpenBLAS kernel; ``where`` (``auto``, ``child``, ``process``) is passed to
-    :func:`~livermets.reproduce.protocol.paper_protocol`.
+    :func:`~livermets.phenotype.protocols.paper.paper_protocol`.
     """
     if tables not in TABLE_CHOICES:
         raise UserInputError(f"--tables must be one of {', '.join(TABLE_CHOICES)}, got {tables!r}")

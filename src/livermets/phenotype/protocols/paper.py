@@ -1,10 +1,14 @@
 """The paper protocol (notebooks 1-4) with LASSO and LR on the pinned OpenBLAS kernel, whatever kernel runs here.
 
+:func:`evaluate` (``phenotype evaluate --protocol paper``) and :func:`paper_protocol` (also used by ``reproduce
+paper``) run the notebooks of :mod:`livermets.phenotype.notebooks`; :func:`train` fits the fold models that
+``phenotype train --protocol paper`` stores.
+
 Only LASSO and the ``newton-cg`` logistic regression use BLAS in a way that moves the results: random forests and
 XGBoost's ``gblinear`` fit without OpenBLAS, and the bootstrap metrics are sums and ranks. :func:`paper_protocol`
-therefore splits the work (see :mod:`livermets.reproduce.pinned` for the choice of process):
+therefore splits the work (see :mod:`livermets.phenotype.pinned` for the choice of process):
 
-- this process runs :data:`~livermets.reproduce.pinned.PINNED_KERNEL`: everything here, in one joblib pool (LASSO
+- this process runs :data:`~livermets.phenotype.pinned.PINNED_KERNEL`: everything here, in one joblib pool (LASSO
   with one BLAS thread; every fit already uses one);
 - otherwise, when the CPU can run that kernel: a pinned child process computes LASSO and every LR fit (weight search,
   CV folds, refit, bootstrap) sequentially, while this process fits the random forests and XGBoost in its pool on the
@@ -14,7 +18,8 @@ therefore splits the work (see :mod:`livermets.reproduce.pinned` for the choice 
 
 Examples
 --------
->>> from livermets.reproduce.protocol import paper_protocol  # doctest: +SKIP
+>>> from livermets.phenotype.notebooks import load_paper_data  # doctest: +SKIP
+>>> from livermets.phenotype.protocols.paper import paper_protocol  # doctest: +SKIP
 >>> result = paper_protocol(load_paper_data("Final_ResampledClassificationData.csv"))  # doctest: +SKIP
 >>> result.blas_kernel, result.run("LR").bootstrap.summary()  # doctest: +SKIP
 """
@@ -22,27 +27,37 @@ Examples
 from __future__ import annotations
 
 import logging
+import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
 from numpy.typing import NDArray
+from sklearn.base import clone
+from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
 from livermets.errors import UserInputError
-from livermets.phenotype.models import MODEL_NAMES, check_model_name
-from livermets.reproduce import pinned
-from livermets.reproduce.paper import (
+from livermets.featuretable import FEATURE_COLUMNS
+from livermets.phenotype import pinned
+from livermets.phenotype.cv import paper_splits
+from livermets.phenotype.models import MODEL_NAMES, check_model_name, make_classifier
+from livermets.phenotype.notebooks import (
     ModelRun,
     ModelSpec,
     PaperData,
     lasso_selection,
+    load_paper_data,
     paper_indices,
     run_models,
     weight_search,
 )
+from livermets.phenotype.protocols import Evaluation, FoldEnsemble
+from livermets.phenotype.selection import FixedSelector, LassoSelector
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +206,7 @@ def paper_protocol(
     Parameters
     ----------
     data
-        From :func:`~livermets.reproduce.paper.load_paper_data`.
+        From :func:`~livermets.phenotype.notebooks.load_paper_data`.
     models
         Model names (``LR``, ``RF``, ``XGB``), in the order of the returned runs.
     weights
@@ -203,7 +218,7 @@ def paper_protocol(
     n_jobs
         Parallel jobs of this process's pool (-1 = all cores).
     where
-        ``auto``, ``child`` or ``process``: see :func:`livermets.reproduce.pinned.plan`.
+        ``auto``, ``child`` or ``process``: see :func:`livermets.phenotype.pinned.plan`.
     """
     names = tuple(dict.fromkeys(check_model_name(name) for name in models))
     if not names:
@@ -220,3 +235,64 @@ def paper_protocol(
     if plan.warning:
         log.warning(plan.warning)
     return _in_process(data, names, weights, weight_grid, indices, n_jobs, plan)
+
+
+def evaluate(features: str | os.PathLike[str], model: str = "LR", n_boot: int = 1000, n_jobs: int = -1) -> Evaluation:
+    """Notebooks 1, 3 and 4 for ``model`` on the feature table ``features``; the CV and test numbers as a summary.
+
+    The CV interval is the min/max over the five ShuffleSplit folds (the paper's), the test metrics are the means
+    and 95% intervals of the study-level bootstrap; there is no permutation test and no out-of-fold table.
+    """
+    result = paper_protocol(load_paper_data(features), models=(model,), n_boot=n_boot, n_jobs=n_jobs)
+    return Evaluation(summary=_summary(result, check_model_name(model)))
+
+
+def _summary(result: PaperProtocol, model: str) -> dict[str, Any]:
+    """The ``summary.json`` numbers of one model's run."""
+    run = result.run(model)
+    test = {str(r["metric"]): r for r in run.bootstrap.summary().to_dict("records")}
+    cv = run.cv.summary()
+    return {
+        "protocol": "paper",
+        "model": model,
+        "cv_auc": cv["auc_mean"],
+        "cv_auc_low95": cv["auc_min"],
+        "cv_auc_high95": cv["auc_max"],
+        "cv_auc_ci_method": "min/max over the 5 ShuffleSplit folds",
+        "permutation_p": None,
+        "n_permutations": 0,
+        "test_auc": float(test["auc"]["mean"]),
+        "test_auc_low95": float(test["auc"]["low95"]),
+        "test_auc_high95": float(test["auc"]["high95"]),
+        "test_metrics": {m: float(row["mean"]) for m, row in test.items()},
+        "openblas_kernel_lasso_lr": result.blas_kernel,
+    }
+
+
+def train(dev: pd.DataFrame, model: str = "LR", n_jobs: int = -1, seed: int = 0) -> FoldEnsemble:
+    """LASSO (alpha 0.35, unscaled) on the development rows ``dev``, then ``model`` on its features in 5 folds.
+
+    The folds are the notebooks' ShuffleSplit (fixed seeds: ``seed`` is not used); the threshold is 0.5 and there
+    is no patient-grouped CV estimate. Runs in this process, on its OpenBLAS kernel.
+    """
+    X = dev[FEATURE_COLUMNS]
+    y = dev["NE_Class"].to_numpy().astype(np.int64)
+    selector = LassoSelector(min_features=1).fit(X, dev["NE_Score"].to_numpy(dtype=float))
+    selected = [f for f, keep in zip(FEATURE_COLUMNS, selector.get_support(), strict=True) if keep]
+    pipeline = Pipeline([("select", FixedSelector(selected)), ("clf", make_classifier(check_model_name(model)))])
+    fold_models = Parallel(n_jobs=n_jobs)(
+        delayed(_fit_fold)(pipeline, X, y, rows) for rows, _ in paper_splits(len(dev))
+    )
+    return FoldEnsemble(
+        models=list(fold_models),
+        threshold=0.5,
+        selected_per_fold=[selected] * len(fold_models),
+        input_kind="dataframe",
+        cv_performance=None,  # the paper's row-level splits give no patient-grouped estimate
+    )
+
+
+def _fit_fold(pipeline: Pipeline, X: pd.DataFrame, y: NDArray[np.int64], rows: NDArray[np.intp]) -> Pipeline:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the recipe's newton-cg line-search warnings
+        return clone(pipeline).fit(X.iloc[rows], y[rows])
