@@ -291,8 +291,20 @@ def validate_feature_table(
         raise UserInputError(f"{source}: no rows")
     frame = frame.copy()
     frame.attrs["source"] = source
-    numeric_columns = [c for c in required if c in FEATURE_COLUMNS or c in ("NE_Score", "NE_Class")]
-    for column in numeric_columns:
+    _to_finite_floats(frame, [c for c in required if c in FEATURE_COLUMNS or c in ("NE_Score", "NE_Class")], source)
+    if require_ids:
+        _check_ids(frame, source)
+    if "NE_Class" in targets:
+        _check_values(frame, "NE_Class", [0.0, 1.0], "is not 0 or 1", source)
+        frame["NE_Class"] = frame["NE_Class"].astype(int)
+    if "Group" in targets:
+        _check_values(frame, "Group", SPLIT_VALUES, f"is not one of {list(SPLIT_VALUES)}", source)
+    return frame
+
+
+def _to_finite_floats(frame: pd.DataFrame, columns: Sequence[str], source: str) -> None:
+    """Convert ``columns`` of ``frame`` to float64 in place; name the first non-numeric, NaN or infinite value."""
+    for column in columns:
         values = pd.to_numeric(frame[column], errors="coerce")
         bad = ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
         if bad.any():
@@ -304,30 +316,26 @@ def validate_feature_table(
                 f"value {raw!r} is not a finite number ({int(bad.sum())} bad value(s) in this column)"
             )
         frame[column] = values.astype(float)
-    if require_ids:
-        for column in ID_COLUMNS:
-            empty = frame[column].isna() | (frame[column].astype(str).str.strip() == "")
-            if empty.any():
-                position = int(np.flatnonzero(empty.to_numpy())[0])
-                raise UserInputError(f"{source}: column {column!r}, {_row_label(frame, position)}: empty id")
-    if "NE_Class" in targets:
-        bad = ~frame["NE_Class"].isin([0.0, 1.0])
-        if bad.any():
-            position = int(np.flatnonzero(bad.to_numpy())[0])
-            raise UserInputError(
-                f"{source}: column 'NE_Class', {_row_label(frame, position)}: "
-                f"value {frame['NE_Class'].iloc[position]!r} is not 0 or 1"
-            )
-        frame["NE_Class"] = frame["NE_Class"].astype(int)
-    if "Group" in targets:
-        bad = ~frame["Group"].isin(SPLIT_VALUES)
-        if bad.any():
-            position = int(np.flatnonzero(bad.to_numpy())[0])
-            raise UserInputError(
-                f"{source}: column 'Group', {_row_label(frame, position)}: "
-                f"value {frame['Group'].iloc[position]!r} is not one of {list(SPLIT_VALUES)}"
-            )
-    return frame
+
+
+def _check_ids(frame: pd.DataFrame, source: str) -> None:
+    """Name the first empty file, study or patient id."""
+    for column in ID_COLUMNS:
+        empty = frame[column].isna() | (frame[column].astype(str).str.strip() == "")
+        if empty.any():
+            position = int(np.flatnonzero(empty.to_numpy())[0])
+            raise UserInputError(f"{source}: column {column!r}, {_row_label(frame, position)}: empty id")
+
+
+def _check_values(frame: pd.DataFrame, column: str, allowed: Sequence[object], reason: str, source: str) -> None:
+    """Name the first value of ``column`` outside ``allowed`` (``reason`` ends the message)."""
+    bad = ~frame[column].isin(allowed)
+    if bad.any():
+        position = int(np.flatnonzero(bad.to_numpy())[0])
+        raise UserInputError(
+            f"{source}: column {column!r}, {_row_label(frame, position)}: "
+            f"value {frame[column].iloc[position]!r} {reason}"
+        )
 
 
 def table_source(frame: pd.DataFrame) -> str:

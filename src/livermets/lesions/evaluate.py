@@ -216,6 +216,32 @@ def evaluate_cohort(manifest: str | Path, pred_dir: str | Path, out_dir: str | P
     group_by = settings.group_by or default_group_column(list(frame.columns))
     if settings.group_by is not None and settings.group_by not in frame.columns:
         raise UserInputError(f"--group-by: column {settings.group_by!r} not in {manifest}")
+    _warn_orphans(frame, pred_dir)
+    rows, lesion_frames, skipped = _evaluate_series(frame, pred_dir, out_dir, settings, group_by)
+    if not rows:
+        listed = "; ".join(f"{s['series_id']}: {s['reason']}" for s in skipped[:LISTED_REASONS])
+        more = f"; and {len(skipped) - LISTED_REASONS} more" if len(skipped) > LISTED_REASONS else ""
+        raise UserInputError(f"nothing could be evaluated: all {len(frame)} series of {manifest} were skipped: "
+                             f"{listed}{more}")
+    write_csv(out_dir / "skipped.csv", pd.DataFrame(skipped, columns=["series_id", "reason"]))
+    per_scan = pd.DataFrame(rows)
+    strata = stratum_names(settings.size_strata_mm)
+    table = table3(per_scan, group_by=group_by, n_boot=settings.n_boot, seed=settings.seed, strata=strata)
+    table.insert(2, "rule", settings.rule)
+    table.insert(3, "iou_threshold", settings.iou_threshold if settings.rule == "lits" else np.nan)
+    write_csv(out_dir / "per_scan.csv", per_scan)
+    write_csv(out_dir / "per_lesion.csv", pd.concat(lesion_frames, ignore_index=True))
+    write_csv(out_dir / "table3.csv", table)
+    write_text(out_dir / "table3.md", table3_markdown(table, title=_table3_title(settings)))
+    parameters = {**asdict(settings), "group_by": group_by, "manifest": str(manifest), "pred_dir": str(pred_dir),
+                  "n_evaluated": len(per_scan), "n_skipped": len(skipped)}
+    write_json(out_dir / "provenance.json", provenance(parameters, command="livermets seg evaluate"))
+    log.info("evaluated %d series (%d skipped); wrote %s", len(per_scan), len(skipped), out_dir)
+    return table
+
+
+def _warn_orphans(frame: pd.DataFrame, pred_dir: Path) -> None:
+    """Warn once about predictions in ``pred_dir`` whose series is not in the manifest (they are ignored)."""
     known = set(frame["series_id"].astype(str))
     orphans = sorted(p.name for p in pred_dir.glob(f"*{PREDICTION_SUFFIX}")
                      if p.name[: -len(PREDICTION_SUFFIX)] not in known)
@@ -223,6 +249,11 @@ def evaluate_cohort(manifest: str | Path, pred_dir: str | Path, out_dir: str | P
         log.warning("%d prediction(s) in %s not in the manifest, ignored (e.g. %s)", len(orphans), pred_dir,
                     orphans[0])
 
+
+def _evaluate_series(
+    frame: pd.DataFrame, pred_dir: Path, out_dir: Path, settings: EvaluationSettings, group_by: str | None
+) -> tuple[list[dict[str, Any]], list[pd.DataFrame], list[dict[str, str]]]:
+    """Evaluate (or reuse from the cache) every manifest row; returns per-scan rows, lesion tables, skipped rows."""
     figure_dir = out_dir / "figures" if settings.figures else None
     cache_dir = out_dir / CACHE_FOLDER
     rows: list[dict[str, Any]] = []
@@ -259,27 +290,11 @@ def evaluate_cohort(manifest: str | Path, pred_dir: str | Path, out_dir: str | P
         _flush_warnings(pending, True)
     if reused:
         log.info("reused %d unchanged series from %s", reused, cache_dir)
-    if not rows:
-        listed = "; ".join(f"{s['series_id']}: {s['reason']}" for s in skipped[:LISTED_REASONS])
-        more = f"; and {len(skipped) - LISTED_REASONS} more" if len(skipped) > LISTED_REASONS else ""
-        raise UserInputError(f"nothing could be evaluated: all {len(frame)} series of {manifest} were skipped: "
-                             f"{listed}{more}")
-    write_csv(out_dir / "skipped.csv", pd.DataFrame(skipped, columns=["series_id", "reason"]))
-    per_scan = pd.DataFrame(rows)
-    strata = stratum_names(settings.size_strata_mm)
-    table = table3(per_scan, group_by=group_by, n_boot=settings.n_boot, seed=settings.seed, strata=strata)
-    table.insert(2, "rule", settings.rule)
-    table.insert(3, "iou_threshold", settings.iou_threshold if settings.rule == "lits" else np.nan)
-    write_csv(out_dir / "per_scan.csv", per_scan)
-    write_csv(out_dir / "per_lesion.csv", pd.concat(lesion_frames, ignore_index=True))
-    write_csv(out_dir / "table3.csv", table)
+    return rows, lesion_frames, skipped
+
+
+def _table3_title(settings: EvaluationSettings) -> str:
     rule_text = (f"LiTS rule, IoU > {settings.iou_threshold:g}" if settings.rule == "lits"
                  else "paper rule (any overlap)")
-    title = (f"Lesion segmentation metrics ({rule_text}, cc3d connectivity {settings.connectivity}); "
-             f"95% CIs: patient-level bootstrap, {settings.n_boot} samples, seed {settings.seed}")
-    write_text(out_dir / "table3.md", table3_markdown(table, title=title))
-    parameters = {**asdict(settings), "group_by": group_by, "manifest": str(manifest), "pred_dir": str(pred_dir),
-                  "n_evaluated": len(per_scan), "n_skipped": len(skipped)}
-    write_json(out_dir / "provenance.json", provenance(parameters, command="livermets seg evaluate"))
-    log.info("evaluated %d series (%d skipped); wrote %s", len(per_scan), len(skipped), out_dir)
-    return table
+    return (f"Lesion segmentation metrics ({rule_text}, cc3d connectivity {settings.connectivity}); "
+            f"95% CIs: patient-level bootstrap, {settings.n_boot} samples, seed {settings.seed}")

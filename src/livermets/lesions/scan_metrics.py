@@ -132,21 +132,49 @@ def evaluate_scan(
     if reference.shape != prediction.shape:
         raise ValueError(f"{series_id}: shape mismatch {reference.shape} vs {prediction.shape}")
     voxel_ml = float(np.prod(spacing_xyz)) / 1000.0
-
-    ref_liver = int(np.count_nonzero(reference))
-    pred_liver = int(np.count_nonzero(prediction))
-    liver_inter = int(np.count_nonzero(np.logical_and(reference, prediction)))
-
     ref_comps = label_components(reference == LESION_VALUE, connectivity)
     pred_comps = label_components(prediction == LESION_VALUE, connectivity)
     overlap = component_overlaps(ref_comps, pred_comps)
     result = match(overlap, ref_comps.voxel_counts, pred_comps.voxel_counts, rule, iou_threshold)
+    row: dict[str, Any] = {
+        "series_id": series_id,
+        **_overlap_counts(reference, prediction, ref_comps, pred_comps, overlap, result, voxel_ml),
+        "missing_prediction": missing,
+        "rule": rule,
+        "iou_threshold": iou_threshold if rule == "lits" else float("nan"),
+        "connectivity": connectivity,
+    }
+    need_diameters = diameters or bool(size_strata_mm)
+    spacing3 = (float(spacing_xyz[0]), float(spacing_xyz[1]), float(spacing_xyz[2]))
+    ref_diam = longest_axial_diameters(ref_comps, spacing3) if need_diameters else None
+    pred_diam = longest_axial_diameters(pred_comps, spacing3) if need_diameters else None
+    ref_frame = _lesion_frame("reference", ref_comps, result.ref_detected, result.ref_group, voxel_ml, ref_diam,
+                              size_strata_mm)
+    pred_frame = _lesion_frame("prediction", pred_comps, result.pred_correct, result.pred_group, voxel_ml,
+                               pred_diam, size_strata_mm)
+    row.update(_stratum_counts(ref_frame, pred_frame, result, size_strata_mm))
+    lesions = pd.concat([ref_frame, pred_frame], ignore_index=True)
+    lesions.insert(0, "series_id", series_id)
+    return ScanEvaluation(series_id, row, result, lesions, _figure_slice(reference, prediction, ref_comps, pred_comps))
 
+
+def _overlap_counts(
+    reference: np.ndarray,
+    prediction: np.ndarray,
+    ref_comps: LesionComponents,
+    pred_comps: LesionComponents,
+    overlap: np.ndarray,
+    result: MatchResult,
+    voxel_ml: float,
+) -> dict[str, Any]:
+    """Liver and lesion Dice, detection counts, voxel counts and lesion volumes of one scan pair (row columns)."""
+    ref_liver = int(np.count_nonzero(reference))
+    pred_liver = int(np.count_nonzero(prediction))
+    liver_inter = int(np.count_nonzero(np.logical_and(reference, prediction)))
     ref_voxels = int(ref_comps.voxel_counts.sum())
     pred_voxels = int(pred_comps.voxel_counts.sum())
     lesion_inter = int(overlap.sum())
-    row: dict[str, Any] = {
-        "series_id": series_id,
+    return {
         "dice_liver": dice_from_counts(liver_inter, ref_liver, pred_liver),
         "dice_lesion": dice_from_counts(lesion_inter, ref_voxels, pred_voxels),
         "lesion_both_empty": ref_voxels == 0 and pred_voxels == 0,
@@ -161,31 +189,22 @@ def evaluate_scan(
         "liver_intersection_voxels": liver_inter,
         "ref_lesion_volume_ml": ref_voxels * voxel_ml,
         "pred_lesion_volume_ml": pred_voxels * voxel_ml,
-        "missing_prediction": missing,
-        "rule": rule,
-        "iou_threshold": iou_threshold if rule == "lits" else float("nan"),
-        "connectivity": connectivity,
     }
 
-    need_diameters = diameters or bool(size_strata_mm)
-    spacing3 = (float(spacing_xyz[0]), float(spacing_xyz[1]), float(spacing_xyz[2]))
-    ref_diam = longest_axial_diameters(ref_comps, spacing3) if need_diameters else None
-    pred_diam = longest_axial_diameters(pred_comps, spacing3) if need_diameters else None
-    ref_frame = _lesion_frame("reference", ref_comps, result.ref_detected, result.ref_group, voxel_ml, ref_diam,
-                              size_strata_mm)
-    pred_frame = _lesion_frame("prediction", pred_comps, result.pred_correct, result.pred_group, voxel_ml,
-                               pred_diam, size_strata_mm)
-    if size_strata_mm:
-        for name in stratum_names(size_strata_mm):
-            in_ref = (ref_frame["stratum"] == name).to_numpy()
-            in_pred = (pred_frame["stratum"] == name).to_numpy()
-            row[f"n_ref_{name}"] = int(in_ref.sum())
-            row[f"tp_{name}"] = int((in_ref & result.ref_detected).sum())
-            row[f"n_pred_{name}"] = int(in_pred.sum())
-            row[f"fp_{name}"] = int((in_pred & ~result.pred_correct).sum())
-    lesions = pd.concat([ref_frame, pred_frame], ignore_index=True)
-    lesions.insert(0, "series_id", series_id)
-    return ScanEvaluation(series_id, row, result, lesions, _figure_slice(reference, prediction, ref_comps, pred_comps))
+
+def _stratum_counts(
+    ref_frame: pd.DataFrame, pred_frame: pd.DataFrame, result: MatchResult, size_strata_mm: Sequence[float]
+) -> dict[str, int]:
+    """``n_ref_<stratum>``, ``tp_<stratum>``, ``n_pred_<stratum>``, ``fp_<stratum>`` for every size stratum."""
+    counts: dict[str, int] = {}
+    for name in stratum_names(size_strata_mm):
+        in_ref = (ref_frame["stratum"] == name).to_numpy()
+        in_pred = (pred_frame["stratum"] == name).to_numpy()
+        counts[f"n_ref_{name}"] = int(in_ref.sum())
+        counts[f"tp_{name}"] = int((in_ref & result.ref_detected).sum())
+        counts[f"n_pred_{name}"] = int(in_pred.sum())
+        counts[f"fp_{name}"] = int((in_pred & ~result.pred_correct).sum())
+    return counts
 
 
 def _figure_slice(reference: np.ndarray, prediction: np.ndarray, ref_comps: LesionComponents,

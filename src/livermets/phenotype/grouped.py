@@ -301,14 +301,7 @@ def evaluate_grouped(frame: pd.DataFrame, features: list[str], config: GroupedCo
     classes = np.mean([r["probability"] >= r["threshold_per_row"] for r in repeats], axis=0) >= 0.5
     low, high, undefined = _cluster_ci(y, mean_probability, groups, config.n_boot, config.seed)
 
-    permutation_aucs = np.empty(0)
-    if config.n_permutations:
-        jobs = (
-            delayed(_permutation_auc)(X, y, score, groups, studies, config, config.seed + 10_000 + k)
-            for k in range(config.n_permutations)
-        )
-        runner = Parallel(n_jobs=config.n_jobs, return_as="generator")
-        permutation_aucs = np.array(list(track(runner(jobs), "permutation test", total=config.n_permutations)))
+    permutation_aucs = _permutation_aucs(X, y, score, groups, studies, config)
     observed = repeat_aucs[0]
     finite = permutation_aucs[~np.isnan(permutation_aucs)]
     p_value = float((1 + (finite >= observed).sum()) / (1 + finite.size)) if finite.size else float("nan")
@@ -341,24 +334,7 @@ def evaluate_grouped(frame: pd.DataFrame, features: list[str], config: GroupedCo
         ],
     }
     if has_test:
-        test = frame.loc[frame["Group"] == "test"]
-        fold_models = repeats[0]["models"]
-        X_test = test[features].to_numpy(dtype=float)
-        y_test = test["NE_Class"].to_numpy().astype(np.int64)
-        test_probability = np.mean([m.predict_proba(X_test)[:, 1] for m in fold_models], axis=0)
-        threshold = float(np.mean(repeats[0]["thresholds"]))
-        t_low, t_high, t_undefined = _cluster_ci(
-            y_test, test_probability, test["unique_pt"].astype(str).to_numpy(), config.n_boot, config.seed
-        )
-        summary.update(
-            test_auc=_pooled_auc(y_test, test_probability),
-            test_auc_low95=t_low,
-            test_auc_high95=t_high,
-            test_auc_ci_undefined=t_undefined,
-            test_threshold=threshold,
-            test_metrics=binary_metrics(y_test, (test_probability >= threshold).astype(int), test_probability),
-            test_brier=float(brier_score_loss(y_test, test_probability)),
-        )
+        summary.update(_test_summary(frame.loc[frame["Group"] == "test"], features, repeats[0], config))
     oof = pd.DataFrame(
         {
             "File": dev["File"].to_numpy() if "File" in dev.columns else np.arange(y.size),
@@ -375,3 +351,45 @@ def evaluate_grouped(frame: pd.DataFrame, features: list[str], config: GroupedCo
         thresholds=repeats[0]["thresholds"],
         permutation_aucs=permutation_aucs,
     )
+
+
+def _permutation_aucs(
+    X: NDArray[np.float64],
+    y: NDArray[np.int64],
+    score: NDArray[np.float64],
+    groups: NDArray[Any],
+    studies: NDArray[Any],
+    config: GroupedConfig,
+) -> NDArray[np.float64]:
+    """Pooled out-of-fold AUC of every patient-level permutation (seeds ``seed + 10000 + k``), in parallel."""
+    if not config.n_permutations:
+        return np.empty(0)
+    jobs = (
+        delayed(_permutation_auc)(X, y, score, groups, studies, config, config.seed + 10_000 + k)
+        for k in range(config.n_permutations)
+    )
+    runner = Parallel(n_jobs=config.n_jobs, return_as="generator")
+    return np.array(list(track(runner(jobs), "permutation test", total=config.n_permutations)))
+
+
+def _test_summary(
+    test: pd.DataFrame, features: list[str], repeat: dict[str, Any], config: GroupedConfig
+) -> dict[str, Any]:
+    """The fold models of one repeat on the test rows: AUC with its cluster-bootstrap CI, metrics at the mean
+    training-fold threshold, Brier score."""
+    X_test = test[features].to_numpy(dtype=float)
+    y_test = test["NE_Class"].to_numpy().astype(np.int64)
+    test_probability = np.mean([m.predict_proba(X_test)[:, 1] for m in repeat["models"]], axis=0)
+    threshold = float(np.mean(repeat["thresholds"]))
+    t_low, t_high, t_undefined = _cluster_ci(
+        y_test, test_probability, test["unique_pt"].astype(str).to_numpy(), config.n_boot, config.seed
+    )
+    return {
+        "test_auc": _pooled_auc(y_test, test_probability),
+        "test_auc_low95": t_low,
+        "test_auc_high95": t_high,
+        "test_auc_ci_undefined": t_undefined,
+        "test_threshold": threshold,
+        "test_metrics": binary_metrics(y_test, (test_probability >= threshold).astype(int), test_probability),
+        "test_brier": float(brier_score_loss(y_test, test_probability)),
+    }

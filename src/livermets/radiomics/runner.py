@@ -294,45 +294,64 @@ def run_extraction(
     done = completed_keys(out)
     todo = [t for t in tasks if t.key not in done]
     fail_path = failures_path(out)
-    kept_failures = _kept_failures(fail_path, {t.key for t in todo} | done)
-    new_failures: list[dict[str, Any]] = []
+    tally = _Tally(kept_failures=_kept_failures(fail_path, {t.key for t in todo} | done))
     parts = parts_dir(out)
     parts.mkdir(parents=True, exist_ok=True)
     log.debug("%d series in manifest, %d already in %s, %d to compute (%s)", len(tasks), len(tasks) - len(todo),
-             out, len(todo), f"Dask {scheduler}" if scheduler else f"{workers} worker(s)")
-    succeeded = failed = voxels = 0
-    over_limit: list[tuple[str, int]] = []
+              out, len(todo), f"Dask {scheduler}" if scheduler else f"{workers} worker(s)")
     warnings = _FailureWarnings(bool(done))
     start = time.perf_counter()
     try:
         with make_progress() as progress:
             bar = progress.add_task("radiomics", total=len(todo), visible=show_progress)
             for task, result in _results(todo, options, workers, scheduler):
-                voxels += result.lesion_voxels
-                if result.failure is None:
-                    write_csv(_part_path(parts, task.key), pd.DataFrame(result.rows))
-                    succeeded += 1
-                    warnings.success()
-                else:
-                    failed += 1
-                    new_failures.append({"File": task.key, "series_id": task.series_id, "reason": result.failure})
-                    write_csv(fail_path, pd.DataFrame(kept_failures + new_failures, columns=FAILURE_COLUMNS))
-                    warnings.failure(task.series_id, result.failure)
-                    if result.too_many_lesions is not None:
-                        over_limit.append((task.label or task.key, result.too_many_lesions))
+                tally.add(task, result, parts, fail_path, warnings)
                 progress.advance(bar)
     finally:
         seconds = time.perf_counter() - start
         merge_parts(out, order, options.per_lesion)
-        write_csv(fail_path, pd.DataFrame(kept_failures + new_failures, columns=FAILURE_COLUMNS))
-    summary = RunSummary(out, fail_path, len(tasks) - len(todo), len(todo), succeeded, failed, seconds, voxels,
-                         over_limit, [(str(f["series_id"]), str(f["reason"])) for f in new_failures])
+        write_csv(fail_path, tally.failures_frame())
+    summary = RunSummary(out, fail_path, len(tasks) - len(todo), len(todo), tally.succeeded, tally.failed, seconds,
+                         tally.voxels, tally.over_limit,
+                         [(str(f["series_id"]), str(f["reason"])) for f in tally.new_failures])
     parameters = {"options": asdict(options), "workers": workers, "scheduler": scheduler,
                   "params_yaml": Path(str(options.params)).read_text(encoding="utf-8"),
                   "summary": {k: v for k, v in asdict(summary).items()
                               if k not in ("out", "failures", "too_many_lesions", "failure_reasons")}}
     write_json(provenance_path(out), provenance(parameters, command))
     return summary
+
+
+@dataclass
+class _Tally:
+    """This run's counts and failures, updated as results arrive (complete up to an interruption)."""
+
+    kept_failures: list[dict[str, Any]]
+    new_failures: list[dict[str, Any]] = field(default_factory=list)
+    succeeded: int = 0
+    failed: int = 0
+    voxels: int = 0
+    over_limit: list[tuple[str, int]] = field(default_factory=list)
+
+    def failures_frame(self) -> pd.DataFrame:
+        """The failures table: entries kept from earlier runs, then this run's."""
+        return pd.DataFrame(self.kept_failures + self.new_failures, columns=FAILURE_COLUMNS)
+
+    def add(self, task: SeriesTask, result: SeriesResult, parts: Path, fail_path: Path,
+            warnings: _FailureWarnings) -> None:
+        """Write a finished series' part file, or record and write its failure."""
+        self.voxels += result.lesion_voxels
+        if result.failure is None:
+            write_csv(_part_path(parts, task.key), pd.DataFrame(result.rows))
+            self.succeeded += 1
+            warnings.success()
+            return
+        self.failed += 1
+        self.new_failures.append({"File": task.key, "series_id": task.series_id, "reason": result.failure})
+        write_csv(fail_path, self.failures_frame())
+        warnings.failure(task.series_id, result.failure)
+        if result.too_many_lesions is not None:
+            self.over_limit.append((task.label or task.key, result.too_many_lesions))
 
 
 class _FailureWarnings:

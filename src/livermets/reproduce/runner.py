@@ -13,11 +13,12 @@ import pandas as pd
 
 from livermets.atomic import write_csv, write_json
 from livermets.errors import UserInputError
+from livermets.featuretable import FEATURE_COLUMNS
 from livermets.phenotype.grouped import GroupedConfig, evaluate_grouped
 from livermets.phenotype.metrics import METRICS
 from livermets.phenotype.notebooks import ModelRun, PaperData, load_paper_data
 from livermets.phenotype.plots import plot_feature_groups, plot_reliability, plot_roc_band
-from livermets.phenotype.protocols.paper import paper_protocol
+from livermets.phenotype.protocols.paper import PaperProtocol, paper_protocol
 from livermets.phenotype.roc import bootstrap_roc
 from livermets.provenance import provenance
 from livermets.reproduce.kernels import measured_kernel_table
@@ -101,26 +102,10 @@ def reproduce_paper(
     protocol = paper_protocol(
         data, weights=tables == "all", weight_grid=weight_grid, n_boot=n_boot, n_jobs=n_jobs, where=where
     )
-    selected, indices, runs = protocol.selected, protocol.indices, protocol.runs
-    write_csv(out / "lasso_features.csv", protocol.lasso_table)
-    if protocol.search_table is not None:
-        write_csv(out / "weight_search.csv", protocol.search_table)
+    table4, supp2 = _write_tables(out, protocol, tables)
     unweighted = protocol.unweighted
-    table4 = _table4(unweighted)
-    write_csv(out / "table4.csv", table4)
-    supp2 = _supp_table2(runs)
-    write_csv(out / "supp_table2.csv", supp2)
-    if tables == "all":
-        write_csv(out / "supp_table3.csv", _supp_table3(runs[len(unweighted) :]))
-
-    predictions = data.test[["File", "unique_scandate", "unique_pt", "NE_Score", "NE_Class"]].copy()
-    for run in unweighted:
-        predictions[f"{run.spec.name}_probability"] = run.test_probability
-        predictions[f"{run.spec.name}_soft"] = run.test_soft
-        predictions[f"{run.spec.name}_hard"] = run.test_hard
-    write_csv(out / "test_predictions.csv", predictions)
-
-    _roc_figure(data, unweighted, indices, out / "roc_test.png")
+    _write_test_predictions(out / "test_predictions.csv", data, unweighted)
+    _roc_figure(data, unweighted, protocol.indices, out / "roc_test.png")
     plot_feature_groups(protocol.lasso_table, out / "figure4_feature_groups.png")
     figure3 = burden_statistics(data.frame)
     write_json(out / "figure3_stats.json", figure3)
@@ -130,23 +115,12 @@ def reproduce_paper(
     figure5["model"] = "LR soft vote"
     write_json(out / "figure5_stats.json", figure5)
     plot_failure(data.test["NE_Score"].to_numpy(), lr.test_soft == data.y_test, out / "figure5_failure.png")
-
-    grouped = None
-    if tables == "all":
-        config = GroupedConfig(model="LR", n_permutations=n_permutations, n_repeats=n_repeats, n_jobs=n_jobs)
-        from livermets.featuretable import FEATURE_COLUMNS
-
-        result = evaluate_grouped(data.frame, FEATURE_COLUMNS, config)
-        grouped = result.summary
-        write_json(out / "grouped_summary.json", grouped)
-        plot_reliability(
-            result.oof["probability"].to_numpy(), result.oof["NE_Class"].to_numpy(), out / "grouped_reliability.png"
-        )
+    grouped = _grouped_protocol(out, data, n_permutations, n_repeats, n_jobs) if tables == "all" else None
     elapsed = time.perf_counter() - started
     numbers = {
         "table4": table4,
         "supp2": supp2,
-        "selected": selected,
+        "selected": protocol.selected,
         "figure3": figure3,
         "figure5": figure5,
         "grouped": grouped,
@@ -159,24 +133,55 @@ def reproduce_paper(
         "kernel_table": measured_kernel_table(),
     }
     write_report(out / "REPORT.md", numbers)
-    write_json(
-        out / "provenance.json",
-        provenance(
-            {
-                "features": str(features_csv),
-                "tables": tables,
-                "n_permutations": n_permutations,
-                "n_boot": n_boot,
-                "n_repeats": n_repeats,
-                "bootstrap_draw": "paper (np.random.seed(822) legacy order)",
-                "openblas_kernel_lasso_lr": protocol.blas_kernel,
-                "lasso_lr_computed_in": protocol.computed_in,
-            },
-            command="livermets reproduce paper",
-        ),
-    )
+    parameters = {
+        "features": str(features_csv),
+        "tables": tables,
+        "n_permutations": n_permutations,
+        "n_boot": n_boot,
+        "n_repeats": n_repeats,
+        "bootstrap_draw": "paper (np.random.seed(822) legacy order)",
+        "openblas_kernel_lasso_lr": protocol.blas_kernel,
+        "lasso_lr_computed_in": protocol.computed_in,
+    }
+    write_json(out / "provenance.json", provenance(parameters, command="livermets reproduce paper"))
     log.info("reproduction written to %s in %.1f s", out, elapsed)
     return numbers
+
+
+def _write_tables(out: Path, protocol: PaperProtocol, tables: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """LASSO features, weight search, Table 4 and Supplementary Tables 2 (and 3 with ``tables="all"``)."""
+    write_csv(out / "lasso_features.csv", protocol.lasso_table)
+    if protocol.search_table is not None:
+        write_csv(out / "weight_search.csv", protocol.search_table)
+    unweighted = protocol.unweighted
+    table4 = _table4(unweighted)
+    write_csv(out / "table4.csv", table4)
+    supp2 = _supp_table2(protocol.runs)
+    write_csv(out / "supp_table2.csv", supp2)
+    if tables == "all":
+        write_csv(out / "supp_table3.csv", _supp_table3(protocol.runs[len(unweighted) :]))
+    return table4, supp2
+
+
+def _write_test_predictions(path: Path, data: PaperData, runs: list[ModelRun]) -> None:
+    """The test rows with every unweighted model's probability and soft/hard-vote class."""
+    predictions = data.test[["File", "unique_scandate", "unique_pt", "NE_Score", "NE_Class"]].copy()
+    for run in runs:
+        predictions[f"{run.spec.name}_probability"] = run.test_probability
+        predictions[f"{run.spec.name}_soft"] = run.test_soft
+        predictions[f"{run.spec.name}_hard"] = run.test_hard
+    write_csv(path, predictions)
+
+
+def _grouped_protocol(out: Path, data: PaperData, n_permutations: int, n_repeats: int, n_jobs: int) -> dict[str, Any]:
+    """The grouped protocol's LR on the same table: grouped_summary.json and its reliability plot."""
+    config = GroupedConfig(model="LR", n_permutations=n_permutations, n_repeats=n_repeats, n_jobs=n_jobs)
+    result = evaluate_grouped(data.frame, FEATURE_COLUMNS, config)
+    write_json(out / "grouped_summary.json", result.summary)
+    plot_reliability(
+        result.oof["probability"].to_numpy(), result.oof["NE_Class"].to_numpy(), out / "grouped_reliability.png"
+    )
+    return result.summary
 
 
 __all__ = ["METRICS", "reproduce_paper"]

@@ -11,6 +11,7 @@ noise level is calibrated to the real CT in ``shared/data/totalsegmentator`` (se
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -153,12 +154,51 @@ def _vessel_tree(rng: np.random.Generator, start: Array, direction: Array, lengt
 def sample_anatomy(rng: np.random.Generator) -> Anatomy:
     """Draw one patient's anatomy and tissue HU values (a fixed number of draws in a fixed order).
 
+    The steps below draw in this order: body, tissue HU, spine and great vessels, liver, gallbladder, other organs,
+    ribs, liver vessels, then the body taper, visceral fat fraction and disc pitch and phase.
+
     Examples
     --------
     >>> a = sample_anatomy(np.random.default_rng(0))
     >>> 40 <= a.hu["muscle"] <= 60
     True
     """
+    body = _body(rng)
+    a_in = body["body_a"] - body["fat_mm"] - body["muscle_mm"]
+    b_post_in = body["body_b_posterior"] - body["fat_mm"] - body["muscle_mm"]
+    hu, noise_sd = _tissue_hu(rng)
+    spine = _spine_and_great_vessels(rng, b_post_in)
+    b_in = 0.5 * (body["body_b_anterior"] + body["body_b_posterior"]) - body["fat_mm"] - body["muscle_mm"]
+    frame, liver = _liver(rng, a_in, b_in)
+    gallbladder = _gallbladder(rng, frame)
+    organs = _organs(rng, a_in, b_post_in, spine["vertebra_y"], liver["dome_left"][2])
+    ribs, rib_pitch = _ribs(rng, frame.cz)
+    vessels, first_hepatic = _liver_vessels(rng, frame, liver["liver_left"][0], spine["ivc"])
+    body_taper = _u(rng, -0.08, 0.08)
+    visceral_fat_fraction = _u(rng, 0.3, 0.7)
+    disc_pitch = _u(rng, 30.0, 36.0)
+    disc_phase = _u(rng, 0.0, 36.0)
+    return Anatomy(
+        **body, body_taper=body_taper, hu=hu, noise_sd=noise_sd, visceral_fat_fraction=visceral_fat_fraction,
+        **spine, disc_pitch=disc_pitch, disc_phase=disc_phase, **liver, gallbladder=gallbladder, **organs, ribs=ribs,
+        rib_pitch=rib_pitch, vessels=vessels, extra={"first_hepatic": float(first_hepatic)},
+    )
+
+
+class _LiverFrame(NamedTuple):
+    """Centre and semi-axes of the right lobe and the dome height: what later steps place organs against."""
+
+    cx: float
+    cy: float
+    cz: float
+    rx: float
+    ry: float
+    rz: float
+    dome_z: float
+
+
+def _body(rng: np.random.Generator) -> dict[str, Any]:
+    """Body outline, pixel size, fat and muscle thickness (Anatomy fields)."""
     body_a = _u(rng, 145.0, 185.0)
     body_b_anterior = body_a * _u(rng, 0.68, 0.82)
     body_b_posterior = body_b_anterior * _u(rng, 0.85, 0.95)
@@ -167,9 +207,14 @@ def sample_anatomy(rng: np.random.Generator) -> Anatomy:
     fat_mm = 6.0 + (body_a - 145.0) / 40.0 * 24.0 + _u(rng, 0.0, 8.0)  # larger patients carry more fat
     muscle_mm = _u(rng, 8.0, 14.0)
     wobble = np.stack([rng.uniform(0.0, 0.025, 3), rng.uniform(0.0, 2 * np.pi, 3)], axis=1)
-    a_in = body_a - fat_mm - muscle_mm
-    b_post_in = body_b_posterior - fat_mm - muscle_mm
+    return {
+        "real_pixel_mm": real_pixel_mm, "body_a": body_a, "body_b_anterior": body_b_anterior,
+        "body_b_posterior": body_b_posterior, "body_wobble": wobble, "fat_mm": fat_mm, "muscle_mm": muscle_mm,
+    }
 
+
+def _tissue_hu(rng: np.random.Generator) -> tuple[dict[str, float], float]:
+    """Tissue HU values (a fatty liver in 10% of patients) and the noise standard deviation."""
     fatty_liver = rng.random() < 0.1
     liver_hu = _u(rng, 60.0, 85.0) if fatty_liver else _u(rng, 90.0, 120.0)
     hu = {
@@ -181,16 +226,22 @@ def sample_anatomy(rng: np.random.Generator) -> Anatomy:
         "air": -1000.0, "csf": _u(rng, 5.0, 15.0), "disc": _u(rng, 70.0, 110.0), "renal_sinus_fat": -60.0,
     }
     hu["renal_medulla"] = hu["renal_cortex"] - _u(rng, 20.0, 50.0)
-    noise_sd = _u(rng, 12.0, 20.0)
+    return hu, _u(rng, 12.0, 20.0)
 
+
+def _spine_and_great_vessels(rng: np.random.Generator, b_post_in: float) -> dict[str, Any]:
+    """Vertebral body, aorta and inferior vena cava (Anatomy fields)."""
     vertebra_r = _u(rng, 16.0, 21.0)
     vertebra_y = b_post_in - 47.0 - vertebra_r - _u(rng, 0.0, 10.0)
     aorta = (_u(rng, 5.0, 15.0), vertebra_y - vertebra_r - _u(rng, 10.0, 16.0), _u(rng, 10.0, 13.5))
     ivc = (_u(rng, -30.0, -20.0), vertebra_y - vertebra_r - _u(rng, 8.0, 14.0), _u(rng, 11.0, 15.0),
            _u(rng, 8.0, 11.0))
+    return {"vertebra_y": vertebra_y, "vertebra_r": vertebra_r, "aorta": aorta, "ivc": ivc}
 
-    # Liver: right lobe against the right wall, left lobe anterior-medial; the dome sits under the right diaphragm.
-    b_in = 0.5 * (body_b_anterior + body_b_posterior) - fat_mm - muscle_mm
+
+def _liver(rng: np.random.Generator, a_in: float, b_in: float) -> tuple[_LiverFrame, dict[str, Any]]:
+    """Liver lobes, surface waves and diaphragm domes (Anatomy fields) with the liver's frame."""
+    # Right lobe against the right wall, left lobe anterior-medial; the dome sits under the right diaphragm.
     rx, ry, rz = a_in * _u(rng, 0.55, 0.66), b_in * _u(rng, 0.75, 0.9), _u(rng, 70.0, 92.0)
     dome_z = _u(rng, 180.0, 205.0)
     cx = -a_in + rx * _u(rng, 0.85, 1.0)
@@ -208,14 +259,27 @@ def sample_anatomy(rng: np.random.Generator) -> Anatomy:
     waves = np.column_stack([k, rng.uniform(0, 2 * np.pi, n_waves), rng.uniform(0.5, 1.0, n_waves) * amplitude])
     dome_right = (cx, cy + 10.0, dome_z)
     dome_left = (_u(rng, 50.0, 80.0), cy + 10.0, dome_z - _u(rng, 8.0, 25.0))
-    dome_radius = _u(rng, 90.0, 130.0)
+    liver = {
+        "liver_right": right, "liver_left": left, "liver_waves": waves, "dome_right": dome_right,
+        "dome_left": dome_left, "dome_radius": _u(rng, 90.0, 130.0),
+    }
+    return _LiverFrame(cx, cy, cz, rx, ry, rz, dome_z), liver
 
-    gallbladder = None
+
+def _gallbladder(rng: np.random.Generator, frame: _LiverFrame) -> tuple[Vec3, Vec3] | None:
+    """A gallbladder under the right lobe in 70% of patients (its four draws are made either way)."""
+    cx, cy, cz, rx, ry, rz, _ = frame
     gb_draws = (rng.random(), _u(rng, 12.0, 18.0), _u(rng, 12.0, 18.0), _u(rng, 25.0, 40.0))
     if gb_draws[0] < 0.7:
-        gallbladder = ((cx + 0.55 * rx, cy - 0.55 * ry, cz - 0.45 * rz), gb_draws[1:])
+        return (cx + 0.55 * rx, cy - 0.55 * ry, cz - 0.45 * rz), gb_draws[1:]
+    return None
 
-    spleen = ((a_in * _u(rng, 0.55, 0.7), b_post_in * _u(rng, 0.1, 0.4), dome_left[2] - _u(rng, 40.0, 65.0)),
+
+def _organs(
+    rng: np.random.Generator, a_in: float, b_post_in: float, vertebra_y: float, dome_left_z: float
+) -> dict[str, Any]:
+    """Spleen, kidneys, stomach and heart (Anatomy fields)."""
+    spleen = ((a_in * _u(rng, 0.55, 0.7), b_post_in * _u(rng, 0.1, 0.4), dome_left_z - _u(rng, 40.0, 65.0)),
               (_u(rng, 20.0, 30.0), _u(rng, 45.0, 60.0), _u(rng, 40.0, 58.0)), np.deg2rad(_u(rng, 30.0, 55.0)))
     z_kidney_left = _u(rng, 55.0, 90.0)
     kidneys = []
@@ -223,12 +287,16 @@ def sample_anatomy(rng: np.random.Generator) -> Anatomy:
         centre = (side * _u(rng, 58.0, 72.0), vertebra_y + _u(rng, -5.0, 10.0), z_k)
         semi = (_u(rng, 24.0, 30.0), _u(rng, 20.0, 26.0), _u(rng, 45.0, 58.0))
         kidneys.append((centre, semi, float(-side * np.deg2rad(_u(rng, 20.0, 40.0)))))
-    stomach_centre = (_u(rng, 35.0, 65.0), -_u(rng, 20.0, 50.0), dome_left[2] - _u(rng, 35.0, 60.0))
+    stomach_centre = (_u(rng, 35.0, 65.0), -_u(rng, 20.0, 50.0), dome_left_z - _u(rng, 35.0, 60.0))
     stomach_semi = (_u(rng, 30.0, 50.0), _u(rng, 25.0, 40.0), _u(rng, 35.0, 55.0))
     stomach = (stomach_centre, stomach_semi, stomach_centre[1] - stomach_semi[1] * _u(rng, 0.2, 0.8))
-    heart = ((_u(rng, 15.0, 35.0), -_u(rng, 20.0, 45.0), dome_left[2] + _u(rng, 35.0, 50.0)),
+    heart = ((_u(rng, 15.0, 35.0), -_u(rng, 20.0, 45.0), dome_left_z + _u(rng, 35.0, 50.0)),
              (_u(rng, 50.0, 65.0), _u(rng, 45.0, 55.0), _u(rng, 45.0, 55.0)))
+    return {"spleen": spleen, "kidneys": kidneys, "stomach": stomach, "heart": heart}
 
+
+def _ribs(rng: np.random.Generator, cz: float) -> tuple[Array, float]:
+    """Ribs (angle, z phase, lowest z, radius per rib, both sides) and the rib pitch."""
     angles = np.deg2rad(np.arange(35.0, 170.0, 18.0))
     rib_pitch = _u(rng, 28.0, 34.0)
     z_costal = cz - _u(rng, 0.0, 20.0)
@@ -239,29 +307,26 @@ def sample_anatomy(rng: np.random.Generator) -> Anatomy:
             lowest = z_costal - (np.rad2deg(angle) - 35.0) / 130.0 * drop
             ribs.append([sign * angle, _u(rng, 0.0, rib_pitch) * 0.3 + np.rad2deg(angle) * 0.35, lowest,
                          _u(rng, 4.5, 6.5)])
+    return np.asarray(ribs), rib_pitch
 
+
+def _liver_vessels(
+    rng: np.random.Generator, frame: _LiverFrame, left_centre: Vec3, ivc: tuple[float, float, float, float]
+) -> tuple[Array, int]:
+    """Portal trunk and trees, then hepatic venous trees from the IVC confluence; index of the first hepatic one."""
+    cx, cy, cz, rx, ry, rz, dome_z = frame
     segments: list[list[float]] = []
     hilum = np.array([cx + 0.45 * rx, cy - 0.1 * ry, cz - 0.2 * rz])
     segments.append([*(hilum + np.array([30.0, -5.0, -45.0])), *hilum, 7.5, 7.0, 0.0])  # extrahepatic trunk
     right_target = np.array([cx - 0.3 * rx, cy, cz + 0.1 * rz])
-    left_target = np.array(left[0])
+    left_target = np.array(left_centre)
     _vessel_tree(rng, hilum, right_target - hilum, 0.45 * rx, _u(rng, 5.0, 6.5), 4, segments)
     _vessel_tree(rng, hilum, left_target - hilum, 0.5 * float(np.linalg.norm(left_target - hilum)),
                  _u(rng, 4.0, 5.5), 4, segments)
     first_hepatic = len(segments)
     confluence = np.array([ivc[0], ivc[1], dome_z - 20.0])
     for target in (np.array([cx - 0.6 * rx, cy - 0.3 * ry, cz - 0.1 * rz]), np.array([cx + 0.3 * rx, cy - 0.6 * ry,
-                   cz - 0.2 * rz]), np.array(left[0])):
+                   cz - 0.2 * rz]), np.array(left_centre)):
         _vessel_tree(rng, confluence, target - confluence, 0.45 * float(np.linalg.norm(target - confluence)),
                      _u(rng, 4.5, 6.0), 3, segments)
-    vessels = np.asarray(segments, dtype=np.float64)
-    return Anatomy(
-        real_pixel_mm=real_pixel_mm, body_a=body_a, body_b_anterior=body_b_anterior,
-        body_b_posterior=body_b_posterior, body_taper=_u(rng, -0.08, 0.08), body_wobble=wobble, fat_mm=fat_mm,
-        muscle_mm=muscle_mm, hu=hu, noise_sd=noise_sd, visceral_fat_fraction=_u(rng, 0.3, 0.7),
-        vertebra_y=vertebra_y, vertebra_r=vertebra_r, disc_pitch=_u(rng, 30.0, 36.0),
-        disc_phase=_u(rng, 0.0, 36.0), aorta=aorta, ivc=ivc, dome_right=dome_right, dome_left=dome_left,
-        dome_radius=dome_radius, liver_right=right, liver_left=left, liver_waves=waves, gallbladder=gallbladder,
-        spleen=spleen, kidneys=kidneys, stomach=stomach, heart=heart, ribs=np.asarray(ribs), rib_pitch=rib_pitch,
-        vessels=vessels, extra={"first_hepatic": float(first_hepatic)},
-    )
+    return np.asarray(segments, dtype=np.float64), first_hepatic
