@@ -13,11 +13,6 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "livermets"
 MAX_LINES = 80
 
-KNOWN_EXCEPTIONS = frozenset({
-    # `seg predict` with the nnU-Net options, being written alongside this test (85 lines); to be split like the rest.
-    "livermets.segmentation.cli.predict",
-})
-
 
 def _function_lengths(path: Path, package: Path = PACKAGE) -> Iterator[tuple[str, int, int]]:
     """``(qualified name, length, first line)`` of every function in ``path``, methods and nested ones included."""
@@ -49,7 +44,7 @@ def test_no_function_is_longer_than_80_lines():
     too_long = [
         f"{name} ({length} lines, {where})"
         for name, length, where in _all_lengths()
-        if length > MAX_LINES and name not in KNOWN_EXCEPTIONS
+        if length > MAX_LINES
     ]
     assert not too_long, f"functions over {MAX_LINES} lines (split them into named steps): " + "; ".join(too_long)
 
