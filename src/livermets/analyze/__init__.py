@@ -11,8 +11,7 @@ Examples
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from livermets.lazy import lazy_getattr
 
 _WHERE = {
     "Analyzer": "single", "AnalyzeOptions": "single", "AnalyzeResult": "single",
@@ -21,9 +20,4 @@ _WHERE = {
     "staged_folder": "folder", "write_report_html": "html", "axial_montage": "figures", "coronal_view": "figures",
 }
 __all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'livermets.analyze' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"livermets.analyze.{_WHERE[name]}"), name)
+__getattr__ = lazy_getattr(__name__, _WHERE)

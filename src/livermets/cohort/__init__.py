@@ -12,8 +12,7 @@ Examples
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from livermets.lazy import lazy_getattr
 
 _WHERE = {
     "Problem": "manifest",
@@ -31,9 +30,4 @@ _WHERE = {
     "ImportResult": "importers.common",
 }
 __all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'livermets.cohort' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"livermets.cohort.{_WHERE[name]}"), name)
+__getattr__ = lazy_getattr(__name__, _WHERE)

@@ -12,8 +12,7 @@ Examples
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from livermets.lazy import lazy_getattr
 
 _WHERE = {
     "read_image": "io",
@@ -41,9 +40,4 @@ _WHERE = {
     "check_series": "integrity",
 }
 __all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'livermets.imaging' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"livermets.imaging.{_WHERE[name]}"), name)
+__getattr__ = lazy_getattr(__name__, _WHERE)

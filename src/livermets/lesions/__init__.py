@@ -16,8 +16,7 @@ Examples
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from livermets.lazy import lazy_getattr
 
 _WHERE = {
     "LesionComponents": "components",
@@ -42,9 +41,4 @@ _WHERE = {
     "overlay_figure": "figures",
 }
 __all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'livermets.lesions' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"livermets.lesions.{_WHERE[name]}"), name)
+__getattr__ = lazy_getattr(__name__, _WHERE)

@@ -16,8 +16,7 @@ Examples
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from livermets.lazy import lazy_getattr
 
 _WHERE = {
     "PROTOCOLS": "protocols",
@@ -51,9 +50,4 @@ _WHERE = {
     "binary_metrics": "metrics",
 }
 __all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'livermets.phenotype' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"livermets.phenotype.{_WHERE[name]}"), name)
+__getattr__ = lazy_getattr(__name__, _WHERE)

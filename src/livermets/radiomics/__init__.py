@@ -13,8 +13,7 @@ Examples
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from livermets.lazy import lazy_getattr
 
 _WHERE = {
     "RunSummary": "runner",
@@ -33,9 +32,4 @@ _WHERE = {
     "aggregate_lesions": "aggregate",
 }
 __all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'livermets.radiomics' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"livermets.radiomics.{_WHERE[name]}"), name)
+__getattr__ = lazy_getattr(__name__, _WHERE)

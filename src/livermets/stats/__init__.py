@@ -11,8 +11,7 @@ Examples
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from livermets.lazy import lazy_getattr
 
 _WHERE = {
     "burden_statistics": "burden",
@@ -23,9 +22,4 @@ _WHERE = {
     "plot_failure": "plots",
 }
 __all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'livermets.stats' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"livermets.stats.{_WHERE[name]}"), name)
+__getattr__ = lazy_getattr(__name__, _WHERE)

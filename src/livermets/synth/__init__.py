@@ -13,8 +13,7 @@ Examples
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from livermets.lazy import lazy_getattr
 
 _WHERE = {
     "CohortConfig": "cohort",
@@ -38,9 +37,4 @@ _WHERE = {
     "write_overview": "overview",
 }
 __all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'livermets.synth' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"livermets.synth.{_WHERE[name]}"), name)
+__getattr__ = lazy_getattr(__name__, _WHERE)
