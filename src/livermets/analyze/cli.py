@@ -15,7 +15,8 @@ def register(app: typer.Typer) -> None:
     app.command("run")(run)
 
 
-MODEL = typer.Option(None, "--model", help="Segmentation model folder (default: the model shipped with livermets).")
+MODEL = typer.Option(None, "--model", help="Segmentation model folder: from `livermets seg train` (MONAI or nnU-Net) "
+                     "or any nnU-Net v2 result folder (default: the model shipped with livermets).")
 PHENOTYPE = typer.Option(None, "--phenotype-model",
                          help="NE-phenotype model folder from `livermets phenotype train` (default: no NE prediction).")
 PER_LESION = typer.Option(False, "--per-lesion",

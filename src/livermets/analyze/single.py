@@ -30,8 +30,8 @@ from livermets.imaging.io import write_label
 from livermets.lesions.components import lesion_table
 from livermets.provenance import provenance
 from livermets.radiomics.series import ExtractionOptions, SeriesResult, SeriesTask, series_features
-from livermets.segmentation.default_model import DEFAULT_MODEL_DIR, resolve_model
-from livermets.segmentation.predict import Segmenter
+from livermets.segmentation.default_model import DEFAULT_MODEL_DIR
+from livermets.segmentation.predict import ImageSegmenter, load_segmenter
 from livermets.segmentation.qc import QCRecord, check_prediction
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ class Analyzer:
     model is loaded when the first CT has been read and checked.
     """
 
-    def __init__(self, options: AnalyzeOptions, segmenter: Segmenter | None = None) -> None:
+    def __init__(self, options: AnalyzeOptions, segmenter: ImageSegmenter | None = None) -> None:
         if options.per_lesion and options.phenotype_model is None:
             from livermets.errors import UserInputError
 
@@ -109,10 +109,11 @@ class Analyzer:
         self.extraction = ExtractionOptions(params=options.radiomics_params, max_lesions=options.max_lesions)
 
     @property
-    def segmenter(self) -> Segmenter:
-        """The segmentation model, loaded on first use (so that a bad CT fails before the model is read)."""
+    def segmenter(self) -> ImageSegmenter:
+        """The segmentation model (a livermets model, a livermets nnU-Net model or an nnU-Net v2 result folder),
+        loaded on first use (so that a bad CT fails before the model is read)."""
         if self._segmenter is None:
-            self._segmenter = Segmenter(resolve_model(self.options.model), device=self.options.device)
+            self._segmenter = load_segmenter(self.options.model, device=self.options.device, tta=self.options.tta)
         return self._segmenter
 
     @property
@@ -141,7 +142,7 @@ class Analyzer:
         tick = time.perf_counter()
         label = self.segmenter.predict_image(scan.image, str(scan.path), tta=self.options.tta)
         seconds = time.perf_counter() - tick
-        qc = check_prediction(label, scan.image, self.segmenter.config.qc, scan.series_id)
+        qc = check_prediction(label, scan.image, self.segmenter.qc, scan.series_id)
         files = self._write_masks(scan, label, tmp)
         lesions = lesion_table(label, scan.image)
         features = self._features(scan, label, ids or {"File": scan.series_id})
@@ -219,7 +220,7 @@ class Analyzer:
         return {"model": str(self.model_dir), "model_name": self.model_dir.name,
                 "shipped_default": self.shipped_default, "tta": self.options.tta,
                 "device": str(self.segmenter.device), "seconds": round(seconds, 2),
-                "lesion_threshold": self.segmenter.inference.lesion_threshold}
+                "lesion_threshold": self.segmenter.lesion_threshold}
 
     def _phenotype(self, scan: ScanInput, series: SeriesResult, per_lesion: SeriesResult | None,
                    warnings: list[str]) -> tuple[dict[str, Any] | None, dict[int, float] | None]:

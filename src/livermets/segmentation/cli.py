@@ -89,10 +89,33 @@ def train(
     )
 
 
+LABEL_MAP = typer.Option(None, "--label-map",
+                         help="nnU-Net labels to liver/lesion: CLASS=LABEL[+LABEL],... with LABEL a value or a "
+                              "dataset.json name, e.g. liver=5 or liver=1,lesion=2 (default: nnunet.json, else the "
+                              "labels named liver and lesion/tumor).")
+LIVER_MODEL = typer.Option(None, "--liver-model", help="Take the liver from this model (with --lesion-model).")
+LESION_MODEL = typer.Option(None, "--lesion-model",
+                            help="Take the lesions from this model, kept within --lesion-max-distance-mm (default 5) "
+                                 "of the liver.")
+LIVER_LABEL_MAP = typer.Option(None, "--liver-label-map",
+                               help="--label-map of the liver model (e.g. liver=5, or just 5).")
+LESION_LABEL_MAP = typer.Option(None, "--lesion-label-map",
+                                help="--label-map of the lesion model (e.g. lesion=2, or just 2).")
+FOLDS = typer.Option(None, "--folds", help="nnU-Net folds to ensemble, e.g. 0 or 0,1,2,3,4 or all (default: every "
+                                           "fold with a checkpoint_final.pth).")
+RAS = typer.Option(None, "--ras/--no-ras",
+                   help="nnU-Net: feed the CT with voxel axes along R, A, S, as TotalSegmentator does (default: only "
+                        "when the model's plans.json reader reorients); the output stays on the input's grid.")
+TRUST_CHECKPOINT = typer.Option(False, "--trust-checkpoint",
+                                help="Load nnU-Net checkpoints that hold more than weights and numbers with the full "
+                                     "unpickler, which can run code: only for files from a trusted source.")
+
+
 @outputs("out")
 def predict(
-    model: Path | None = typer.Option(None, "--model", help="Model folder written by `livermets seg train` "
-                                      "(default: the model shipped with livermets)."),
+    model: Path | None = typer.Option(None, "--model", help="Model folder: written by `livermets seg train` "
+                                      "(MONAI or nnU-Net), or any nnU-Net v2 result folder (default: the model "
+                                      "shipped with livermets)."),
     out: Path = typer.Option(..., "--out", help="Output folder for <series_id>.nii.gz label maps."),
     manifest: Path | None = typer.Option(None, "--manifest", help="Segment every row of this manifest."),
     image: Path | None = typer.Option(None, "--image", help="Segment one image (file or DICOM folder)."),
@@ -114,34 +137,65 @@ def predict(
                                                        "calibrated on validation by the cpu preset)."),
     argmax: bool = typer.Option(False, "--argmax", help="Plain argmax labels (ignore the config's lesion threshold)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo series whose output already exists."),
+    label_map: str | None = LABEL_MAP,
+    liver_model: Path | None = LIVER_MODEL,
+    lesion_model: Path | None = LESION_MODEL,
+    liver_label_map: str | None = LIVER_LABEL_MAP,
+    lesion_label_map: str | None = LESION_LABEL_MAP,
+    folds: str | None = FOLDS,
+    ras: bool | None = RAS,
+    trust_checkpoint: bool = TRUST_CHECKPOINT,
 ) -> None:
     """Predict label maps (0 background, 1 liver, 2 lesion) on the exact grid of each input CT.
 
-    Example: ``livermets seg predict --model models/unet --manifest cohort/manifest.csv --split test --out preds``
-    """
-    from livermets.errors import UserInputError
-    from livermets.segmentation.predict import predict_cohort
+    The model is a livermets model, a livermets nnU-Net model or any nnU-Net v2 result folder (see docs/nnunet.md);
+    --liver-model and --lesion-model combine two models (e.g. TotalSegmentator's total and a lesion model).
 
-    if keep_all_lesions and lesion_distance is not None:
+    Example: ``livermets seg predict --model models/unet --manifest cohort/manifest.csv --split test --out preds``
+
+    Example: ``livermets seg predict --model results/Dataset003_Liver/nnUNetTrainer__nnUNetPlans__3d_fullres
+    --label-map liver=1,lesion=2 --image ct.nii.gz --out preds``
+    """
+    from livermets.segmentation.predict import ModelChoice, predict_cohort
+
+    overrides = _prediction_overrides(overlap=overlap, blend_mode=blend, sw_batch_size=sw_batch_size,
+                                      resample=resample, largest_liver=largest_liver,
+                                      lesion_max_distance_mm=lesion_distance, lesion_threshold=lesion_threshold,
+                                      keep_all_lesions=keep_all_lesions, argmax=argmax)
+    choice = ModelChoice(model=model, liver_model=liver_model, lesion_model=lesion_model, label_map=label_map,
+                         liver_label_map=liver_label_map, lesion_label_map=lesion_label_map,
+                         folds=_folds(folds), trust_checkpoint=trust_checkpoint, ras=ras)
+    table = predict_cohort(choice, out, manifest=manifest, image=image, split=split, tta=tta, device=device,
+                           overwrite=overwrite, **overrides)
+    typer.echo(f"{out}: {len(table)} label map(s); summary in {out / 'predictions.csv'}")
+
+
+def _prediction_overrides(keep_all_lesions: bool, argmax: bool, **options: Any) -> dict[str, Any]:
+    """The ``inference`` overrides of ``seg predict``: the options given, with --keep-all-lesions and --argmax."""
+    from livermets.errors import UserInputError
+
+    if keep_all_lesions and options["lesion_max_distance_mm"] is not None:
         raise UserInputError("--keep-all-lesions and --lesion-max-distance-mm exclude each other")
-    if argmax and lesion_threshold is not None:
+    if argmax and options["lesion_threshold"] is not None:
         raise UserInputError("--argmax and --lesion-threshold exclude each other")
-    overrides: dict[str, Any] = {
-        key: value
-        for key, value in {
-            "overlap": overlap, "blend_mode": blend, "sw_batch_size": sw_batch_size, "resample": resample,
-            "largest_liver": largest_liver, "lesion_max_distance_mm": lesion_distance,
-            "lesion_threshold": lesion_threshold,
-        }.items()
-        if value is not None
-    }
+    overrides = {key: value for key, value in options.items() if value is not None}
     if keep_all_lesions:
         overrides["lesion_max_distance_mm"] = None
     if argmax:
         overrides["lesion_threshold"] = None
-    table = predict_cohort(model, out, manifest=manifest, image=image, split=split, tta=tta, device=device,
-                           overwrite=overwrite, **overrides)
-    typer.echo(f"{out}: {len(table)} label map(s); summary in {out / 'predictions.csv'}")
+    return overrides
+
+
+def _folds(folds: str | None) -> tuple[str, ...] | None:
+    """``--folds 0,1,2`` → ``("0", "1", "2")``."""
+    from livermets.errors import UserInputError
+
+    if folds is None:
+        return None
+    chosen = tuple(f.strip() for f in folds.split(","))
+    if not all(f == "all" or f.isdigit() for f in chosen):
+        raise UserInputError(f"--folds {folds!r}: expected fold numbers separated by commas (e.g. 0,1,2) or all")
+    return chosen
 
 
 def calibrate(

@@ -6,6 +6,11 @@ post-processing on the network grid, and is then mapped back onto the input grid
 through the physical coordinates carried by the MetaTensor affine — so size, spacing, origin and direction of the
 output equal the input's, whatever the orientation or obliquity.
 
+:func:`predict_cohort` and :func:`load_segmenter` also take nnU-Net models (a livermets nnU-Net model folder or any
+nnU-Net v2 result folder, :mod:`livermets.segmentation.nnunet.predictor`) and a liver model combined with a lesion
+model (:class:`ModelChoice`, :mod:`livermets.segmentation.nnunet.composite`); every kind of segmenter has the same
+``predict_image`` (:class:`ImageSegmenter`).
+
 Examples
 --------
 >>> from livermets.segmentation.predict import Segmenter
@@ -20,12 +25,13 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 import torch
+from pydantic import ValidationError
 
 from livermets.atomic import remove_stale_temporaries, write_csv, write_json
 from livermets.cohort.manifest import load_manifest
@@ -81,6 +87,15 @@ class Segmenter:
     def inference(self) -> InferenceConfig:
         return self.config.inference
 
+    @property
+    def qc(self) -> QCConfig:
+        """Plausibility thresholds of the model (``config.yaml``'s ``qc`` section)."""
+        return self.config.qc
+
+    @property
+    def lesion_threshold(self) -> float | None:
+        return self.config.inference.lesion_threshold
+
     def probabilities(self, image: torch.Tensor, tta: bool = False) -> torch.Tensor:
         """Softmax class probabilities (1, 3, x, y, z) for a preprocessed (1, 1, x, y, z) tensor.
 
@@ -101,11 +116,14 @@ class Segmenter:
                 total += run(torch.flip(x, dims)).flip(dims)
         return (total / (1 + len(flips))).cpu()
 
-    def predict_image(self, image: sitk.Image, name: str = "image", tta: bool = False) -> sitk.Image:
-        """Label map (UInt8, 0/1/2) on exactly ``image``'s grid."""
+    def predict_image(self, image: sitk.Image, name: str = "image", tta: bool = False,
+                      check: bool = True) -> sitk.Image:
+        """Label map (UInt8, 0/1/2) on exactly ``image``'s grid; ``check=False`` skips the CT intensity check (for
+        a crop of a checked CT, which may hold no air)."""
         pre = self.config.preprocess
         tick = time.perf_counter()
-        check_ct_intensities(image, name, pre.min_ct_hu, pre.foreground_hu)
+        if check:
+            check_ct_intensities(image, name, pre.min_ct_hu, pre.foreground_hu)
         data = self.transforms({IMAGE: image})
         preprocessed = time.perf_counter()
         tensor = data[IMAGE]
@@ -176,7 +194,7 @@ def qc_path(out_dir: str | Path, series_id: str) -> Path:
 
 
 def _predict_one(
-    segmenter: Segmenter, series_id: str, path: str, ct: sitk.Image, target: Path, tta: bool, qc: QCConfig
+    segmenter: ImageSegmenter, series_id: str, path: str, ct: sitk.Image, target: Path, tta: bool, qc: QCConfig
 ) -> PredictionRow:
     """Segment one CT, write its plausibility record and then its label map (the marker of a finished series)."""
     tick = time.monotonic()
@@ -239,7 +257,7 @@ def _log_flags(record: QCRecord) -> None:
 
 
 def predict_cohort(
-    model_dir: str | Path | None,
+    model_dir: str | Path | ModelChoice | None,
     out_dir: str | Path,
     manifest: str | Path | None = None,
     image: str | Path | None = None,
@@ -252,25 +270,27 @@ def predict_cohort(
 ) -> pd.DataFrame:
     """Segment every manifest row (optionally one split) or one image; write ``OUT/<series_id>.nii.gz``.
 
-    ``model_dir`` None is the model shipped with livermets. Existing outputs are kept (the run is resumable, also
-    after a kill: a resumed run writes the files an uninterrupted one would) unless ``overwrite``. Every input is
-    checked before any work (files exist, headers readable; the first CT's intensities before the model loads). A
-    summary ``OUT/predictions.csv`` lists series, output path, liver (label 1) and lesion volume (mL), seconds per
-    scan (empty for a series finished by a killed run), lesion components (``n_lesions``) and the plausibility flags
-    (``qc_flags``, codes separated by ``;``, empty when none). Every prediction is checked
-    (:func:`livermets.segmentation.qc.check_prediction` with ``qc``, default the model's ``config.yaml`` ``qc``
-    section): the record goes to ``OUT/<series_id>.qc.json`` and each flag to one warning.
+    ``model_dir`` is a model folder (a livermets MONAI model, a livermets nnU-Net model or an nnU-Net v2 result
+    folder, told apart by their files), a :class:`ModelChoice` (nnU-Net label maps and folds, or a liver model plus a
+    lesion model), or None for the model shipped with livermets. Existing outputs are kept (the run is resumable,
+    also after a kill: a resumed run writes the files an uninterrupted one would) unless ``overwrite``. Every input
+    is checked before any work (files exist, headers readable, model folders and label maps; the first CT's
+    intensities before the model loads). A summary ``OUT/predictions.csv`` lists series, output path, liver (label
+    1) and lesion volume (mL), seconds per scan (empty for a series finished by a killed run), lesion components
+    (``n_lesions``) and the plausibility flags (``qc_flags``, codes separated by ``;``, empty when none). Every
+    prediction is checked (:func:`livermets.segmentation.qc.check_prediction` with ``qc``, default the model's
+    ``qc`` thresholds): the record goes to ``OUT/<series_id>.qc.json`` and each flag to one warning.
     """
     cases = _cases(manifest, image, split)
-    folder = resolve_model(model_dir, warn=False)
-    config = _model_config(folder, inference)
+    plan = plan_segmenter(model_dir if isinstance(model_dir, ModelChoice) else ModelChoice(model=model_dir),
+                          inference)
     _check_inputs(cases)
     out = Path(out_dir)
     remove_stale_temporaries(out)
     summary = out / "predictions.csv"
     old = (pd.read_csv(summary, dtype={"series_id": "string"}, keep_default_na=False, na_values=[""])
            if summary.is_file() else pd.DataFrame(columns=list(PredictionRow.__dataclass_fields__)))
-    segmenter: Segmenter | None = None
+    segmenter: ImageSegmenter | None = None
     rows = []
     for series_id, path in track(cases, "Segmenting"):
         target = out / f"{series_id}.nii.gz"
@@ -280,11 +300,11 @@ def predict_cohort(
             rows.append(finished)
             continue
         ct = read_image(path)
-        check_ct_intensities(ct, path, config.preprocess.min_ct_hu, config.preprocess.foreground_hu)
+        check_ct_intensities(ct, path, plan.min_ct_hu, plan.foreground_hu)
         if segmenter is None:  # loaded once the first CT passed its checks, so that bad input fails first
-            segmenter = _segmenter(folder, model_dir is None, device, tta, inference)
+            segmenter = plan.load(device, tta)
         rows.append(_predict_one(segmenter, series_id, path, ct, target, tta,
-                                 qc if qc is not None else segmenter.config.qc))
+                                 qc if qc is not None else segmenter.qc))
     table = pd.DataFrame([r.__dict__ for r in rows], columns=list(PredictionRow.__dataclass_fields__))
     kept = old[~old["series_id"].isin(table["series_id"])]
     write_csv(summary, pd.concat([kept, table], ignore_index=True) if len(kept) else table)
@@ -328,10 +348,216 @@ def _model_config(folder: Path, inference: dict[str, Any]) -> SegConfig:
     return config_from_dict(data, f"{folder / CONFIG_FILE} with prediction options")
 
 
-def _segmenter(folder: Path, shipped: bool, device: str, tta: bool, inference: dict[str, Any]) -> Segmenter:
+class ImageSegmenter(Protocol):
+    """What prediction, QC and ``analyze`` use of a loaded model: :class:`Segmenter` (MONAI),
+    :class:`~livermets.segmentation.nnunet.predictor.NnunetSegmenter` and
+    :class:`~livermets.segmentation.nnunet.composite.CompositeSegmenter`."""
+
+    model_dir: Path
+    device: Any
+
+    @property
+    def qc(self) -> QCConfig: ...
+
+    @property
+    def lesion_threshold(self) -> float | None: ...
+
+    def predict_image(self, image: sitk.Image, name: str = "image", tta: bool = False,
+                      check: bool = True) -> sitk.Image: ...
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """Which model(s) segment: one folder (``model``; None is the shipped model), or a liver model and a lesion
+    model combined by :func:`~livermets.segmentation.nnunet.composite.combine_labels`.
+
+    ``label_map``, ``liver_label_map`` and ``lesion_label_map`` map nnU-Net output labels onto liver and lesion
+    (:func:`~livermets.segmentation.nnunet.predictor.parse_label_map`), ``folds`` chooses the nnU-Net folds to
+    ensemble, ``trust_checkpoint`` loads nnU-Net checkpoints the restricted unpickler refuses and ``ras`` feeds
+    nnU-Net models RAS-oriented volumes (None: as their plans say).
+    """
+
+    model: str | Path | None = None
+    liver_model: str | Path | None = None
+    lesion_model: str | Path | None = None
+    label_map: str | None = None
+    liver_label_map: str | None = None
+    lesion_label_map: str | None = None
+    folds: tuple[str, ...] | None = None
+    trust_checkpoint: bool = False
+    ras: bool | None = None
+
+
+MONAI_ONLY = {"sw_batch_size": "--sw-batch-size", "resample": "--resample", "lesion_threshold": "--lesion-threshold"}
+"""Prediction options without an nnU-Net counterpart (nnU-Net labels are its argmax on its own resampling)."""
+
+
+def model_kind(folder: str | Path) -> str:
+    """``monai`` (livermets model: ``config.yaml`` + ``model.safetensors``) or ``nnunet`` (``nnunet.json``, or an
+    nnU-Net v2 result folder with ``plans.json`` and ``dataset.json``).
+
+    Raises
+    ------
+    UserInputError
+        The folder is none of these.
+    """
+    from livermets.segmentation.nnunet.predictor import is_nnunet_folder
+
+    path = Path(folder)
+    if (path / CONFIG_FILE).exists() or (path / WEIGHTS_FILE).exists():
+        return "monai"
+    if is_nnunet_folder(path):
+        return "nnunet"
+    what = "no such folder" if not path.exists() else (
+        f"needs {CONFIG_FILE} and {WEIGHTS_FILE} for a livermets model, nnunet.json for a livermets nnU-Net model, "
+        "or plans.json, dataset.json and fold_<n>/checkpoint_final.pth for an nnU-Net v2 result folder")
+    inside = sorted(p.parent.name for p in path.glob("*/plans.json")) if path.is_dir() else []
+    hint = f"; it holds the nnU-Net result folder(s) {', '.join(inside[:3])}: give one of them" if inside else ""
+    raise UserInputError(f"{path}: not a trained model folder ({what}){hint}")
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One checked model of a :class:`SegmenterPlan` (``role``: model, liver or lesion)."""
+
+    folder: Path
+    kind: str
+    role: str
+    config: SegConfig | None = None
+    label_map: Any = None
+
+
+@dataclass(frozen=True)
+class SegmenterPlan:
+    """A checked :class:`ModelChoice` (folders, configs, label maps, options): nothing is loaded until :meth:`load`.
+
+    ``min_ct_hu`` and ``foreground_hu`` are the CT intensity checks of the inputs (a MONAI model's own values).
+    """
+
+    choice: ModelChoice
+    parts: tuple[_Part, ...]
+    inference: dict[str, Any]
+    min_ct_hu: float = -200.0
+    foreground_hu: float = -500.0
+
+    def load(self, device: str = "auto", tta: bool = False) -> ImageSegmenter:
+        """Read the weights and return the segmenter (a composite for a liver model + lesion model)."""
+        composite = len(self.parts) == 2
+        loaded = [_load_part(part, self.choice, device, tta, self.inference, composite) for part in self.parts]
+        if self.choice.model is None and not composite:
+            warn_default_model()
+        if not composite:
+            return loaded[0]
+        from livermets.segmentation.nnunet.composite import DEFAULT_MARGIN_MM, CompositeSegmenter
+
+        return CompositeSegmenter(loaded[0], loaded[1],
+                                  self.inference.get("lesion_max_distance_mm", DEFAULT_MARGIN_MM),
+                                  self.inference.get("largest_liver", True))
+
+
+def plan_segmenter(choice: ModelChoice, inference: dict[str, Any] | None = None) -> SegmenterPlan:
+    """Check a model choice and the prediction options (``inference`` overrides) without loading weights.
+
+    Raises
+    ------
+    UserInputError
+        Conflicting choices, a folder that is no model, a label map naming labels the model does not have, an
+        option the model type does not take.
+    """
+    inference = dict(inference or {})
+    liver, lesion = choice.liver_model, choice.lesion_model
+    if choice.model is not None and (liver is not None or lesion is not None):
+        raise UserInputError("--model excludes --liver-model and --lesion-model (give one model, or both of those)")
+    if (liver is None) != (lesion is None):
+        raise UserInputError("--liver-model and --lesion-model go together (liver from one model, lesions from the "
+                             "other)")
+    if liver is None or lesion is None:
+        if choice.liver_label_map is not None or choice.lesion_label_map is not None:
+            raise UserInputError("--liver-label-map and --lesion-label-map go with --liver-model and --lesion-model; "
+                                 "use --label-map with --model")
+        parts: tuple[_Part, ...] = (_plan_part(resolve_model(choice.model, warn=False), "model", choice.label_map,
+                                               choice, inference),)
+    else:
+        if choice.label_map is not None:
+            raise UserInputError("--label-map goes with --model; use --liver-label-map and --lesion-label-map")
+        parts = (_plan_part(Path(liver), "liver", choice.liver_label_map, choice, inference),
+                 _plan_part(Path(lesion), "lesion", choice.lesion_label_map, choice, inference))
+    if all(p.kind != "nnunet" for p in parts):
+        for flag, value in (("--folds", choice.folds), ("--ras/--no-ras", choice.ras)):
+            if value is not None:
+                raise UserInputError(f"{flag} applies to nnU-Net models")
+    configs = [p.config for p in parts if p.config is not None]
+    pre = configs[0].preprocess if configs else None
+    return SegmenterPlan(choice, parts, inference, *((pre.min_ct_hu, pre.foreground_hu) if pre else ()))
+
+
+def _plan_part(folder: Path, role: str, label_map: str | None, choice: ModelChoice,
+               inference: dict[str, Any]) -> _Part:
+    option = "--label-map" if role == "model" else f"--{role}-label-map"
+    if model_kind(folder) == "monai":
+        if label_map is not None:
+            raise UserInputError(f"{option} applies to nnU-Net models; {folder} is a livermets model (labels 1 "
+                                 "liver, 2 lesion)")
+        monai = inference if role == "model" else {k: v for k, v in inference.items()
+                                                    if k not in ("largest_liver", "lesion_max_distance_mm")}
+        return _Part(folder, "monai", role, config=_model_config(folder, monai))
+    from livermets.segmentation.nnunet.environment import require_nnunet
+    from livermets.segmentation.nnunet.predictor import CLASSES, choose_label_map, locate_model
+
+    require_nnunet()
+    _nnunet_options(inference)
+    model = locate_model(folder, choice.folds)
+    classes = CLASSES if role == "model" else (role,)
+    return _Part(folder, "nnunet", role, label_map=choose_label_map(model, label_map, classes, option))
+
+
+def _nnunet_options(inference: dict[str, Any]) -> dict[str, Any]:
+    """nnU-Net predictor settings from the prediction options (``overlap`` 0.5 = nnU-Net's tile step 0.5)."""
+    refused = [flag for key, flag in MONAI_ONLY.items() if inference.get(key) is not None]
+    if refused:
+        raise UserInputError(f"{', '.join(refused)}: only for livermets (MONAI) models; nnU-Net predicts with its "
+                             "own resampling and argmax labels")
+    try:
+        checked = InferenceConfig.model_validate({k: v for k, v in inference.items() if k not in MONAI_ONLY})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise UserInputError(f"{'.'.join(map(str, first['loc']))}: {first['msg'].removeprefix('Value error, ')}"
+                             ) from None
+    return {"tile_step_size": 1.0 - checked.overlap if "overlap" in inference else 0.5,
+            "use_gaussian": checked.blend_mode == "gaussian", "largest_liver": checked.largest_liver,
+            "lesion_max_distance_mm": checked.lesion_max_distance_mm}
+
+
+def _load_part(part: _Part, choice: ModelChoice, device: str, tta: bool, inference: dict[str, Any],
+               composite: bool) -> ImageSegmenter:
+    if part.kind == "monai":
+        monai = inference if not composite else {k: v for k, v in inference.items()
+                                                 if k not in ("largest_liver", "lesion_max_distance_mm")}
+        return _segmenter(part.folder, device, tta, monai)
+    from livermets.segmentation.nnunet.predictor import NnunetSegmenter
+
+    settings = _nnunet_options(inference)
+    if composite:  # the composite decides which liver and lesion voxels stay
+        settings |= {"largest_liver": False, "lesion_max_distance_mm": None}
+    return NnunetSegmenter(part.folder, device, part.label_map, choice.folds, choice.trust_checkpoint,
+                           ras=choice.ras, **settings)
+
+
+def load_segmenter(model: str | Path | ModelChoice | None, device: str = "auto", tta: bool = False,
+                   **inference: Any) -> ImageSegmenter:
+    """Check and load a model folder of any kind (see :func:`model_kind`) or a :class:`ModelChoice`.
+
+    Examples
+    --------
+    >>> seg = load_segmenter("models/nnunet", device="cpu")  # doctest: +SKIP
+    >>> label = seg.predict_image(read_image("ct.nii.gz"))  # doctest: +SKIP
+    """
+    choice = model if isinstance(model, ModelChoice) else ModelChoice(model=model)
+    return plan_segmenter(choice, inference).load(device, tta)
+
+
+def _segmenter(folder: Path, device: str, tta: bool, inference: dict[str, Any]) -> Segmenter:
     segmenter = Segmenter(folder, device=device, **inference)
-    if shipped:
-        warn_default_model()
     if tta and segmenter.config.augment.flip_prob == 0:
         log.warning("--tta averages over flipped CTs, but %s was trained without flips (augment.flip_prob 0): "
                     "flipped inputs are unlike its training data (TTA lowered lesion Dice in docs/benchmarks.md)",
