@@ -14,7 +14,8 @@ import types
 
 import pytest
 
-STAGES = ("analyze", "cohort", "imaging", "synth", "lesions", "radiomics", "phenotype", "stats", "reproduce")
+STAGES = ("analyze", "cohort", "imaging", "synth", "lesions", "radiomics", "phenotype", "stats", "reproduce",
+          "segmentation.nnunet")
 HEAVY = ("torch", "sklearn", "SimpleITK")
 
 

@@ -55,7 +55,8 @@ CHECKPOINT_KEYS = ("network_weights",)
 """Keys every nnU-Net v2 checkpoint has (the rest is optional for prediction)."""
 
 
-def load_checkpoint(path: str | Path, trust: bool = False) -> dict[str, Any]:
+def load_checkpoint(path: str | Path, trust: bool = False,
+                    trust_option: str | None = "--trust-checkpoint") -> dict[str, Any]:
     """Read an nnU-Net v2 checkpoint on the CPU, refusing anything but weights, plain values and numpy scalars.
 
     Parameters
@@ -76,7 +77,8 @@ def load_checkpoint(path: str | Path, trust: bool = False) -> dict[str, Any]:
     ------
     UserInputError
         Not a file, not a torch checkpoint (e.g. truncated), refused by the restricted unpickler (without
-        ``trust``), or not an nnU-Net checkpoint (no ``network_weights`` state dict).
+        ``trust``), or not an nnU-Net checkpoint (no ``network_weights`` state dict). A refusal names
+        ``trust_option`` as the way to load the file anyway (``None``: the command has no such option).
     """
     path = Path(path)
     if not path.is_file():
@@ -90,10 +92,11 @@ def load_checkpoint(path: str | Path, trust: bool = False) -> dict[str, Any]:
         if refused is None:
             raise UserInputError(f"{path}: not a readable torch checkpoint ({_first_line(exc)})") from None
         if not trust:
+            hint = "" if trust_option is None else (
+                f"; pass {trust_option} only if you trust where the file comes from")
             raise UserInputError(
                 f"{path}: refused to load: besides weights, plain values and numpy numbers the checkpoint holds "
-                f"{refused}, which unpickling could run as code; pass --trust-checkpoint only if you trust where the "
-                "file comes from") from None
+                f"{refused}, which unpickling could run as code{hint}") from None
         checkpoint = _load_trusted(path)
     return _checked(checkpoint, path)
 

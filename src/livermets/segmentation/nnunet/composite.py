@@ -32,8 +32,7 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import cc3d
 import numpy as np
@@ -44,26 +43,13 @@ from livermets.segmentation.config import QCConfig
 from livermets.segmentation.nnunet.predictor import label_image
 from livermets.segmentation.postprocess import LESION, LIVER
 
+if TYPE_CHECKING:  # predict.py imports this module when it builds a composite
+    from livermets.segmentation.predict import ImageSegmenter
+
 log = logging.getLogger(__name__)
 
 DEFAULT_MARGIN_MM = 5.0
 CROP_MARGIN_MM = 30.0
-
-
-class LabelSegmenter(Protocol):
-    """What the composite needs of each model: a 0/1/2 label map on the input grid."""
-
-    model_dir: Path
-    device: Any
-
-    @property
-    def qc(self) -> QCConfig: ...
-
-    @property
-    def lesion_threshold(self) -> float | None: ...
-
-    def predict_image(self, image: sitk.Image, name: str = "image", tta: bool = False,
-                      check: bool = True) -> sitk.Image: ...
 
 
 def combine_labels(liver_label: np.ndarray, lesion_label: np.ndarray, spacing: tuple[float, ...],
@@ -152,7 +138,7 @@ class CompositeSegmenter:
     >>> label = CompositeSegmenter(liver, lesion).predict_image(ct)  # doctest: +SKIP
     """
 
-    def __init__(self, liver: LabelSegmenter, lesion: LabelSegmenter, margin_mm: float | None = DEFAULT_MARGIN_MM,
+    def __init__(self, liver: ImageSegmenter, lesion: ImageSegmenter, margin_mm: float | None = DEFAULT_MARGIN_MM,
                  largest_liver: bool = True) -> None:
         self.liver = liver
         self.lesion = lesion

@@ -19,12 +19,16 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import io
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from livermets.errors import UserInputError
+
+log = logging.getLogger(__name__)
 
 INSTALL_RECIPE = (
     "pip install --no-deps nnunetv2==2.8.1 dynamic-network-architectures==0.4.4 plus their runtime dependencies "
@@ -105,3 +109,17 @@ def nnunet_environment(model_dir: str | os.PathLike[str],
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+@contextlib.contextmanager
+def nnunet_prints_to_log() -> Iterator[None]:
+    """Send what nnU-Net prints on stdout to the debug log (stdout belongs to the livermets command): its
+    plans, citation banner and progress, so that a failure shows one error line."""
+    buffer = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buffer):
+            yield
+    finally:
+        text = buffer.getvalue().strip()
+        if text:
+            log.debug("nnU-Net: %s", text)

@@ -24,13 +24,11 @@ Examples
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import logging
 import re
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +44,7 @@ from livermets.segmentation.checks import check_ct_intensities
 from livermets.segmentation.config import QCConfig
 from livermets.segmentation.device import resolve_device
 from livermets.segmentation.nnunet.checkpoint import load_checkpoint
+from livermets.segmentation.nnunet.environment import nnunet_prints_to_log
 from livermets.segmentation.postprocess import LESION, LIVER, postprocess_label
 
 log = logging.getLogger(__name__)
@@ -317,19 +316,6 @@ def choose_label_map(model: NnunetModel, label_map: str | LabelMap | None, class
         return default_label_map(model, classes)
     role = classes[0] if len(classes) == 1 else None
     return parse_label_map(label_map, model.labels, parameter, role, str(model.result_folder / "dataset.json"))
-
-
-@contextlib.contextmanager
-def nnunet_prints_to_log() -> Iterator[None]:
-    """Send what nnU-Net prints on stdout to the debug log (stdout belongs to the livermets command)."""
-    buffer = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(buffer):
-            yield
-    finally:
-        text = buffer.getvalue().strip()
-        if text:
-            log.debug("nnU-Net: %s", text)
 
 
 class NnunetSegmenter:

@@ -29,14 +29,11 @@ PosixPath('models/nnunet/results/Dataset501_LiverMets/nnUNetTrainerLivermets__nn
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import json
 import logging
 import random
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,7 +55,12 @@ from livermets.segmentation.nnunet.dataset import (
     plan_export,
     write_export,
 )
-from livermets.segmentation.nnunet.environment import NnunetFolders, nnunet_environment, require_nnunet
+from livermets.segmentation.nnunet.environment import (
+    NnunetFolders,
+    nnunet_environment,
+    nnunet_prints_to_log,
+    require_nnunet,
+)
 from livermets.segmentation.nnunet.planning import (
     CONFIGURATION,
     PLANS,
@@ -135,19 +137,6 @@ def result_folder(folders: NnunetFolders, dataset_name: str) -> Path:
     return folders.results / dataset_name / f"{TRAINER}__{PLANS}__{CONFIGURATION}"
 
 
-@contextlib.contextmanager
-def nnunet_messages_to_log() -> Iterator[None]:
-    """Send what nnU-Net prints (plans, citation banner) to the debug log for the block, so that a failure before
-    training shows one error line; training itself prints nnU-Net's epoch lines as usual."""
-    buffer = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(buffer):
-            yield
-    finally:
-        if buffer.getvalue().strip():
-            log.debug("nnU-Net: %s", buffer.getvalue().strip())
-
-
 def default_augmentation_workers(device: torch.device) -> int | None:
     """Data-augmentation processes: none on CPU (the training process augments), nnU-Net's own rule on CUDA."""
     return 0 if device.type == "cpu" else None
@@ -189,7 +178,7 @@ def _fresh_run(manifest: str | Path, out: Path, run: NnunetRun, export: tuple[in
         checkpoint = read_checkpoint(pretrained)
         checkpoint["source_plans"] = source_plans(checkpoint, Path(pretrained))
     with removed_on_failure(out), nnunet_environment(out) as folders:  # (nnU-Net's planner rejects 0 DA workers)
-        with nnunet_messages_to_log():
+        with nnunet_prints_to_log():
             trainer = _prepare(plan, folders, run, device, checkpoint)
         write_json(out / RUN_FILE, asdict(run))
     return trainer
@@ -388,7 +377,7 @@ def _resume_run(out: Path, manifest: str | Path, fold: int | None, pretrained: s
     if pretrained is not None:
         raise UserInputError("--pretrained applies to a new training, not to --resume")
     run = _saved_run(out, manifest, fold, lengths)
-    with nnunet_environment(out, workers) as folders, nnunet_messages_to_log():
+    with nnunet_environment(out, workers) as folders, nnunet_prints_to_log():
         trainer = _resume(run, out, folders, device)
     write_json(out / RUN_FILE, asdict(run))
     return run, trainer, int(trainer.current_epoch)
@@ -410,7 +399,7 @@ def _another_fold(out: Path, manifest: str | Path, fold: int | None, pretrained:
     fold_dir = result_folder(folders, run.dataset_name) / f"fold_{fold}"
     if any((fold_dir / name).is_file() for name in CHECKPOINTS):
         raise UserInputError(f"--fold {fold}: {out} already has checkpoints of this fold; continue it with --resume")
-    with nnunet_environment(out), nnunet_messages_to_log():
+    with nnunet_environment(out), nnunet_prints_to_log():
         seed_everything(run.seed)
         trainer = _make_trainer(folders, run, device, continue_training=False)
         if run.pretrained is not None:

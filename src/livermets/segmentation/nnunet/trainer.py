@@ -13,62 +13,39 @@ Examples
 
 from __future__ import annotations
 
-import importlib
 import logging
-import pickle
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from torch._dynamo import OptimizedModule
 
 from livermets.atomic import atomic_path
 from livermets.errors import UserInputError
+from livermets.segmentation.nnunet.checkpoint import load_checkpoint
 
 log = logging.getLogger(__name__)
 
 SEG_LAYER_KEY = ".seg_layers."
 """Marks the 1x1x1 output convolutions of nnU-Net's networks (one output channel per label)."""
 
-_MULTIARRAY: Any = importlib.import_module("numpy._core.multiarray")
-SAFE_GLOBALS: list[Any] = [
-    _MULTIARRAY.scalar, (_MULTIARRAY.scalar, "numpy.core.multiarray.scalar"),  # the second: as numpy 1.x pickles it
-    np.dtype, np.dtypes.Float64DType, np.dtypes.Float32DType, np.dtypes.Int64DType, np.dtypes.Int32DType,
-    np.dtypes.BoolDType, torch.device,
-]
-"""What nnU-Net stores in its checkpoints besides tensors and plain values: numpy scalars of its training log (value
-and numeric dtype) and the training's ``torch.device``."""
-
-
 def read_checkpoint(path: str | Path, parameter: str = "--pretrained") -> dict[str, Any]:
     """Load an nnU-Net v2 checkpoint (``checkpoint_final.pth`` ...) with ``torch.load(weights_only=True)``.
 
-    Only tensors, plain Python values, ``torch.device`` and the numpy types in :data:`SAFE_GLOBALS` are accepted;
-    a checkpoint holding anything else is refused rather than unpickled (unpickling can run arbitrary code).
+    :func:`livermets.segmentation.nnunet.checkpoint.load_checkpoint` without the trusted fallback, its messages
+    prefixed with ``parameter``: a checkpoint holding anything but weights, plain values and numpy numbers is refused
+    rather than unpickled (unpickling can run arbitrary code).
 
     Raises
     ------
     UserInputError
         Missing file, not a torch checkpoint, other pickled objects, or no ``network_weights``.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise UserInputError(f"{parameter} {path}: checkpoint not found")
     try:
-        with torch.serialization.safe_globals(SAFE_GLOBALS):
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unknown content"
-        raise UserInputError(f"{parameter} {path}: refused to load, the checkpoint holds objects other than weights "
-                             f"and plain values ({first[:160]})") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserInputError(f"{parameter} {path}: not a readable torch checkpoint ({first[:160]})") from None
-    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("network_weights"), dict):
-        raise UserInputError(f"{parameter} {path}: not an nnU-Net checkpoint (no network_weights)")
-    return checkpoint
+        return load_checkpoint(path, trust_option=None)
+    except UserInputError as exc:
+        raise UserInputError(f"{parameter} {exc}") from None
 
 
 def unwrapped(network: torch.nn.Module) -> torch.nn.Module:
