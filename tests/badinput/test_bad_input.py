@@ -297,7 +297,7 @@ def seg_evaluate_predictions_of_another_size(inputs: Inputs, tmp: Path) -> Case:
     frame = pd.read_csv(inputs.manifest)
     for series_id, label in zip(frame["series_id"], frame["label"], strict=True):
         reference = sitk.ReadImage(str(inputs.manifest.parent / label))
-        write_like(sitk.GetArrayFromImage(reference)[:, 2:], reference, tmp / "pred" / f"{series_id}.nii.gz")
+        write_like(sitk.GetArrayFromImage(reference)[:, 2:], reference, tmp / "pred" / f"{series_id}_seg.nii.gz")
     return (["seg", "evaluate", "--pred-dir", tmp / "pred", "--manifest", inputs.manifest, "--out", tmp / "eval"],
             ["nothing could be evaluated", "geometry mismatch", f"{frame['series_id'][0]}.nii.gz"])
 
@@ -311,7 +311,7 @@ def seg_evaluate_prediction_with_label_3(inputs: Inputs, tmp: Path) -> Case:
     frame.to_csv(tmp / "one.csv", index=False)
     array = _label_array(inputs)
     array[array == 2] = 3
-    write_like(array, _ct(inputs), tmp / "pred" / f"{frame['series_id'][0]}.nii.gz")
+    write_like(array, _ct(inputs), tmp / "pred" / f"{frame['series_id'][0]}_seg.nii.gz")
     return (["seg", "evaluate", "--pred-dir", tmp / "pred", "--manifest", tmp / "one.csv", "--out", tmp / "eval"],
             ["nothing could be evaluated", "unexpected label values [3]"])
 

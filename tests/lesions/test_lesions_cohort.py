@@ -110,8 +110,8 @@ def cohort(tmp_path: Path, shared_data: Callable[..., Path]) -> dict[str, Path]:
         rows.append({"series_id": series, "study_id": f"{patient}-st", "patient_id": patient,
                      "image": _write(sitk.GetArrayFromImage(ct), tmp_path / "ref" / f"{series}_ct.nii.gz", ct),
                      "label": _write(ref, tmp_path / "ref" / f"{series}.nii.gz", label), "dataset": "lits"})
-    _write(ref, tmp_path / "pred" / "s1.nii.gz", label)
-    _write(np.roll(ref, 1, axis=2), tmp_path / "pred" / "s2.nii.gz", label)
+    _write(ref, tmp_path / "pred" / "s1_seg.nii.gz", label)
+    _write(np.roll(ref, 1, axis=2), tmp_path / "pred" / "s2_seg.nii.gz", label)
     pd.DataFrame(rows).to_csv(tmp_path / "manifest.csv", index=False)
     return {"root": tmp_path, "manifest": tmp_path / "manifest.csv", "pred": tmp_path / "pred", "ref": ref}  # type: ignore[dict-item]
 
@@ -161,8 +161,8 @@ def test_seg_evaluate_end_to_end(cohort: dict[str, Path], cli: Callable[..., _Ru
     assert (lesions["longest_axial_diameter_mm"] > 0).all()
 
     # Rerun into the same folder after replacing one prediction: only that series is evaluated again.
-    label = sitk.ReadImage(str(cohort["pred"] / "s1.nii.gz"))
-    _write(np.roll(cohort["ref"], 1, axis=1), cohort["pred"] / "s1.nii.gz", label)  # type: ignore[arg-type]
+    label = sitk.ReadImage(str(cohort["pred"] / "s1_seg.nii.gz"))
+    _write(np.roll(cohort["ref"], 1, axis=1), cohort["pred"] / "s1_seg.nii.gz", label)  # type: ignore[arg-type]
     rerun = cli("seg", "evaluate", "--pred-dir", str(cohort["pred"]), "--manifest", str(cohort["manifest"]),
                 "--out", str(out), "--rule", "lits", "--size-strata", "10", "--figures", "--n-boot", "50")
     assert rerun.returncode == 0 and "reused 2 unchanged series" in rerun.stderr
@@ -182,10 +182,10 @@ def test_seg_evaluate_bad_input(cohort: dict[str, Path], cli: Callable[..., _Run
     label = sitk.ReadImage(str(cohort["manifest"].parent / "ref" / "s1.nii.gz"))
     bad_values = cohort["ref"].copy()
     bad_values[0, 0, 0] = 3
-    _write(bad_values, cohort["pred"] / "s1.nii.gz", label)
-    shifted_origin = sitk.ReadImage(str(cohort["pred"] / "s2.nii.gz"))
+    _write(bad_values, cohort["pred"] / "s1_seg.nii.gz", label)
+    shifted_origin = sitk.ReadImage(str(cohort["pred"] / "s2_seg.nii.gz"))
     shifted_origin.SetOrigin((0.0, 0.0, 10.0))
-    sitk.WriteImage(shifted_origin, str(cohort["pred"] / "s2.nii.gz"))
+    sitk.WriteImage(shifted_origin, str(cohort["pred"] / "s2_seg.nii.gz"))
     out = cohort["root"] / "bad"
     result = cli("seg", "evaluate", "--pred-dir", str(cohort["pred"]), "--manifest", str(cohort["manifest"]),
                   "--out", str(out), "--skip-missing")

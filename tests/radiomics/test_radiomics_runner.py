@@ -261,14 +261,14 @@ def test_predicted_masks_replace_the_manifest_labels(small_cohort: Callable[...,
     kept[z - 1 : z + 2, y - 2 : y + 3, x - 2 : x + 3] = 2  # a "prediction": a small box inside the true lesion
     predicted = sitk.GetImageFromArray(kept)
     predicted.CopyInformation(label)
-    sitk.WriteImage(predicted, str(masks / f"{first['series_id']}.nii.gz"))
+    sitk.WriteImage(predicted, str(masks / f"{first['series_id']}_seg.nii.gz"))
     out = tmp_path / "features.csv"
     summary = run_extraction(build_tasks(frame, masks), out, workers=1, show_progress=False)
     assert (summary.succeeded, summary.failed) == (1, 1)  # the second series has no prediction file
     row = pd.read_csv(out).iloc[0]
     assert row["diagnostics_Mask-original_VoxelNum"] == 3 * 5 * 5
     reason = pd.read_csv(failures_path(out))["reason"].iloc[0]
-    assert f"{frame.iloc[1]['series_id']}.nii.gz" in reason and "does not exist" in reason
+    assert f"{frame.iloc[1]['series_id']}_seg.nii.gz" in reason and "does not exist" in reason
 
 
 def test_cli_split_restricts_the_series(small_cohort: Callable[..., Path], tmp_path: Path) -> None:

@@ -71,6 +71,6 @@ def test_seg_predict_without_model_uses_the_default(monkeypatch: pytest.MonkeyPa
         cli.main()
     except SystemExit as exc:
         assert not exc.code
-    assert (tmp_path / "out" / "lits.nii.gz").is_file()
+    assert (tmp_path / "out" / "lits_seg.nii.gz").is_file()
     record = json.loads((tmp_path / "out" / "lits.qc.json").read_text())
     assert "spacing" in [flag["code"] for flag in record["flags"]]  # 5.3 mm pixels: outside the training range

@@ -123,14 +123,14 @@ def test_cli_predict_manifest_split_and_image(trained_model: Path, tiny_cohort: 
     assert "trained without flips" in " ".join(proc.stderr.split())  # the tiny model never saw flipped CTs
     manifest = pd.read_csv(tiny_cohort)
     test_ids = manifest.loc[manifest["split"] == "test", "series_id"].tolist()
-    assert sorted(p.name for p in out.glob("*.nii.gz")) == [f"{s}.nii.gz" for s in test_ids]
+    assert sorted(p.name for p in out.glob("*.nii.gz")) == [f"{s}_seg.nii.gz" for s in test_ids]
     summary = pd.read_csv(out / "predictions.csv")
     assert summary["series_id"].tolist() == test_ids
     image_path = tiny_cohort.parent / manifest.loc[0, "image"]
     proc = subprocess.run([*base, "--image", str(image_path), "--out", str(out), "--resample", "labels",
                            "--keep-all-lesions"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    written = read_image(out / f"{series_id_from_path(image_path)}.nii.gz")
+    written = read_image(out / f"{series_id_from_path(image_path)}_seg.nii.gz")
     assert not geometry_differences(written, read_image(image_path))
     proc = subprocess.run([*base, "--image", str(image_path), "--out", str(out), "--overlap", "1.5"],
                           capture_output=True, text=True, timeout=300)

@@ -212,7 +212,7 @@ def test_predict_cohort_writes_qc_json_and_columns(
     assert "spacing" in record["flag_codes"]  # the phantoms have 4 x 4 x 6 mm voxels
     assert record["flag_codes"] == [f["code"] for f in record["flags"]]
     assert set(record["flag_codes"]) <= set(FLAG_CODES)
-    label = sitk.GetArrayFromImage(sitk.ReadImage(str(out / f"{sid}.nii.gz")))
+    label = sitk.GetArrayFromImage(sitk.ReadImage(str(out / f"{sid}_seg.nii.gz")))
     assert record["n_lesions"] == cc3d.connected_components(label == 2, connectivity=26, return_N=True)[1]
     summary = pd.read_csv(out / "predictions.csv", keep_default_na=False)
     assert {"qc_flags", "n_lesions"} <= set(summary.columns)

@@ -289,10 +289,21 @@ def normalise(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def select_split(frame: pd.DataFrame, split: str) -> pd.DataFrame:
-    """Rows of one split; raises :class:`UserInputError` when the manifest has no ``split`` column."""
+    """Rows of one split (compared stripped and in lower case), the one split selector of every command.
+
+    Raises
+    ------
+    UserInputError
+        The manifest has no ``split`` column, or no row of that split.
+    """
+    where = frame.attrs.get("path", "manifest")
     if "split" not in frame.columns:
-        raise UserInputError(f"{frame.attrs.get('path', 'manifest')}: no 'split' column (needed to select {split!r})")
-    return frame[frame["split"] == split]
+        raise UserInputError(f"{where}: no 'split' column (needed to select {split!r})")
+    wanted = split.strip().lower()
+    selected = frame[frame["split"].astype("string").str.strip().str.lower() == wanted]
+    if selected.empty:
+        raise UserInputError(f"{where}: no rows with split == {wanted!r}")
+    return selected
 
 
 def merge_manifests(paths: list[str | Path]) -> pd.DataFrame:

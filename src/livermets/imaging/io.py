@@ -7,6 +7,7 @@ Volumes are SimpleITK images; arrays taken from them are in SimpleITK's (z, y, x
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,6 +23,13 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 LITS_LABELS = (0, 1, 2)  # background, liver, lesion
+PREDICTION_SUFFIX = "_seg.nii.gz"
+"""Predicted label maps are ``<series_id>_seg.nii.gz`` in their folder (never mistaken for the CT they come from)."""
+
+
+def prediction_path(folder: str | os.PathLike[str], series_id: str) -> Path:
+    """Where a folder of predictions holds the label map of ``series_id``: ``folder/<series_id>_seg.nii.gz``."""
+    return Path(folder) / f"{series_id}{PREDICTION_SUFFIX}"
 
 
 def _has_image_suffix(path: Path) -> bool:

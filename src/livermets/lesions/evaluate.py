@@ -1,6 +1,6 @@
 """Evaluate a folder of predicted label maps against a manifest's reference labels (``livermets seg evaluate``).
 
-Predictions are named ``<series_id>.nii.gz`` in one folder. Each manifest row with a ``label`` is evaluated with
+Predictions are named ``<series_id>_seg.nii.gz`` in one folder. Each manifest row with a ``label`` is evaluated with
 :func:`livermets.lesions.scan_metrics.evaluate_scan`; problems with one series (missing prediction, unreadable file,
 unexpected label values, different geometry) are logged as one line each and listed in ``skipped.csv``; when no
 series can be evaluated, the command fails with one line naming the first reason and writes nothing. A missing
@@ -34,7 +34,7 @@ from livermets.atomic import write_csv, write_json, write_text
 from livermets.cohort.manifest import load_manifest
 from livermets.errors import UserInputError
 from livermets.imaging.geometry import check_same_geometry, geometry_differences
-from livermets.imaging.io import read_image, read_label
+from livermets.imaging.io import PREDICTION_SUFFIX, read_image, read_label
 from livermets.lesions.cohort_metrics import default_group_column, table3, table3_markdown
 from livermets.lesions.components import check_connectivity
 from livermets.lesions.figures import overlay_figure
@@ -45,7 +45,6 @@ from livermets.provenance import provenance
 
 log = logging.getLogger(__name__)
 
-PREDICTION_SUFFIX = ".nii.gz"
 LISTED_REASONS = 3
 """Skip reasons named in the one-line error of a cohort in which no series could be evaluated."""
 CACHE_FOLDER = ".per_series"
@@ -194,7 +193,7 @@ def _flush_warnings(pending: list[str], evaluated: bool) -> None:
 
 def evaluate_cohort(manifest: str | Path, pred_dir: str | Path, out_dir: str | Path,
                     settings: EvaluationSettings | None = None) -> pd.DataFrame:
-    """Evaluate every labelled series of ``manifest`` against ``pred_dir/<series_id>.nii.gz``; write outputs.
+    """Evaluate every labelled series of ``manifest`` against ``pred_dir/<series_id>_seg.nii.gz``; write outputs.
 
     Returns
     -------

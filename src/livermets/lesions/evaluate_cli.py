@@ -16,7 +16,7 @@ def register(seg_app: typer.Typer) -> None:
 
 @outputs("out")
 def evaluate(
-    pred_dir: Path = typer.Option(..., "--pred-dir", help="Folder of predicted label maps <series_id>.nii.gz."),
+    pred_dir: Path = typer.Option(..., "--pred-dir", help="Folder of predicted label maps <series_id>_seg.nii.gz."),
     manifest: Path = typer.Option(..., "--manifest", help="Cohort manifest CSV (reference labels in 'label')."),
     out: Path = typer.Option(..., "--out", help="Output folder."),
     rule: str = typer.Option("paper", "--rule", help="Lesion matching rule: 'paper' (any overlap) or 'lits' "

@@ -22,7 +22,7 @@ def extract(
     manifest: Path = typer.Option(..., "--manifest", help="Cohort manifest CSV (series_id, study_id, patient_id, "
                                   "image, label, ne_score, ne_class, split)."),
     out: Path = typer.Option(..., "--out", help="Feature table CSV (created, or continued when it exists)."),
-    masks: Path | None = typer.Option(None, "--masks", help="Folder of predicted label maps <series_id>.nii.gz "
+    masks: Path | None = typer.Option(None, "--masks", help="Folder of predicted label maps <series_id>_seg.nii.gz "
                                       "(LiTS labels) used instead of the manifest's label column."),
     params: Path | None = typer.Option(None, "--params", help="PyRadiomics parameter YAML (default: the paper's "
                                        "settings shipped with livermets)."),
@@ -70,8 +70,6 @@ def extract(
     frame = load_manifest(manifest, check_files=False)  # missing files become per-series failures
     if split is not None:
         frame = select_split(frame, split)
-        if frame.empty:
-            raise UserInputError(f"{manifest}: no series with split == {split!r}")
     tasks = build_tasks(frame, masks)
     options = ExtractionOptions(params=None if params is None else str(params), roi=roi,  # type: ignore[arg-type]
                                 per_lesion=per_lesion, crop=not no_crop,

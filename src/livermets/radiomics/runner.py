@@ -43,6 +43,7 @@ import pandas as pd
 from livermets.atomic import remove_stale_temporaries, write_csv, write_json
 from livermets.errors import UserInputError
 from livermets.featuretable import order_columns
+from livermets.imaging.io import prediction_path
 from livermets.parallel import completed, dask_client, exit_with_parent
 from livermets.progress import make_progress
 from livermets.provenance import provenance
@@ -105,7 +106,7 @@ def parts_dir(out: str | os.PathLike[str]) -> Path:
 
 
 def build_tasks(manifest: pd.DataFrame, masks: str | os.PathLike[str] | None = None) -> list[SeriesTask]:
-    """One task per manifest row; the label map is ``masks/<series_id>.nii.gz`` when ``masks`` is given.
+    """One task per manifest row; the label map is ``masks/<series_id>_seg.nii.gz`` when ``masks`` is given.
 
     Raises
     ------
@@ -127,7 +128,7 @@ def build_tasks(manifest: pd.DataFrame, masks: str | os.PathLike[str] | None = N
             )
         seen[key] = i
         if masks is not None:
-            label: str | None = str(Path(masks) / f"{row['series_id']}.nii.gz")
+            label: str | None = str(prediction_path(masks, str(row["series_id"])))
         else:
             value = row.get("label")
             label = None if value is None or pd.isna(value) else str(value)

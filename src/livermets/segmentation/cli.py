@@ -116,7 +116,7 @@ def predict(
     model: Path | None = typer.Option(None, "--model", help="Model folder: written by `livermets seg train` "
                                       "(MONAI or nnU-Net), or any nnU-Net v2 result folder (default: the model "
                                       "shipped with livermets)."),
-    out: Path = typer.Option(..., "--out", help="Output folder for <series_id>.nii.gz label maps."),
+    out: Path = typer.Option(..., "--out", help="Output folder for <series_id>_seg.nii.gz label maps."),
     manifest: Path | None = typer.Option(None, "--manifest", help="Segment every row of this manifest."),
     image: Path | None = typer.Option(None, "--image", help="Segment one image (file or DICOM folder)."),
     split: str | None = typer.Option(None, "--split", help="Only manifest rows of this split (e.g. test)."),

@@ -34,11 +34,11 @@ import torch
 from pydantic import ValidationError
 
 from livermets.atomic import remove_stale_temporaries, write_csv, write_json
-from livermets.cohort.manifest import load_manifest
+from livermets.cohort.manifest import load_manifest, select_split
 from livermets.errors import UserInputError
 from livermets.imaging.geometry import geometry_differences
 from livermets.imaging.integrity import check_headers
-from livermets.imaging.io import IMAGE_SUFFIXES, read_image, read_label, write_label
+from livermets.imaging.io import IMAGE_SUFFIXES, prediction_path, read_image, read_label, write_label
 from livermets.progress import track
 from livermets.segmentation.checks import check_ct_intensities
 from livermets.segmentation.config import InferenceConfig, QCConfig, SegConfig, config_from_dict, load_config
@@ -268,7 +268,7 @@ def predict_cohort(
     qc: QCConfig | None = None,
     **inference: Any,
 ) -> pd.DataFrame:
-    """Segment every manifest row (optionally one split) or one image; write ``OUT/<series_id>.nii.gz``.
+    """Segment every manifest row (optionally one split) or one image; write ``OUT/<series_id>_seg.nii.gz``.
 
     ``model_dir`` is a model folder (a livermets MONAI model, a livermets nnU-Net model or an nnU-Net v2 result
     folder, told apart by their files), a :class:`ModelChoice` (nnU-Net label maps and folds, or a liver model plus a
@@ -293,7 +293,7 @@ def predict_cohort(
     segmenter: ImageSegmenter | None = None
     rows = []
     for series_id, path in track(cases, "Segmenting"):
-        target = out / f"{series_id}.nii.gz"
+        target = prediction_path(out, series_id)
         finished = None if overwrite or not target.exists() else _finished_row(series_id, path, target, old)
         if finished is not None:
             log.info("%s exists; skipped (use --overwrite to redo)", target)
@@ -318,18 +318,14 @@ def _cases(manifest: str | Path | None, image: str | Path | None, split: str | N
     if manifest is not None:
         frame = load_manifest(manifest)
         if split is not None:
-            if "split" not in frame.columns:
-                raise UserInputError(f"{manifest}: --split {split} given but the manifest has no 'split' column")
-            frame = frame[frame["split"].astype("string").str.strip().str.lower() == split]
-            if frame.empty:
-                raise UserInputError(f"{manifest}: no rows with split == {split!r}")
+            frame = select_split(frame, split)
         cases = [(str(r.series_id), str(r.image)) for r in frame.itertuples()]
     else:
         cases = [(series_id_from_path(str(image)), str(image))]
     ids = [c[0] for c in cases]
     duplicated = sorted({i for i in ids if ids.count(i) > 1})
     if duplicated:
-        raise UserInputError(f"duplicate series_id(s) {duplicated[:5]}: outputs are named <series_id>.nii.gz")
+        raise UserInputError(f"duplicate series_id(s) {duplicated[:5]}: outputs are named <series_id>_seg.nii.gz")
     return cases
 
 

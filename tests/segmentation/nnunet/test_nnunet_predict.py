@@ -148,7 +148,7 @@ def test_cli_equals_nnunet_own_prediction_and_resumes(foreign: Foreign, referenc
             "--label-map", "liver=liver,lesion=7", "--all-liver", "--keep-all-lesions"]
     assert run_cli(monkeypatch, *args) == 0
     for name, path in foreign.images.items():
-        label = read_label(out / f"{name}.nii.gz")
+        label = read_label(out / f"{name}_seg.nii.gz")
         expected = mapped(references[f"a_{name}"], (5,), (7,))
         assert {1, 2} <= set(np.unique(expected).tolist())  # the comparison covers both classes
         np.testing.assert_array_equal(sitk.GetArrayFromImage(label), expected)
@@ -235,7 +235,7 @@ def test_composite_equals_numpy_combination(foreign: Foreign, references: dict[s
     lesion = (lesion_model == 2) & dilate_mm(organ, spacing, 5.5)
     expected = np.where(lesion, 2, np.where(organ, 1, 0))
     assert lesion.any() and ((lesion_model == 2) & ~lesion).any()  # lesions kept and dropped
-    np.testing.assert_array_equal(sitk.GetArrayFromImage(read_label(out / "permuted.nii.gz")), expected)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(read_label(out / "permuted_seg.nii.gz")), expected)
 
 
 class _Stub:
