@@ -106,9 +106,6 @@ FOLDS = typer.Option(None, "--folds", help="nnU-Net folds to ensemble, e.g. 0 or
 RAS = typer.Option(None, "--ras/--no-ras",
                    help="nnU-Net: feed the CT with voxel axes along R, A, S, as TotalSegmentator does (default: only "
                         "when the model's plans.json reader reorients); the output stays on the input's grid.")
-TRUST_CHECKPOINT = typer.Option(False, "--trust-checkpoint",
-                                help="Load nnU-Net checkpoints that hold more than weights and numbers with the full "
-                                     "unpickler, which can run code: only for files from a trusted source.")
 
 
 @outputs("out")
@@ -144,7 +141,6 @@ def predict(
     lesion_label_map: str | None = LESION_LABEL_MAP,
     folds: str | None = FOLDS,
     ras: bool | None = RAS,
-    trust_checkpoint: bool = TRUST_CHECKPOINT,
 ) -> None:
     """Predict label maps (0 background, 1 liver, 2 lesion) on the exact grid of each input CT.
 
@@ -164,7 +160,7 @@ def predict(
                                       keep_all_lesions=keep_all_lesions, argmax=argmax)
     choice = ModelChoice(model=model, liver_model=liver_model, lesion_model=lesion_model, label_map=label_map,
                          liver_label_map=liver_label_map, lesion_label_map=lesion_label_map,
-                         folds=_folds(folds), trust_checkpoint=trust_checkpoint, ras=ras)
+                         folds=_folds(folds), ras=ras)
     table = predict_cohort(choice, out, manifest=manifest, image=image, split=split, tta=tta, device=device,
                            overwrite=overwrite, **overrides)
     typer.echo(f"{out}: {len(table)} label map(s); summary in {out / 'predictions.csv'}")

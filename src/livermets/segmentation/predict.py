@@ -369,7 +369,7 @@ class ModelChoice:
 
     ``label_map``, ``liver_label_map`` and ``lesion_label_map`` map nnU-Net output labels onto liver and lesion
     (:func:`~livermets.segmentation.nnunet.predictor.parse_label_map`), ``folds`` chooses the nnU-Net folds to
-    ensemble, ``trust_checkpoint`` loads nnU-Net checkpoints the restricted unpickler refuses and ``ras`` feeds
+    ensemble and ``ras`` feeds
     nnU-Net models RAS-oriented volumes (None: as their plans say).
     """
 
@@ -380,7 +380,6 @@ class ModelChoice:
     liver_label_map: str | None = None
     lesion_label_map: str | None = None
     folds: tuple[str, ...] | None = None
-    trust_checkpoint: bool = False
     ras: bool | None = None
 
 
@@ -535,8 +534,7 @@ def _load_part(part: _Part, choice: ModelChoice, device: str, tta: bool, inferen
     settings = _nnunet_options(inference)
     if composite:  # the composite decides which liver and lesion voxels stay
         settings |= {"largest_liver": False, "lesion_max_distance_mm": None}
-    return NnunetSegmenter(part.folder, device, part.label_map, choice.folds, choice.trust_checkpoint,
-                           ras=choice.ras, **settings)
+    return NnunetSegmenter(part.folder, device, part.label_map, choice.folds, ras=choice.ras, **settings)
 
 
 def load_segmenter(model: str | Path | ModelChoice | None, device: str = "auto", tta: bool = False,

@@ -4,8 +4,9 @@ An nnU-Net checkpoint is a pickle (``torch.save`` of a dict): besides tensors an
 str, int, float, None) it holds a few numpy scalars from the training log (``numpy._core.multiarray.scalar`` with
 their ``numpy.dtype``) and the ``torch.device`` of the training. :func:`load_checkpoint` unpickles it with
 ``torch.load(weights_only=True)``, PyTorch's restricted unpickler, allowing exactly those extra types
-(:data:`SAFE_GLOBALS`); a file that needs anything else is refused with one line naming it. Only an explicit
-``trust=True`` (``--trust-checkpoint``) loads such a file with the full unpickler, and says so in a warning.
+(:data:`SAFE_GLOBALS`); a file that needs anything else is refused with one line naming it. There is no way around
+the refusal: livermets never unpickles arbitrary objects (docs/nnunet.md says how to re-save such a checkpoint's
+weights alone in an environment that trusts it).
 
 nnunetv2 is not imported here.
 
@@ -55,17 +56,13 @@ CHECKPOINT_KEYS = ("network_weights",)
 """Keys every nnU-Net v2 checkpoint has (the rest is optional for prediction)."""
 
 
-def load_checkpoint(path: str | Path, trust: bool = False,
-                    trust_option: str | None = "--trust-checkpoint") -> dict[str, Any]:
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read an nnU-Net v2 checkpoint on the CPU, refusing anything but weights, plain values and numpy scalars.
 
     Parameters
     ----------
     path
         ``fold_<f>/checkpoint_final.pth`` (or any checkpoint nnU-Net's trainer wrote).
-    trust
-        When the restricted unpickler refuses the file, load it with ``weights_only=False`` anyway (which runs
-        whatever code the pickle names) and log a warning naming the file. Only for files from a trusted source.
 
     Returns
     -------
@@ -76,9 +73,8 @@ def load_checkpoint(path: str | Path, trust: bool = False,
     Raises
     ------
     UserInputError
-        Not a file, not a torch checkpoint (e.g. truncated), refused by the restricted unpickler (without
-        ``trust``), or not an nnU-Net checkpoint (no ``network_weights`` state dict). A refusal names
-        ``trust_option`` as the way to load the file anyway (``None``: the command has no such option).
+        Not a file, not a torch checkpoint (e.g. truncated), refused by the restricted unpickler, or not an nnU-Net
+        checkpoint (no ``network_weights`` state dict).
     """
     path = Path(path)
     if not path.is_file():
@@ -91,24 +87,11 @@ def load_checkpoint(path: str | Path, trust: bool = False,
         refused = refused_type(exc)
         if refused is None:
             raise UserInputError(f"{path}: not a readable torch checkpoint ({_first_line(exc)})") from None
-        if not trust:
-            hint = "" if trust_option is None else (
-                f"; pass {trust_option} only if you trust where the file comes from")
-            raise UserInputError(
-                f"{path}: refused to load: besides weights, plain values and numpy numbers the checkpoint holds "
-                f"{refused}, which unpickling could run as code{hint}") from None
-        checkpoint = _load_trusted(path)
+        raise UserInputError(
+            f"{path}: refused to load: besides weights, plain values and numpy numbers the checkpoint holds "
+            f"{refused}, which unpickling could run as code (see docs/nnunet.md: re-save its network_weights alone)"
+        ) from None
     return _checked(checkpoint, path)
-
-
-def _load_trusted(path: Path) -> Any:
-    """``torch.load(weights_only=False)``: runs the code the pickle names; only on the user's explicit request."""
-    log.warning("%s: loading with the full unpickler because --trust-checkpoint was given: the file is trusted as "
-                "code (anything it names is imported and run)", path)
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # any import or call inside the pickle may fail in its own way
-        raise UserInputError(f"{path}: cannot load even as a trusted checkpoint ({_first_line(exc)})") from None
 
 
 def _checked(checkpoint: Any, path: Path) -> dict[str, Any]:

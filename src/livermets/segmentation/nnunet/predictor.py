@@ -332,9 +332,6 @@ class NnunetSegmenter:
         :func:`default_label_map`.
     folds
         Folds to ensemble (default: see :func:`locate_model`).
-    trust_checkpoint
-        Load checkpoints the restricted unpickler refuses, and plans naming code outside
-        ``dynamic_network_architectures`` / ``torch.nn``, as trusted code (with a warning).
     tile_step_size, use_gaussian
         nnU-Net's sliding window: step as a fraction of the patch (0.5: half-overlapping tiles) and Gaussian
         weighting of the tiles.
@@ -351,7 +348,7 @@ class NnunetSegmenter:
     """
 
     def __init__(self, model_dir: str | Path, device: str = "auto", label_map: str | LabelMap | None = None,
-                 folds: Sequence[str | int] | None = None, trust_checkpoint: bool = False,
+                 folds: Sequence[str | int] | None = None,
                  tile_step_size: float = 0.5, use_gaussian: bool = True, largest_liver: bool = True,
                  lesion_max_distance_mm: float | None = 5.0, ras: bool | None = None,
                  classes: Sequence[str] = CLASSES, parameter: str = "--label-map") -> None:
@@ -365,7 +362,7 @@ class NnunetSegmenter:
         self.lesion_max_distance_mm = lesion_max_distance_mm
         reader = READERS[self.model.plans.get("image_reader_writer", "SimpleITKIO")]
         self.reorient = reader if ras is None else ras
-        self.predictor = build_predictor(self.model, self.device, trust_checkpoint, tile_step_size, use_gaussian)
+        self.predictor = build_predictor(self.model, self.device, tile_step_size, use_gaussian)
         self.last_timings: dict[str, Any] = {}
         log.info("%s: nnU-Net %s, folds %s, label map %s", self.model.result_folder,
                  self.predictor.configuration_name, ",".join(self.model.folds), self.label_map)
@@ -482,7 +479,7 @@ def _from_ras(labels: np.ndarray, oriented: sitk.Image, original: sitk.Image) ->
     return sitk.GetArrayFromImage(sitk.DICOMOrient(moving, code))
 
 
-def build_predictor(model: NnunetModel, device: torch.device, trust: bool = False, tile_step_size: float = 0.5,
+def build_predictor(model: NnunetModel, device: torch.device, tile_step_size: float = 0.5,
                     use_gaussian: bool = True) -> Any:
     """nnU-Net's ``nnUNetPredictor`` set up by ``manual_initialization`` with the network of ``plans.json`` and the
     fold weights (never ``initialize_from_trained_model_folder``, which unpickles without restriction).
@@ -493,13 +490,13 @@ def build_predictor(model: NnunetModel, device: torch.device, trust: bool = Fals
     ------
     UserInputError
         Unreadable or refused checkpoints, a configuration the plans do not have (or a cascade stage), plans naming
-        code outside ``dynamic_network_architectures`` / ``torch.nn`` (without ``trust``), weights that do not fit
+        code outside ``dynamic_network_architectures`` / ``torch.nn``, weights that do not fit
         the planned network.
     """
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-    checkpoints = [load_checkpoint(path, trust) for path in model.checkpoints]
+    checkpoints = [load_checkpoint(path) for path in model.checkpoints]
     first = checkpoints[0]
     init_args: dict[str, Any] = first["init_args"] if isinstance(first.get("init_args"), dict) else {}
     configuration = str(init_args.get("configuration") or model.configuration or "")
@@ -511,7 +508,7 @@ def build_predictor(model: NnunetModel, device: torch.device, trust: bool = Fals
     if configuration_manager.previous_stage_name is not None:
         raise UserInputError(f"{model.result_folder}: {configuration} is a cascade stage (it needs the previous "
                              "stage's segmentation); use a model of a single stage such as 3d_fullres")
-    _check_architecture(configuration_manager, model, trust)
+    _check_architecture(configuration_manager, model)
     network = _network(plans_manager, configuration_manager, model)
     weights = [_fitting_weights(network, ck["network_weights"], path)
                for ck, path in zip(checkpoints, model.checkpoints, strict=True)]
@@ -527,21 +524,18 @@ def build_predictor(model: NnunetModel, device: torch.device, trust: bool = Fals
     return predictor
 
 
-def _check_architecture(configuration_manager: Any, model: NnunetModel, trust: bool) -> None:
+def _check_architecture(configuration_manager: Any, model: NnunetModel) -> None:
     """plans.json names the classes to import for the network; accept nnU-Net's (``dynamic_network_architectures``
-    networks, ``torch.nn`` layers) only, unless trusted: importing a named module can run code."""
+    networks, ``torch.nn`` layers) only: importing a named module can run code."""
     names = [str(configuration_manager.network_arch_class_name)]
     kwargs = configuration_manager.network_arch_init_kwargs
     names += [str(kwargs[k]) for k in configuration_manager.network_arch_init_kwargs_req_import
               if kwargs.get(k) is not None]
     foreign = [n for n in names[:1] if not n.startswith(ARCHITECTURE_PREFIX)]
     foreign += [n for n in names[1:] if not n.startswith(LAYER_PREFIX)]
-    if foreign and not trust:
-        raise UserInputError(f"{model.result_folder / 'plans.json'}: refused to import {', '.join(foreign)} (not an "
-                             "nnU-Net network or torch.nn layer); pass --trust-checkpoint only if you trust the model")
     if foreign:
-        log.warning("%s: importing %s from plans.json because --trust-checkpoint was given", model.result_folder,
-                    ", ".join(foreign))
+        raise UserInputError(f"{model.result_folder / 'plans.json'}: refused to import {', '.join(foreign)} (not an "
+                             "nnU-Net network or torch.nn layer)")
 
 
 def _network(plans_manager: Any, configuration_manager: Any, model: NnunetModel) -> torch.nn.Module:

@@ -33,7 +33,7 @@ SEG_LAYER_KEY = ".seg_layers."
 def read_checkpoint(path: str | Path, parameter: str = "--pretrained") -> dict[str, Any]:
     """Load an nnU-Net v2 checkpoint (``checkpoint_final.pth`` ...) with ``torch.load(weights_only=True)``.
 
-    :func:`livermets.segmentation.nnunet.checkpoint.load_checkpoint` without the trusted fallback, its messages
+    :func:`livermets.segmentation.nnunet.checkpoint.load_checkpoint`, its messages
     prefixed with ``parameter``: a checkpoint holding anything but weights, plain values and numpy numbers is refused
     rather than unpickled (unpickling can run arbitrary code).
 
@@ -43,7 +43,7 @@ def read_checkpoint(path: str | Path, parameter: str = "--pretrained") -> dict[s
         Missing file, not a torch checkpoint, other pickled objects, or no ``network_weights``.
     """
     try:
-        return load_checkpoint(path, trust_option=None)
+        return load_checkpoint(path)
     except UserInputError as exc:
         raise UserInputError(f"{parameter} {exc}") from None
 
