@@ -151,7 +151,8 @@ def test_resume_trains_on_to_more_epochs(tiny_nnunet_model: Path, tiny_nnunet_co
                                          capsys: pytest.CaptureFixture[str]) -> None:
     model = tmp_path / "model"
     shutil.copytree(tiny_nnunet_model, model)
-    code = run_cli(monkeypatch, "seg", "train", "--resume", "--manifest", tiny_nnunet_cohort, "--out", model,
+    monkeypatch.chdir(tmp_path)  # a relative --out, as users type it
+    code = run_cli(monkeypatch, "seg", "train", "--resume", "--manifest", tiny_nnunet_cohort, "--out", "model",
                    "--device", "cpu", "--epochs", 2, "--iterations-per-epoch", 1)
     assert code == 0 and "fold 0, epochs 1..2 x 1 iterations" in capsys.readouterr().out
     checkpoint = read_checkpoint(_fold(model) / "checkpoint_final.pth")

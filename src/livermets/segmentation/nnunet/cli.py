@@ -71,5 +71,5 @@ def train_nnunet_command(manifest: Path, out: Path, device: str, resume: bool, c
     typer.echo(
         f"{result.model_dir}: nnU-Net 3d_fullres fold {result.fold}, epochs {result.start_epoch}..{result.epochs} "
         f"x {result.iterations_per_epoch} iterations in {result.minutes:.1f} min; checkpoint "
-        f"{result.checkpoint.relative_to(result.model_dir)}; metadata {METADATA_FILE}"
+        f"{result.checkpoint.resolve().relative_to(result.model_dir.resolve())}; metadata {METADATA_FILE}"
     )
