@@ -7,7 +7,11 @@ of the wrong type), becomes one line ``error: ...`` on stderr and exit code 2.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sys
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import typer
 from rich.markup import escape
@@ -15,7 +19,7 @@ from typer._click import exceptions as click_errors  # Typer's own copy of click
 
 from livermets import __version__
 from livermets.atomic import outputs
-from livermets.errors import EXIT_USER_ERROR, UserInputError
+from livermets.errors import EXIT_USER_ERROR, ParameterError, UserInputError
 from livermets.logs import configure, console
 
 app = typer.Typer(
@@ -85,7 +89,45 @@ def _register_stages() -> None:
     register_analyze(app)
 
 
+def flag_names(callback: Callable[..., Any]) -> dict[str, str]:
+    """``{python parameter: flag}`` of a command function: ``n_boot`` -> ``--n-boot``, an argument -> ``CT``."""
+    names = {}
+    for name, parameter in inspect.signature(callback).parameters.items():
+        info = parameter.default
+        if isinstance(info, typer.models.ArgumentInfo):
+            names[name] = (info.metavar or name).upper()
+        elif isinstance(info, typer.models.OptionInfo):
+            declared = [d.split("/")[0] for d in (info.param_decls or ()) if d.startswith("--")]
+            names[name] = declared[0] if declared else "--" + name.replace("_", "-")
+    return names
+
+
+def _flags_in_errors(callback: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a command so that a :class:`ParameterError` names its option flags instead of Python parameters."""
+    names = flag_names(callback)
+
+    @functools.wraps(callback)
+    def command(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return callback(*args, **kwargs)
+        except ParameterError as exc:
+            raise UserInputError(exc.render(names)) from None
+
+    return command
+
+
+def commands(typer_app: typer.Typer = app) -> Iterator[typer.models.CommandInfo]:
+    """Every command registered in ``typer_app`` and its sub-groups."""
+    yield from typer_app.registered_commands
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            yield from commands(group.typer_instance)
+
+
 _register_stages()
+for _command in commands():
+    if _command.callback is not None:
+        _command.callback = _flags_in_errors(_command.callback)
 
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
