@@ -25,6 +25,7 @@ import torch
 from livermets.imaging.io import read_image, write_label
 from livermets.segmentation.config import load_config, save_config
 from livermets.segmentation.networks import build_network, save_weights
+from livermets.segmentation.options import PredictionOptions
 from livermets.segmentation.predict import Segmenter
 
 
@@ -71,8 +72,8 @@ def main() -> None:
         save_weights(build_network(config), model_dir / "model.safetensors")
     print(f"model {model_dir}; torch threads {torch.get_num_threads()}; load average {os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} cores")
-    overrides = {k: v for k, v in {"overlap": args.overlap, "resample": args.resample}.items() if v is not None}
-    segmenter = Segmenter(model_dir, device="cpu", **overrides)
+    options = PredictionOptions(overlap=args.overlap, resample=args.resample)
+    segmenter = Segmenter(model_dir, device="cpu", options=options)
     print(f"overlap {segmenter.inference.overlap}, blend {segmenter.inference.blend_mode}, "
           f"resample {segmenter.inference.resample}, TTA flips {segmenter.inference.tta_flip_axes}")
     for slices, thickness in ((150, 5.0), (700, 1.0)):

@@ -46,6 +46,18 @@ class ParameterError(UserInputError):
         self.values = values
         super().__init__(self.render())
 
+    @classmethod
+    def about(cls, parameter: str, problem: str, value: Any = None) -> ParameterError:
+        """``parameter value: problem`` for a parameter known only at run time (a field of an options object).
+
+        >>> str(ParameterError.about("n_boot", "must be >= 0", -1))
+        'n_boot -1: must be >= 0'
+        """
+        if not parameter.isidentifier():
+            raise ValueError(f"not a parameter name: {parameter!r}")
+        shown = "" if value is None else " {value}"
+        return cls("{" + parameter + "}" + shown + ": {problem}", value=value, problem=problem)
+
     @property
     def parameters(self) -> tuple[str, ...]:
         """The parameters the message names, in order of first mention."""

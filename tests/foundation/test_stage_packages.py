@@ -15,7 +15,7 @@ import types
 import pytest
 
 STAGES = ("analyze", "cohort", "imaging", "synth", "lesions", "radiomics", "phenotype", "stats", "reproduce",
-          "segmentation.nnunet")
+          "segmentation", "segmentation.nnunet")
 HEAVY = ("torch", "sklearn", "SimpleITK")
 
 

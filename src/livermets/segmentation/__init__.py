@@ -1,1 +1,45 @@
-"""Liver and lesion segmentation with MONAI 3D U-Net / SegResNet: training, prediction, post-processing."""
+"""Liver and lesion segmentation: MONAI 3D U-Net / SegResNet training and prediction, nnU-Net v2 models
+(:mod:`livermets.segmentation.nnunet`), plausibility checks of every prediction.
+
+Modules: :mod:`config` (the validated ``config.yaml`` of a model folder and its presets), :mod:`train` (training
+with an iteration budget, validation-based selection, resume), :mod:`calibrate` (the lesion threshold),
+:mod:`predict` (label maps on each input's exact grid, any kind of model folder), :mod:`options` (what a prediction
+run changes in a model's inference settings), :mod:`qc` (plausibility checks), :mod:`default_model` (the model
+shipped with livermets).
+
+The public names are imported on first use (PEP 562), so that importing the package (and ``livermets --help``) loads
+no numerical library.
+
+Examples
+--------
+>>> from livermets.segmentation import PredictionOptions, load_segmenter  # doctest: +SKIP
+>>> seg = load_segmenter("models/unet", options=PredictionOptions(overlap=0.5))  # doctest: +SKIP
+>>> label = seg.predict_image(read_image("ct.nii.gz"))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from livermets.lazy import lazy_getattr
+
+_WHERE = {
+    "SegConfig": "config",
+    "InferenceConfig": "config",
+    "QCConfig": "config",
+    "load_config": "config",
+    "save_config": "config",
+    "TrainResult": "train",
+    "train_model": "train",
+    "calibrate_model": "calibrate",
+    "PredictionOptions": "options",
+    "ModelChoice": "predict",
+    "Segmenter": "predict",
+    "load_segmenter": "predict",
+    "model_kind": "predict",
+    "plan_segmenter": "predict",
+    "predict_cohort": "predict",
+    "QCRecord": "qc",
+    "check_prediction": "qc",
+    "resolve_model": "default_model",
+}
+__all__ = sorted(_WHERE)
+__getattr__ = lazy_getattr(__name__, _WHERE)

@@ -31,11 +31,10 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 import torch
-from pydantic import ValidationError
 
 from livermets.atomic import remove_stale_temporaries, write_csv, write_json
 from livermets.cohort.manifest import load_manifest, select_split
-from livermets.errors import UserInputError
+from livermets.errors import ParameterError, UserInputError
 from livermets.imaging.geometry import geometry_differences
 from livermets.imaging.integrity import check_headers
 from livermets.imaging.io import IMAGE_SUFFIXES, prediction_path, read_image, read_label, write_label
@@ -47,6 +46,7 @@ from livermets.segmentation.default_model import resolve_model, warn_default_mod
 from livermets.segmentation.device import mixed_precision, out_of_memory_message, resolve_device
 from livermets.segmentation.model_files import CONFIG_FILE, WEIGHTS_FILE
 from livermets.segmentation.networks import build_network, load_weights, sliding_window_logits
+from livermets.segmentation.options import LIVER_CHOICES, MONAI_ONLY, PredictionOptions
 from livermets.segmentation.postprocess import (
     LESION,
     LIVER,
@@ -69,15 +69,13 @@ class Segmenter:
         Folder written by ``livermets seg train`` (``config.yaml`` + ``model.safetensors``).
     device
         ``auto``, ``cpu`` or ``cuda``.
-    **inference
-        Overrides of the saved ``inference`` settings, only those to change (e.g. ``overlap=0.5``,
-        ``blend_mode="constant"``, ``largest_liver=False``, ``lesion_max_distance_mm=None`` to keep every lesion);
-        validated like the config.
+    options
+        What this run changes in the saved ``inference`` settings (:class:`PredictionOptions`; default: nothing).
     """
 
-    def __init__(self, model_dir: str | Path, device: str = "auto", **inference: Any) -> None:
+    def __init__(self, model_dir: str | Path, device: str = "auto", options: PredictionOptions | None = None) -> None:
         self.model_dir = Path(model_dir)
-        self.config: SegConfig = _model_config(self.model_dir, inference)
+        self.config: SegConfig = _model_config(self.model_dir, options or PredictionOptions())
         self.device = resolve_device(device)
         self.network = load_weights(build_network(self.config), self.model_dir / WEIGHTS_FILE).to(self.device).eval()
         self.transforms = eval_transforms(self.config, with_label=False)
@@ -266,7 +264,7 @@ def predict_cohort(
     device: str = "auto",
     overwrite: bool = False,
     qc: QCConfig | None = None,
-    **inference: Any,
+    options: PredictionOptions | None = None,
 ) -> pd.DataFrame:
     """Segment every manifest row (optionally one split) or one image; write ``OUT/<series_id>_seg.nii.gz``.
 
@@ -279,11 +277,12 @@ def predict_cohort(
     1) and lesion volume (mL), seconds per scan (empty for a series finished by a killed run), lesion components
     (``n_lesions``) and the plausibility flags (``qc_flags``, codes separated by ``;``, empty when none). Every
     prediction is checked (:func:`livermets.segmentation.qc.check_prediction` with ``qc``, default the model's
-    ``qc`` thresholds): the record goes to ``OUT/<series_id>.qc.json`` and each flag to one warning.
+    ``qc`` thresholds): the record goes to ``OUT/<series_id>.qc.json`` and each flag to one warning. ``options``
+    change the model's inference settings for this run (:class:`~livermets.segmentation.options.PredictionOptions`).
     """
     cases = _cases(manifest, image, split)
     plan = plan_segmenter(model_dir if isinstance(model_dir, ModelChoice) else ModelChoice(model=model_dir),
-                          inference)
+                          options)
     _check_inputs(cases)
     out = Path(out_dir)
     remove_stale_temporaries(out)
@@ -314,7 +313,7 @@ def predict_cohort(
 def _cases(manifest: str | Path | None, image: str | Path | None, split: str | None) -> list[tuple[str, str]]:
     """``(series_id, image path)`` of every series to segment; series ids must be unique."""
     if (manifest is None) == (image is None):
-        raise UserInputError("give exactly one of --manifest or --image")
+        raise ParameterError("give exactly one of {manifest} or {image}")
     if manifest is not None:
         frame = load_manifest(manifest)
         if split is not None:
@@ -329,14 +328,15 @@ def _cases(manifest: str | Path | None, image: str | Path | None, split: str | N
     return cases
 
 
-def _model_config(folder: Path, inference: dict[str, Any]) -> SegConfig:
-    """The model folder's config with the ``inference`` overrides, validated (no weights loaded yet)."""
+def _model_config(folder: Path, options: PredictionOptions) -> SegConfig:
+    """The model folder's config with the prediction ``options`` applied (no weights loaded yet)."""
     if not (folder / CONFIG_FILE).is_file() or not (folder / WEIGHTS_FILE).is_file():
         raise UserInputError(
             f"{folder}: not a trained model folder (needs {CONFIG_FILE} and {WEIGHTS_FILE}; "
             "a training run writes the weights at its first validation)"
         )
     config = load_config(folder / CONFIG_FILE)
+    inference = options.overrides()
     if not inference:
         return config
     data = config.model_dump()
@@ -383,10 +383,6 @@ class ModelChoice:
     ras: bool | None = None
 
 
-MONAI_ONLY = {"sw_batch_size": "--sw-batch-size", "resample": "--resample", "lesion_threshold": "--lesion-threshold"}
-"""Prediction options without an nnU-Net counterpart (nnU-Net labels are its argmax on its own resampling)."""
-
-
 def model_kind(folder: str | Path) -> str:
     """``monai`` (livermets model: ``config.yaml`` + ``model.safetensors``) or ``nnunet`` (``nnunet.json``, or an
     nnU-Net v2 result folder with ``plans.json`` and ``dataset.json``).
@@ -431,27 +427,27 @@ class SegmenterPlan:
 
     choice: ModelChoice
     parts: tuple[_Part, ...]
-    inference: dict[str, Any]
+    options: PredictionOptions
     min_ct_hu: float = -200.0
     foreground_hu: float = -500.0
 
     def load(self, device: str = "auto", tta: bool = False) -> ImageSegmenter:
         """Read the weights and return the segmenter (a composite for a liver model + lesion model)."""
         composite = len(self.parts) == 2
-        loaded = [_load_part(part, self.choice, device, tta, self.inference, composite) for part in self.parts]
+        loaded = [_load_part(part, self.choice, device, tta, self.options, composite) for part in self.parts]
         if self.choice.model is None and not composite:
             warn_default_model()
         if not composite:
             return loaded[0]
         from livermets.segmentation.nnunet.composite import DEFAULT_MARGIN_MM, CompositeSegmenter
 
-        return CompositeSegmenter(loaded[0], loaded[1],
-                                  self.inference.get("lesion_max_distance_mm", DEFAULT_MARGIN_MM),
-                                  self.inference.get("largest_liver", True))
+        distance = self.options.lesion_max_distance_mm
+        margin = DEFAULT_MARGIN_MM if distance is None else None if isinstance(distance, str) else distance
+        return CompositeSegmenter(loaded[0], loaded[1], margin, self.options.largest_liver is not False)
 
 
-def plan_segmenter(choice: ModelChoice, inference: dict[str, Any] | None = None) -> SegmenterPlan:
-    """Check a model choice and the prediction options (``inference`` overrides) without loading weights.
+def plan_segmenter(choice: ModelChoice, options: PredictionOptions | None = None) -> SegmenterPlan:
+    """Check a model choice and the prediction ``options`` without loading weights.
 
     Raises
     ------
@@ -459,86 +455,82 @@ def plan_segmenter(choice: ModelChoice, inference: dict[str, Any] | None = None)
         Conflicting choices, a folder that is no model, a label map naming labels the model does not have, an
         option the model type does not take.
     """
-    inference = dict(inference or {})
+    options = options or PredictionOptions()
     liver, lesion = choice.liver_model, choice.lesion_model
     if choice.model is not None and (liver is not None or lesion is not None):
-        raise UserInputError("--model excludes --liver-model and --lesion-model (give one model, or both of those)")
+        raise ParameterError("{model} excludes {liver_model} and {lesion_model} (give one model, or both of those)")
     if (liver is None) != (lesion is None):
-        raise UserInputError("--liver-model and --lesion-model go together (liver from one model, lesions from the "
+        raise ParameterError("{liver_model} and {lesion_model} go together (liver from one model, lesions from the "
                              "other)")
     if liver is None or lesion is None:
         if choice.liver_label_map is not None or choice.lesion_label_map is not None:
-            raise UserInputError("--liver-label-map and --lesion-label-map go with --liver-model and --lesion-model; "
-                                 "use --label-map with --model")
+            raise ParameterError("{liver_label_map} and {lesion_label_map} go with {liver_model} and "
+                                 "{lesion_model}; use {label_map} with {model}")
         parts: tuple[_Part, ...] = (_plan_part(resolve_model(choice.model, warn=False), "model", choice.label_map,
-                                               choice, inference),)
+                                               choice, options),)
     else:
         if choice.label_map is not None:
-            raise UserInputError("--label-map goes with --model; use --liver-label-map and --lesion-label-map")
-        parts = (_plan_part(Path(liver), "liver", choice.liver_label_map, choice, inference),
-                 _plan_part(Path(lesion), "lesion", choice.lesion_label_map, choice, inference))
+            raise ParameterError("{label_map} goes with {model}; use {liver_label_map} and {lesion_label_map}")
+        parts = (_plan_part(Path(liver), "liver", choice.liver_label_map, choice, options),
+                 _plan_part(Path(lesion), "lesion", choice.lesion_label_map, choice, options))
     if all(p.kind != "nnunet" for p in parts):
-        for flag, value in (("--folds", choice.folds), ("--ras/--no-ras", choice.ras)):
-            if value is not None:
-                raise UserInputError(f"{flag} applies to nnU-Net models")
+        if choice.folds is not None:
+            raise ParameterError("{folds} applies to nnU-Net models")
+        if choice.ras is not None:
+            raise ParameterError("{ras} applies to nnU-Net models")
     configs = [p.config for p in parts if p.config is not None]
     pre = configs[0].preprocess if configs else None
-    return SegmenterPlan(choice, parts, inference, *((pre.min_ct_hu, pre.foreground_hu) if pre else ()))
+    return SegmenterPlan(choice, parts, options, *((pre.min_ct_hu, pre.foreground_hu) if pre else ()))
 
 
 def _plan_part(folder: Path, role: str, label_map: str | None, choice: ModelChoice,
-               inference: dict[str, Any]) -> _Part:
-    option = "--label-map" if role == "model" else f"--{role}-label-map"
+               options: PredictionOptions) -> _Part:
+    option = "label_map" if role == "model" else f"{role}_label_map"
     if model_kind(folder) == "monai":
         if label_map is not None:
-            raise UserInputError(f"{option} applies to nnU-Net models; {folder} is a livermets model (labels 1 "
-                                 "liver, 2 lesion)")
-        monai = inference if role == "model" else {k: v for k, v in inference.items()
-                                                    if k not in ("largest_liver", "lesion_max_distance_mm")}
-        return _Part(folder, "monai", role, config=_model_config(folder, monai))
+            raise ParameterError.about(option, f"applies to nnU-Net models; {folder} is a livermets model (labels 1 "
+                                       "liver, 2 lesion)", label_map)
+        own = options if role == "model" else options.without(*LIVER_CHOICES)
+        return _Part(folder, "monai", role, config=_model_config(folder, own))
     from livermets.segmentation.nnunet.environment import require_nnunet
     from livermets.segmentation.nnunet.predictor import CLASSES, choose_label_map, locate_model
 
     require_nnunet()
-    _nnunet_options(inference)
+    _nnunet_options(options)
     model = locate_model(folder, choice.folds)
     classes = CLASSES if role == "model" else (role,)
     return _Part(folder, "nnunet", role, label_map=choose_label_map(model, label_map, classes, option))
 
 
-def _nnunet_options(inference: dict[str, Any]) -> dict[str, Any]:
+def _nnunet_options(options: PredictionOptions) -> dict[str, Any]:
     """nnU-Net predictor settings from the prediction options (``overlap`` 0.5 = nnU-Net's tile step 0.5)."""
-    refused = [flag for key, flag in MONAI_ONLY.items() if inference.get(key) is not None]
+    refused = [name for name in MONAI_ONLY if getattr(options, name) is not None]
     if refused:
-        raise UserInputError(f"{', '.join(refused)}: only for livermets (MONAI) models; nnU-Net predicts with its "
-                             "own resampling and argmax labels")
-    try:
-        checked = InferenceConfig.model_validate({k: v for k, v in inference.items() if k not in MONAI_ONLY})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise UserInputError(f"{'.'.join(map(str, first['loc']))}: {first['msg'].removeprefix('Value error, ')}"
-                             ) from None
-    return {"tile_step_size": 1.0 - checked.overlap if "overlap" in inference else 0.5,
-            "use_gaussian": checked.blend_mode == "gaussian", "largest_liver": checked.largest_liver,
-            "lesion_max_distance_mm": checked.lesion_max_distance_mm}
+        raise ParameterError(", ".join("{" + name + "}" for name in refused) + ": only for livermets (MONAI) "
+                             "models; nnU-Net predicts with its own resampling and argmax labels")
+    defaults = InferenceConfig()
+    distance = options.lesion_max_distance_mm
+    return {"tile_step_size": 1.0 - options.overlap if options.overlap is not None else 0.5,
+            "use_gaussian": (options.blend_mode or defaults.blend_mode) == "gaussian",
+            "largest_liver": defaults.largest_liver if options.largest_liver is None else options.largest_liver,
+            "lesion_max_distance_mm": (defaults.lesion_max_distance_mm if distance is None
+                                       else None if isinstance(distance, str) else distance)}
 
 
-def _load_part(part: _Part, choice: ModelChoice, device: str, tta: bool, inference: dict[str, Any],
+def _load_part(part: _Part, choice: ModelChoice, device: str, tta: bool, options: PredictionOptions,
                composite: bool) -> ImageSegmenter:
     if part.kind == "monai":
-        monai = inference if not composite else {k: v for k, v in inference.items()
-                                                 if k not in ("largest_liver", "lesion_max_distance_mm")}
-        return _segmenter(part.folder, device, tta, monai)
+        return _segmenter(part.folder, device, tta, options.without(*LIVER_CHOICES) if composite else options)
     from livermets.segmentation.nnunet.predictor import NnunetSegmenter
 
-    settings = _nnunet_options(inference)
+    settings = _nnunet_options(options)
     if composite:  # the composite decides which liver and lesion voxels stay
         settings |= {"largest_liver": False, "lesion_max_distance_mm": None}
     return NnunetSegmenter(part.folder, device, part.label_map, choice.folds, ras=choice.ras, **settings)
 
 
 def load_segmenter(model: str | Path | ModelChoice | None, device: str = "auto", tta: bool = False,
-                   **inference: Any) -> ImageSegmenter:
+                   options: PredictionOptions | None = None) -> ImageSegmenter:
     """Check and load a model folder of any kind (see :func:`model_kind`) or a :class:`ModelChoice`.
 
     Examples
@@ -547,11 +539,11 @@ def load_segmenter(model: str | Path | ModelChoice | None, device: str = "auto",
     >>> label = seg.predict_image(read_image("ct.nii.gz"))  # doctest: +SKIP
     """
     choice = model if isinstance(model, ModelChoice) else ModelChoice(model=model)
-    return plan_segmenter(choice, inference).load(device, tta)
+    return plan_segmenter(choice, options).load(device, tta)
 
 
-def _segmenter(folder: Path, device: str, tta: bool, inference: dict[str, Any]) -> Segmenter:
-    segmenter = Segmenter(folder, device=device, **inference)
+def _segmenter(folder: Path, device: str, tta: bool, options: PredictionOptions) -> Segmenter:
+    segmenter = Segmenter(folder, device=device, options=options)
     if tta and segmenter.config.augment.flip_prob == 0:
         log.warning("--tta averages over flipped CTs, but %s was trained without flips (augment.flip_prob 0): "
                     "flipped inputs are unlike its training data (TTA lowered lesion Dice in docs/benchmarks.md)",
