@@ -58,14 +58,10 @@ def _register_stages() -> None:
     app.add_typer(imaging_app, name="imaging")
 
     from livermets.lesions.cli import app as lesions_app
-    from livermets.lesions.evaluate_cli import register as register_seg_evaluate
-
-    app.add_typer(lesions_app, name="lesions")
-    seg_app = typer.Typer(help="Segmentation: train, predict and evaluate liver and lesion label maps.",
-                          no_args_is_help=True)
-    register_seg_evaluate(seg_app)
+    from livermets.segmentation.cli import app as seg_app
     from livermets.segmentation.cli import register as register_segmentation
 
+    app.add_typer(lesions_app, name="lesions")
     register_segmentation(seg_app)
     app.add_typer(seg_app, name="seg")
 

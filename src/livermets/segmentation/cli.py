@@ -1,19 +1,27 @@
-"""``livermets seg train``, ``seg predict`` and ``seg calibrate`` (the ``seg`` group also holds ``seg evaluate``)."""
+"""``livermets seg``: ``train``, ``predict``, ``calibrate`` and ``evaluate`` (lesion detection metrics of predictions,
+computed by :mod:`livermets.lesions`), plus the nnU-Net commands of :mod:`livermets.segmentation.nnunet.cli`."""
 
 from __future__ import annotations
 
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from livermets.atomic import outputs
 
+if TYPE_CHECKING:
+    from livermets.segmentation.options import PredictionOptions
+
+
+app = typer.Typer(help="Segmentation: train, predict and evaluate liver and lesion label maps.", no_args_is_help=True)
+
 
 def register(seg_app: typer.Typer) -> None:
-    """Add ``train``, ``predict`` and ``calibrate`` to the ``seg`` group."""
+    """Add ``evaluate``, ``train``, ``predict``, ``calibrate`` and the nnU-Net commands to the ``seg`` group."""
+    seg_app.command("evaluate")(evaluate)
     seg_app.command("train")(train)
     seg_app.command("predict")(predict)
     seg_app.command("calibrate")(calibrate)
@@ -120,13 +128,13 @@ def predict(
     tta: bool = typer.Option(False, "--tta", help="Average over flips (inference.tta_flip_axes)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     overlap: float | None = typer.Option(None, "--overlap", help="Sliding-window overlap in [0, 1)."),
-    blend: str | None = typer.Option(None, "--blend", help="Sliding-window blending: gaussian or constant."),
+    blend_mode: str | None = typer.Option(None, "--blend", help="Sliding-window blending: gaussian or constant."),
     sw_batch_size: int | None = typer.Option(None, "--sw-batch-size", help="Windows per forward pass."),
     resample: str | None = typer.Option(None, "--resample",
                                         help="Back to the input grid: probabilities (linear) or labels (nearest)."),
     largest_liver: bool | None = typer.Option(None, "--largest-liver/--all-liver",
                                               help="Keep only the largest liver component (default: config)."),
-    lesion_distance: float | None = typer.Option(None, "--lesion-max-distance-mm",
+    lesion_max_distance_mm: float | None = typer.Option(None, "--lesion-max-distance-mm",
                                                  help="Drop lesion voxels farther than this from the liver."),
     keep_all_lesions: bool = typer.Option(False, "--keep-all-lesions", help="Keep lesions anywhere."),
     lesion_threshold: float | None = typer.Option(None, "--lesion-threshold",
@@ -154,32 +162,32 @@ def predict(
     """
     from livermets.segmentation.predict import ModelChoice, predict_cohort
 
-    overrides = _prediction_overrides(overlap=overlap, blend_mode=blend, sw_batch_size=sw_batch_size,
-                                      resample=resample, largest_liver=largest_liver,
-                                      lesion_max_distance_mm=lesion_distance, lesion_threshold=lesion_threshold,
-                                      keep_all_lesions=keep_all_lesions, argmax=argmax)
+    options = _prediction_options(overlap=overlap, blend_mode=blend_mode, sw_batch_size=sw_batch_size,
+                                  resample=resample, largest_liver=largest_liver,
+                                  lesion_max_distance_mm=lesion_max_distance_mm, lesion_threshold=lesion_threshold,
+                                  keep_all_lesions=keep_all_lesions, argmax=argmax)
     choice = ModelChoice(model=model, liver_model=liver_model, lesion_model=lesion_model, label_map=label_map,
                          liver_label_map=liver_label_map, lesion_label_map=lesion_label_map,
                          folds=_folds(folds), ras=ras)
     table = predict_cohort(choice, out, manifest=manifest, image=image, split=split, tta=tta, device=device,
-                           overwrite=overwrite, **overrides)
+                           overwrite=overwrite, options=options)
     typer.echo(f"{out}: {len(table)} label map(s); summary in {out / 'predictions.csv'}")
 
 
-def _prediction_overrides(keep_all_lesions: bool, argmax: bool, **options: Any) -> dict[str, Any]:
-    """The ``inference`` overrides of ``seg predict``: the options given, with --keep-all-lesions and --argmax."""
+def _prediction_options(keep_all_lesions: bool, argmax: bool, **given: Any) -> PredictionOptions:
+    """The :class:`PredictionOptions` of ``seg predict``: the options given, with --keep-all-lesions and --argmax."""
     from livermets.errors import UserInputError
+    from livermets.segmentation.options import ARGMAX, KEEP_ALL, PredictionOptions
 
-    if keep_all_lesions and options["lesion_max_distance_mm"] is not None:
+    if keep_all_lesions and given["lesion_max_distance_mm"] is not None:
         raise UserInputError("--keep-all-lesions and --lesion-max-distance-mm exclude each other")
-    if argmax and options["lesion_threshold"] is not None:
+    if argmax and given["lesion_threshold"] is not None:
         raise UserInputError("--argmax and --lesion-threshold exclude each other")
-    overrides = {key: value for key, value in options.items() if value is not None}
     if keep_all_lesions:
-        overrides["lesion_max_distance_mm"] = None
+        given["lesion_max_distance_mm"] = KEEP_ALL
     if argmax:
-        overrides["lesion_threshold"] = None
-    return overrides
+        given["lesion_threshold"] = ARGMAX
+    return PredictionOptions(**given)
 
 
 def _folds(folds: str | None) -> tuple[str, ...] | None:
@@ -219,3 +227,40 @@ def calibrate(
         f"{row['mean_val_lesion_dice']:.3f}, sensitivity {row['sensitivity']:.3f}, PPV {row['ppv']:.3f}, "
         f"F1 {row['f1']:.3f}); table in {model / 'lesion_threshold.csv'}"
     )
+
+
+@outputs("out")
+def evaluate(
+    pred_dir: Path = typer.Option(..., "--pred-dir", help="Folder of predicted label maps <series_id>_seg.nii.gz."),
+    manifest: Path = typer.Option(..., "--manifest", help="Cohort manifest CSV (reference labels in 'label')."),
+    out: Path = typer.Option(..., "--out", help="Output folder."),
+    rule: str = typer.Option("paper", "--rule", help="Lesion matching rule: 'paper' (any overlap) or 'lits' "
+                             "(LiTS challenge: merge, then IoU > --iou)."),
+    iou_threshold: float = typer.Option(0.5, "--iou", help="IoU threshold of the 'lits' rule (strictly greater)."),
+    connectivity: int = typer.Option(26, "--connectivity", help="cc3d connectivity for lesions: 6, 18, 26."),
+    group_by: str | None = typer.Option(None, "--group-by", help="Manifest column grouping Table 3 "
+                                        "(default: 'dataset' if present, else 'split')."),
+    skip_missing: bool = typer.Option(False, "--skip-missing", help="Skip series without a prediction instead "
+                                      "of counting all their lesions as false negatives."),
+    size_strata_mm: list[float] | None = typer.Option(None, "--size-strata", help="Diameter cut point in mm for "
+                                                   "size strata (repeatable), e.g. --size-strata 10."),
+    figures: bool = typer.Option(False, "--figures", help="Write figures/<series_id>.png (Figure-2-like)."),
+    n_boot: int = typer.Option(1000, "--n-boot", help="Patient-level bootstrap samples for 95% CIs (0: none)."),
+    seed: int = typer.Option(0, "--seed", help="Bootstrap random seed."),
+) -> None:
+    """Evaluate predicted label maps against the manifest's references: per_scan.csv, per_lesion.csv,
+    table3.csv/.md (median lesion Dice, sensitivity, PPV, FP/scan with patient-level bootstrap CIs).
+
+    Example: ``livermets seg evaluate --pred-dir preds/ --manifest manifest.csv --out eval/ --rule lits``
+    """
+    from livermets.lesions.evaluate import EvaluationSettings, evaluate_cohort
+
+    settings = EvaluationSettings(rule=rule, iou_threshold=iou_threshold, connectivity=connectivity, group_by=group_by,
+                                  skip_missing=skip_missing, size_strata_mm=tuple(sorted(size_strata_mm or ())),
+                                  figures=figures, n_boot=n_boot, seed=seed)
+    table = evaluate_cohort(manifest, pred_dir, out, settings)
+    for _, row in table.iterrows():
+        typer.echo(f"{row['group']}: scans={row['n_scans']} lesions={row['n_ref_lesions']} "
+                   f"median_dice={row['median_dice_lesion']:.3f} sensitivity={row['sensitivity']:.3f} "
+                   f"ppv={row['ppv']:.3f} fp/scan={row['fp_per_scan_mean']:.2f}")
+    typer.echo(f"wrote {out / 'table3.md'}")
