@@ -38,7 +38,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from livermets.errors import UserInputError
+from livermets.errors import ParameterError, UserInputError
 from livermets.featuretable import table_source
 from livermets.phenotype.bootstrap import cluster_bootstrap_indices
 from livermets.phenotype.cv import check_two_classes, grouped_splits
@@ -50,9 +50,45 @@ from livermets.progress import track
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(frozen=True)
 class GroupedConfig:
-    """Settings of the grouped protocol (defaults are the documented protocol)."""
+    """Settings of the grouped protocol (defaults are the documented protocol), validated when created.
+
+    Parameters
+    ----------
+    model
+        ``LR``, ``RF`` or ``XGB`` (any case; stored in upper case).
+    n_splits, inner_splits
+        Outer and inner patient-grouped folds (>= 2).
+    n_repeats
+        Repeats of the outer CV with different split seeds (>= 1).
+    n_permutations
+        Patient-level label permutations of the permutation test (>= 0; 0: no test).
+    n_boot
+        Patient-level bootstrap samples of the confidence intervals (>= 1).
+    seed
+        Seed of splits, permutations and bootstrap (>= 0).
+    alphas, lr_cs
+        Grids of LASSO alpha and LR's C for the inner CV (positive numbers).
+    rf_trees
+        Trees of the random forest (>= 1).
+    n_jobs
+        Parallel jobs (-1: all cores; not 0).
+
+    Raises
+    ------
+    ParameterError
+        A value out of its range, naming the parameter.
+
+    Examples
+    --------
+    >>> GroupedConfig(model="lr", n_repeats=1).model
+    'LR'
+    >>> GroupedConfig(n_boot=0)
+    Traceback (most recent call last):
+    ...
+    livermets.errors.ParameterError: n_boot 0: must be a whole number >= 1
+    """
 
     model: str = "LR"
     n_splits: int = 5
@@ -65,6 +101,24 @@ class GroupedConfig:
     lr_cs: tuple[float, ...] = (0.1, 1.0)
     rf_trees: int = 300
     n_jobs: int = -1
+
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "model", check_model_name(self.model))
+        except UserInputError:
+            raise ParameterError.about("model", "expected LR, RF or XGB", repr(self.model)) from None
+        for name, low in (("n_splits", 2), ("inner_splits", 2), ("n_repeats", 1), ("n_permutations", 0),
+                          ("n_boot", 1), ("seed", 0), ("rf_trees", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise ParameterError.about(name, f"must be a whole number >= {low}", value)
+        if isinstance(self.n_jobs, bool) or not isinstance(self.n_jobs, (int, np.integer)) or self.n_jobs == 0:
+            raise ParameterError.about("n_jobs", "must be a whole number other than 0 (-1: all cores)", self.n_jobs)
+        for name in ("alphas", "lr_cs"):
+            values = tuple(getattr(self, name))
+            if not values or not all(isinstance(v, (int, float)) and 0 < v < np.inf for v in values):
+                raise ParameterError.about(name, "must be one or more positive numbers", values)
+            object.__setattr__(self, name, values)
 
 
 def build_pipeline(model: str, rf_trees: int = 300) -> Pipeline:
@@ -280,9 +334,7 @@ def evaluate_grouped(frame: pd.DataFrame, features: list[str], config: GroupedCo
     Returns ``summary`` with ``protocol, model, cv_auc, cv_auc_low95, cv_auc_high95, permutation_p,
     n_permutations`` (+ ``test_auc`` and its CI when test rows exist), Brier score and threshold metrics.
     """
-    model = check_model_name(config.model)
-    if config.n_permutations < 0 or config.n_repeats < 1 or config.n_boot < 1:
-        raise UserInputError("grouped protocol: n_permutations >= 0, n_repeats >= 1 and n_boot >= 1 are required")
+    model = config.model
     has_test = "Group" in frame.columns and (frame["Group"] == "test").any()
     dev = frame.loc[frame["Group"] != "test"] if "Group" in frame.columns else frame
     check_two_classes(dev["NE_Class"], f"{table_source(frame)}: column 'NE_Class' in the development rows")

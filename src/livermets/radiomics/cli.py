@@ -50,30 +50,22 @@ def extract(
 
     Example: ``livermets radiomics extract --manifest cohort/manifest.csv --out features.csv -j 8``
     """
-    if roi not in ("lesion", "liver"):
-        raise UserInputError(f"--roi must be 'lesion' or 'liver' (got {roi!r})")
-    if lesion_count not in ("published", "components"):
-        raise UserInputError(f"--num-lesions must be 'published' or 'components' (got {lesion_count!r})")
-    if per_lesion and roi != "lesion":
-        raise UserInputError("--per-lesion works with --roi lesion only")
-    if workers is not None and workers < 1:
-        raise UserInputError(f"--workers must be at least 1 (got {workers})")
-    if max_lesions < 0:
-        raise UserInputError(f"--max-lesions must be 0 (no limit) or more (got {max_lesions})")
-    if not out.name.endswith(".csv"):
-        raise UserInputError(f"--out must be a .csv file (got {out})")
     # PyRadiomics and friends load only when a command runs (keeps `livermets --help` fast).
     from livermets.cohort.manifest import load_manifest, select_split
     from livermets.radiomics.runner import build_tasks, failures_path, parts_dir, provenance_path, run_extraction
     from livermets.radiomics.series import ExtractionOptions
 
+    options = ExtractionOptions(params=None if params is None else str(params), roi=roi,  # type: ignore[arg-type]
+                                per_lesion=per_lesion, crop=not no_crop,
+                                lesion_count=lesion_count, max_lesions=max_lesions)  # type: ignore[arg-type]
+    if workers is not None and workers < 1:
+        raise UserInputError(f"--workers must be at least 1 (got {workers})")
+    if not out.name.endswith(".csv"):
+        raise UserInputError(f"--out must be a .csv file (got {out})")
     frame = load_manifest(manifest, check_files=False)  # missing files become per-series failures
     if split is not None:
         frame = select_split(frame, split)
     tasks = build_tasks(frame, masks)
-    options = ExtractionOptions(params=None if params is None else str(params), roi=roi,  # type: ignore[arg-type]
-                                per_lesion=per_lesion, crop=not no_crop,
-                                lesion_count=lesion_count, max_lesions=max_lesions)  # type: ignore[arg-type]
     # A run that computes nothing leaves no new file: its reasons are in the one error line.
     with removed_on_failure(out, failures_path(out), provenance_path(out), parts_dir(out)):
         summary = run_extraction(tasks, out, options, workers=workers, scheduler=scheduler)

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
-from livermets.errors import UserInputError
+from livermets.errors import ParameterError, UserInputError
 from livermets.featuretable import ID_COLUMNS, LESION_COUNT_COLUMN, TARGET_COLUMNS
 from livermets.imaging.geometry import check_same_geometry
 from livermets.imaging.io import read_image, read_label
@@ -46,6 +46,8 @@ NO_LESION = "no lesion"
 @dataclass(frozen=True)
 class ExtractionOptions:
     """How every series of a job is processed.
+
+    Validated when created (:class:`~livermets.errors.ParameterError` naming the parameter).
 
     Attributes
     ----------
@@ -77,8 +79,15 @@ class ExtractionOptions:
     single_thread: bool = False
 
     def __post_init__(self) -> None:
-        if self.max_lesions < 0:
-            raise UserInputError(f"max_lesions must be >= 0 (0 = no limit), got {self.max_lesions}")
+        if self.roi not in ("lesion", "liver"):
+            raise ParameterError("{roi} must be 'lesion' or 'liver' (got {value!r})", value=self.roi)
+        if self.lesion_count not in ("published", "components"):
+            raise ParameterError("{lesion_count} must be 'published' or 'components' (got {value!r})",
+                                 value=self.lesion_count)
+        if self.per_lesion and self.roi != "lesion":
+            raise ParameterError("{per_lesion} works with {roi} lesion only")
+        if isinstance(self.max_lesions, bool) or not isinstance(self.max_lesions, int) or self.max_lesions < 0:
+            raise ParameterError("{max_lesions} must be 0 (no limit) or more (got {value})", value=self.max_lesions)
 
 
 @dataclass(frozen=True)

@@ -100,10 +100,15 @@ def evaluate_to_folder(
 
     name = check_model_name(model)
     module = protocol_module(protocol)
-    options: dict[str, Any] = {"n_boot": n_boot, "n_jobs": n_jobs}
+    evaluation: Evaluation
     if protocol == "grouped":
-        options.update(n_permutations=n_permutations, n_repeats=n_repeats, seed=seed)
-    evaluation: Evaluation = module.evaluate(features, name, **options)
+        from livermets.phenotype.grouped import GroupedConfig
+
+        config = GroupedConfig(model=name, n_permutations=n_permutations, n_repeats=n_repeats, n_boot=n_boot,
+                               seed=seed, n_jobs=n_jobs)
+        evaluation = module.evaluate(features, config)
+    else:
+        evaluation = module.evaluate(features, name, n_boot=n_boot, n_jobs=n_jobs)
     out = Path(out_dir)
     if evaluation.oof is not None:
         from livermets.phenotype.plots import plot_reliability

@@ -8,7 +8,7 @@ training-fold thresholds.
 Examples
 --------
 >>> from livermets.phenotype.protocols import grouped
->>> evaluation = grouped.evaluate("features.csv", "LR", n_permutations=200)  # doctest: +SKIP
+>>> evaluation = grouped.evaluate("features.csv", GroupedConfig(model="LR", n_permutations=200))  # doctest: +SKIP
 >>> evaluation.summary["cv_auc"], evaluation.summary["permutation_p"]  # doctest: +SKIP
 """
 
@@ -27,23 +27,14 @@ from livermets.phenotype.grouped import GroupedConfig, evaluate_grouped, out_of_
 from livermets.phenotype.protocols import Evaluation, FoldEnsemble
 
 
-def evaluate(
-    features: str | os.PathLike[str],
-    model: str = "LR",
-    n_permutations: int = 200,
-    n_repeats: int = 5,
-    n_boot: int = 1000,
-    seed: int = 0,
-    n_jobs: int = -1,
-) -> Evaluation:
-    """Run :func:`~livermets.phenotype.grouped.evaluate_grouped` on the feature table ``features``.
+def evaluate(features: str | os.PathLike[str], config: GroupedConfig | None = None) -> Evaluation:
+    """Run :func:`~livermets.phenotype.grouped.evaluate_grouped` with ``config`` (default: the documented protocol)
+    on the feature table ``features``.
 
     Returns the summary and the repeat-averaged out-of-fold predictions of the development rows.
     """
+    config = config or GroupedConfig()
     frame = read_feature_table(features, targets=["NE_Score", "NE_Class"])
-    config = GroupedConfig(
-        model=model, n_permutations=n_permutations, n_repeats=n_repeats, n_boot=n_boot, seed=seed, n_jobs=n_jobs
-    )
     result = evaluate_grouped(frame, FEATURE_COLUMNS, config)
     return Evaluation(summary=result.summary, oof=result.oof)
 
