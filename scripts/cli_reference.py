@@ -29,7 +29,8 @@ HEADER = """# Command-line reference
 
 Every `livermets` command with its usage, help and options, as `livermets ... --help` prints them. This page is
 generated from the command-line app by `scripts/cli_reference.py` (a test fails when it is out of date); the
-pages linked from the [README](../README.md) explain what the commands compute and write.
+pages linked from the [README](../README.md) explain what the commands compute and write, and the
+[Python API reference](api.md) the functions behind them.
 """
 
 

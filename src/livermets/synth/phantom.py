@@ -84,6 +84,8 @@ class RenderedStudy:
 
 
 def make_grid(anatomy: Anatomy, spec: SizeSpec, shift: Array) -> Grid:
+    """Voxel centres of ``spec``'s thin grid for ``anatomy``: ``spec.matrix`` × ``spec.matrix`` pixels centred on
+    x = y = 0 (size :meth:`SizeSpec.pixel_mm`), ``spec.thin_slices`` slices from z = 0 up, minus ``shift`` (mm)."""
     pixel = spec.pixel_mm(anatomy.real_pixel_mm)
     n = spec.matrix
     xy = (np.arange(n) - (n - 1) / 2.0) * pixel
