@@ -136,7 +136,7 @@ def test_cli_predict_manifest_split_and_image(trained_model: Path, tiny_cohort: 
     proc = subprocess.run([*base, "--image", str(image_path), "--out", str(out), "--overlap", "1.5"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and proc.stderr == "error: --overlap 1.5: must be in [0, 1)\n"
-    for bad, fragment in ((["--lesion-threshold", "1.5"], "inference.lesion_threshold"),
+    for bad, fragment in ((["--lesion-threshold", "1.5"], "--lesion-threshold 1.5: must be in (0, 1)"),
                           (["--lesion-threshold", "0.3", "--argmax"], "exclude each other")):
         proc = subprocess.run([*base, "--image", str(image_path), "--out", str(out), *bad],
                               capture_output=True, text=True, timeout=300)
