@@ -11,9 +11,10 @@ import yaml
 from monai.networks.nets import UNet
 
 from conftest import tiny_config_dict
+from livermets.errors import ParameterError
 from livermets.segmentation import device as device_module
 from livermets.segmentation.config import load_config
-from livermets.segmentation.device import mixed_precision
+from livermets.segmentation.device import mixed_precision, resolve_device
 from livermets.segmentation.memory_format import fastest_memory_format
 from livermets.segmentation.networks import build_network
 from livermets.segmentation.transforms import IMAGE, LABEL
@@ -29,6 +30,12 @@ def test_cpu_mixed_precision_needs_native_bfloat16(monkeypatch: pytest.MonkeyPat
     assert mixed_precision(torch.device("cpu"), requested=True) is expected
     assert mixed_precision(torch.device("cpu"), requested=False) is False
     assert mixed_precision(torch.device("cuda"), requested=True) is True
+
+
+def test_an_unknown_device_names_the_device_parameter() -> None:
+    with pytest.raises(ParameterError, match=r"^device 'gpu': expected auto, cpu or cuda$") as info:
+        resolve_device("gpu")
+    assert info.value.render({"device": "--device"}) == "--device 'gpu': expected auto, cpu or cuda"
 
 
 def test_fastest_memory_format_leaves_the_network_and_random_state_alone() -> None:

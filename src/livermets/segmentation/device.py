@@ -6,7 +6,7 @@ from typing import Literal
 
 import torch
 
-from livermets.errors import UserInputError
+from livermets.errors import ParameterError
 
 DeviceName = Literal["auto", "cpu", "cuda"]
 
@@ -25,9 +25,9 @@ def resolve_device(name: str = "auto") -> torch.device:
         return torch.device("cpu")
     if name == "cuda":
         if not torch.cuda.is_available():
-            raise UserInputError("--device cuda: no CUDA device is available (use --device cpu or auto)")
+            raise ParameterError("{device} cuda: no CUDA device is available (use {device} cpu or auto)")
         return torch.device("cuda")
-    raise UserInputError(f"--device {name!r}: expected auto, cpu or cuda")
+    raise ParameterError("{device} {value!r}: expected auto, cpu or cuda", value=name)
 
 
 def cpu_has_native_bfloat16() -> bool:
@@ -50,8 +50,21 @@ def mixed_precision(device: torch.device, requested: bool) -> bool:
 
 
 def out_of_memory_message(device: torch.device, what: str) -> str:
-    """One line advising how to fit into GPU memory."""
+    """One line advising how to fit into GPU memory (by the config's sizes)."""
     return (
         f"out of memory on {device} during {what}: use a config with a smaller sampling.patch_size or "
-        "sampling.samples_per_image, or a smaller --sw-batch-size / inference.sw_batch_size"
+        "sampling.samples_per_image, or a smaller inference.sw_batch_size"
     )
+
+
+def out_of_memory_error(device: torch.device, what: str) -> ParameterError:
+    """The error of running out of GPU memory during a prediction: advises the config's sizes and ``sw_batch_size``.
+
+    Examples
+    --------
+    >>> str(out_of_memory_error(torch.device("cuda"), "prediction of S01"))  # doctest: +ELLIPSIS
+    'out of memory on cuda during prediction of S01: ..., or a smaller sw_batch_size / inference.sw_batch_size'
+    """
+    return ParameterError("out of memory on {where} during {what}: use a config with a smaller sampling.patch_size "
+                          "or sampling.samples_per_image, or a smaller {sw_batch_size} / inference.sw_batch_size",
+                          where=str(device), what=what)

@@ -44,7 +44,7 @@ from monai.utils import set_determinism
 
 from livermets.atomic import append_csv_rows, atomic_path, removed_on_failure, write_json
 from livermets.cohort.manifest import load_manifest
-from livermets.errors import UserInputError
+from livermets.errors import ParameterError, UserInputError
 from livermets.figures import save_figure
 from livermets.progress import format_duration, track
 from livermets.provenance import provenance
@@ -204,16 +204,17 @@ class PolySchedule:
 def _read_state(model_dir: Path) -> dict[str, Any]:
     path = model_dir / CHECKPOINT_DIR / STATE_FILE
     if not path.is_file():
-        raise UserInputError(
-            f"{model_dir}: nothing to resume (no {CHECKPOINT_DIR}/{STATE_FILE}); train without --resume"
-        )
+        raise ParameterError("{folder}: nothing to resume (no {file}); train without {resume}", folder=str(model_dir),
+                             file=f"{CHECKPOINT_DIR}/{STATE_FILE}")
     try:
         state = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError):
-        raise UserInputError(f"{path}: not a valid checkpoint state (JSON); train without --resume") from None
+        raise ParameterError("{path}: not a valid checkpoint state (JSON); train without {resume}",
+                             path=str(path)) from None
     missing = [key for key in ("epoch", "weights", "optimizer") if not isinstance(state, dict) or key not in state]
     if missing:
-        raise UserInputError(f"{path}: checkpoint state without {missing[0]!r}; train without --resume")
+        raise ParameterError("{path}: checkpoint state without {key!r}; train without {resume}", path=str(path),
+                             key=missing[0])
     return dict(state)
 
 
@@ -235,8 +236,8 @@ def load_optimizer_state(path: Path, device: torch.device) -> dict[str, Any]:
     try:
         saved = torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError:
-        raise UserInputError(f"{path}: refused: the checkpoint holds objects other than tensors and plain values "
-                             "(loading them could run code); train without --resume") from None
+        raise ParameterError("{path}: refused: the checkpoint holds objects other than tensors and plain values "
+                             "(loading them could run code); train without {resume}", path=str(path)) from None
     except Exception as exc:  # RuntimeError, EOFError, ... for a damaged file
         reason = " ".join(str(exc).split())[:200]
         raise UserInputError(f"{path}: not a readable checkpoint optimizer state ({type(exc).__name__}: "
@@ -371,12 +372,12 @@ def _run_config(
         state = _read_state(model_dir)
         cfg = load_config(model_dir / CONFIG_FILE, **overrides)
         if model is not None and model != cfg.model:
-            raise UserInputError(
-                f"--model {model}: {model_dir} holds a {cfg.model} model; resume it with --model {cfg.model}"
-            )
+            raise ParameterError("{model} {value}: {folder} holds a {saved} model; resume it with {model} {saved}",
+                                 value=model, folder=str(model_dir), saved=cfg.model)
         return cfg, state
     if (model_dir / CHECKPOINT_DIR / STATE_FILE).exists() or (model_dir / WEIGHTS_FILE).exists():
-        raise UserInputError(f"{model_dir}: already holds a trained model; use --resume to continue or another --out")
+        raise ParameterError("{folder}: already holds a trained model; use {resume} to continue or another {out}",
+                             folder=str(model_dir))
     state = {"epoch": 0, "iterations": 0, "stopped_by": None, "best_metric": -1.0, "best_liver_dice": -1.0,
              "best_epoch": 0, "selection_metric": "val_lesion_dice"}
     return load_config(config, model=model, **overrides), state
@@ -385,10 +386,9 @@ def _run_config(
 def _check_budget_options(cfg: SegConfig, max_epochs: int | None) -> None:
     """Reject an explicit ``max_epochs`` that an iteration budget would ignore."""
     if max_epochs is not None and cfg.train.max_iterations is not None:
-        raise UserInputError(
-            f"max_epochs {max_epochs} (--max-epochs): the training is budgeted by train.max_iterations = "
-            f"{cfg.train.max_iterations} optimizer steps, and max_epochs does not change that; give one of the two"
-        )
+        raise ParameterError("{max_epochs} {value}: the training is budgeted by train.max_iterations = {budget} "
+                             "optimizer steps, and {max_epochs} does not change that; give one of the two",
+                             value=max_epochs, budget=cfg.train.max_iterations)
 
 
 def _training_data(manifest: str | Path, cfg: SegConfig, device: torch.device) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -619,7 +619,7 @@ def _report_stop(budget: TrainingBudget, epoch: int, iterations: int, stopped_by
 
 def train_model(
     manifest: str | Path,
-    model_dir: str | Path,
+    out: str | Path,
     model: str | None = "unet",
     config: str | Path = "cpu",
     device: str = "auto",
@@ -635,7 +635,7 @@ def train_model(
     ----------
     manifest
         Cohort manifest with ``image``, ``label`` and ``split`` columns.
-    model_dir
+    out
         Output folder (see the module docstring for its layout).
     model
         ``unet`` or ``segresnet`` (``None`` on resume: the saved config's model).
@@ -649,15 +649,15 @@ def train_model(
         error); otherwise ``max_epochs`` full epochs. ``max_minutes`` caps either: training stops before an epoch
         that would exceed it (estimated from the previous epoch).
     resume
-        Continue from ``MODEL_DIR/checkpoint`` after an interruption; the epoch and iteration counts continue.
+        Continue from ``out/checkpoint`` after an interruption; the epoch and iteration counts continue.
 
     Raises
     ------
     UserInputError
-        Bad manifest, labels, intensities or config; an existing model without ``--resume``; ``max_epochs`` with an
+        Bad manifest, labels, intensities or config; an existing model without ``resume``; ``max_epochs`` with an
         iteration budget; CUDA out of memory.
     """
-    model_dir = Path(model_dir)
+    model_dir = Path(out)
     started = time.monotonic()
     overrides = {"train.max_epochs": max_epochs, "train.max_minutes": max_minutes,
                  "train.max_iterations": max_iterations}

@@ -11,7 +11,10 @@ import pytest
 import SimpleITK as sitk
 
 from cli_helpers import one_error_line, run_cli
-from livermets.segmentation.nnunet.dataset import case_identifiers
+from livermets.cli import flag_names
+from livermets.errors import ParameterError
+from livermets.segmentation.nnunet.cli import export_nnunet
+from livermets.segmentation.nnunet.dataset import case_identifiers, dataset_folder_name
 
 PATIENTS = ["A", "A", "B", "C", "C", "C", "D", "E", "F", "F"]
 SERIES = ["s/1", "s_1", "s 2", "C.1", "C.2", "C.3", "D", "E", "F1", "F2"]  # s/1 and s_1 sanitise alike
@@ -134,6 +137,14 @@ def test_bad_input_is_one_line_and_leaves_no_output(spoil, args: list[str], expe
     code = run_cli(monkeypatch, "seg", "export-nnunet", "--manifest", manifest, "--out", tmp_path / "raw", *args)
     assert expected in one_error_line(code, capsys)
     assert not (tmp_path / "raw").exists()
+
+
+def test_library_errors_name_parameters_that_the_command_shows_as_flags() -> None:
+    with pytest.raises(ParameterError, match=r"^dataset_id 1000: nnU-Net dataset ids have three digits") as info:
+        dataset_folder_name(1000)
+    assert info.value.render(flag_names(export_nnunet)).startswith("--dataset-id 1000: ")
+    with pytest.raises(ParameterError, match=r"^name 'a b': use letters"):
+        dataset_folder_name(1, "a b")
 
 
 def test_existing_dataset_is_kept_without_overwrite(nnunet_cohort_factory, tmp_path: Path,

@@ -24,7 +24,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from cli_helpers import one_error_line, run_cli
-from livermets.errors import UserInputError
+from livermets.errors import ParameterError, UserInputError
 from livermets.imaging.geometry import geometry_differences
 from livermets.imaging.io import read_image, read_label
 
@@ -337,6 +337,20 @@ class _RunsCode:
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_label_map_error_names_the_parameter_or_file_it_came_from() -> None:
+    from livermets.segmentation.nnunet.predictor import parse_label_map
+
+    labels = {"background": 0, "liver": 5}
+    for parameter in ("label_map", "liver_label_map", "lesion_label_map"):
+        with pytest.raises(ParameterError) as info:
+            parse_label_map("kidney=3", labels, parameter)
+        assert str(info.value).startswith(f"{parameter} 'kidney=3': expected CLASS=LABEL")
+        assert info.value.parameters == (parameter,)
+    with pytest.raises(UserInputError, match=r"^m/nnunet.json label_map 'liver=9': label '9' is not") as found:
+        parse_label_map("liver=9", labels, "m/nnunet.json label_map")
+    assert not isinstance(found.value, ParameterError)
 
 
 @pytest.mark.parametrize("case", ["not_a_model", "missing_label", "unknown_class", "label_map_on_monai",

@@ -41,7 +41,7 @@ import SimpleITK as sitk
 
 from livermets.atomic import staged_folder, write_csv, write_json
 from livermets.cohort.manifest import load_manifest
-from livermets.errors import UserInputError
+from livermets.errors import ParameterError, UserInputError
 from livermets.imaging.geometry import check_same_geometry
 from livermets.imaging.io import read_image, read_label, write_image, write_label
 from livermets.progress import track
@@ -82,9 +82,10 @@ def dataset_folder_name(dataset_id: int, name: str = DEFAULT_NAME) -> str:
     'Dataset007_LiTS'
     """
     if not 1 <= int(dataset_id) <= 999:
-        raise UserInputError(f"--dataset-id {dataset_id}: nnU-Net dataset ids have three digits (1..999)")
+        raise ParameterError("{dataset_id} {value}: nnU-Net dataset ids have three digits (1..999)", value=dataset_id)
     if not _NAME.match(name):
-        raise UserInputError(f"--name {name!r}: use letters, digits, '_' and '-' (starting with a letter or digit)")
+        raise ParameterError("{name} {value!r}: use letters, digits, '_' and '-' (starting with a letter or digit)",
+                             value=name)
     return f"Dataset{int(dataset_id):03d}_{name}"
 
 
@@ -123,9 +124,10 @@ def grouped_splits(cases: pd.DataFrame, folds: int, seed: int = 0) -> list[dict[
         return [{"train": sorted(cases.loc[~is_val, "case_id"]), "val": sorted(cases.loc[is_val, "case_id"])}]
     patients = cases["patient_id"].astype(str)
     if folds < 2:
-        raise UserInputError(f"--folds {folds}: need at least 2 folds when the manifest has no 'val' split")
+        raise ParameterError("{folds} {value}: need at least 2 folds when the manifest has no 'val' split", value=folds)
     if folds > patients.nunique():
-        raise UserInputError(f"--folds {folds}: only {patients.nunique()} training patient(s) to split into folds")
+        raise ParameterError("{folds} {value}: only {patients} training patient(s) to split into folds", value=folds,
+                             patients=patients.nunique())
     from sklearn.model_selection import GroupKFold
 
     splitter = GroupKFold(n_splits=folds, shuffle=True, random_state=seed)
@@ -236,9 +238,11 @@ def write_export(plan: ExportPlan, out: str | Path, overwrite: bool = False) -> 
     prefix = plan.dataset_name.split("_", 1)[0] + "_"
     clash = sorted(p.name for p in out.glob(f"{prefix}*") if p.name != plan.dataset_name) if out.is_dir() else []
     if clash:
-        raise UserInputError(f"{out}: already holds {clash[0]} with the same dataset id (choose another --dataset-id)")
+        raise ParameterError("{folder}: already holds {clash} with the same dataset id (choose another {dataset_id})",
+                             folder=str(out), clash=clash[0])
     if (out / plan.dataset_name).exists() and not overwrite:
-        raise UserInputError(f"{out / plan.dataset_name}: output folder exists (use --overwrite to replace it)")
+        raise ParameterError("{folder}: output folder exists (use {overwrite} to replace it)",
+                             folder=str(out / plan.dataset_name))
     check_training_labels(plan)
     with staged_folder(out / plan.dataset_name, overwrite=overwrite) as tmp:
         for sub in ("imagesTr", "labelsTr", "imagesTs"):

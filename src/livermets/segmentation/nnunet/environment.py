@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from livermets.errors import UserInputError
+from livermets.errors import ParameterError, UserInputError
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +64,13 @@ def require_nnunet() -> None:
 
     Raises
     ------
-    UserInputError
+    ParameterError
         A module is missing; the message gives the install recipe.
     """
     missing = [name for name in REQUIRED_MODULES if importlib.util.find_spec(name) is None]
     if missing:
-        raise UserInputError(f"--model nnunet: {', '.join(missing)} not installed; install with {INSTALL_RECIPE}")
+        raise ParameterError("{model} nnunet: {missing} not installed; install with {recipe}",
+                             missing=", ".join(missing), recipe=INSTALL_RECIPE)
 
 
 @contextlib.contextmanager

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from livermets.atomic import write_json
-from livermets.errors import UserInputError
+from livermets.errors import ParameterError, UserInputError
 from livermets.segmentation.nnunet.dataset import SPLITS_FILE
 from livermets.segmentation.nnunet.environment import NnunetFolders
 
@@ -37,7 +37,7 @@ def source_plans(checkpoint: dict[str, Any], path: Path) -> dict[str, Any]:
 
     Raises
     ------
-    UserInputError
+    ParameterError
         No plans, not a 3d_fullres network, or more than one input channel.
     """
     beside = path.parent.parent / "plans.json"
@@ -47,14 +47,16 @@ def source_plans(checkpoint: dict[str, Any], path: Path) -> dict[str, Any]:
     elif isinstance(init.get("plans"), dict):
         plans = json.loads(json.dumps(init["plans"]))
     else:
-        raise UserInputError(f"--pretrained {path}: no plans.json beside the fold folder and none in the checkpoint")
+        raise ParameterError("{pretrained} {path}: no plans.json beside the fold folder and none in the checkpoint",
+                             path=str(path))
     configuration = init.get("configuration", CONFIGURATION)
     if configuration != CONFIGURATION or CONFIGURATION not in plans.get("configurations", {}):
-        raise UserInputError(f"--pretrained {path}: a {configuration} network; livermets fine-tunes {CONFIGURATION}")
+        raise ParameterError("{pretrained} {path}: a {configuration} network; livermets fine-tunes {fine_tuned}",
+                             path=str(path), configuration=configuration, fine_tuned=CONFIGURATION)
     channels = (init.get("dataset_json") or {}).get("channel_names", {"0": "CT"})
     if len(channels) != 1:
-        raise UserInputError(f"--pretrained {path}: the network takes {len(channels)} input channels; livermets "
-                             "exports one (CT)")
+        raise ParameterError("{pretrained} {path}: the network takes {channels} input channels; livermets exports "
+                             "one (CT)", path=str(path), channels=len(channels))
     plans.pop("continue_training", None)
     return dict(plans)
 
@@ -138,8 +140,8 @@ def plan_dataset(folders: NnunetFolders, dataset_name: str, pretrained_plans: di
         raise UserInputError(f"{dataset_name}: nnU-Net planned no {CONFIGURATION} configuration (2D images?)")
     preprocessor = plans["configurations"][CONFIGURATION].get("preprocessor_name", "DefaultPreprocessor")
     if preprocessor != "DefaultPreprocessor":
-        raise UserInputError(f"--pretrained: plans use the {preprocessor}; livermets runs nnU-Net's "
-                             "DefaultPreprocessor")
+        raise ParameterError("{pretrained}: plans use the {preprocessor}; livermets runs nnU-Net's "
+                             "DefaultPreprocessor", preprocessor=preprocessor)
     return plans
 
 

@@ -38,7 +38,7 @@ import SimpleITK as sitk
 import torch
 from pydantic import ValidationError
 
-from livermets.errors import UserInputError
+from livermets.errors import ParameterError, UserInputError
 from livermets.imaging.geometry import geometry_differences
 from livermets.segmentation.checks import check_ct_intensities
 from livermets.segmentation.config import QCConfig
@@ -91,7 +91,7 @@ class LabelMap:
         return ",".join(parts)
 
 
-def parse_label_map(text: str, labels: Mapping[str, int], parameter: str = "--label-map",
+def parse_label_map(text: str, labels: Mapping[str, int], parameter: str = "label_map",
                     role: str | None = None, source: str = "dataset.json") -> LabelMap:
     """Read ``liver=5`` / ``liver=1,lesion=2`` / ``lesion=liver_tumor`` against a model's output labels.
 
@@ -104,12 +104,15 @@ def parse_label_map(text: str, labels: Mapping[str, int], parameter: str = "--la
     labels
         The model's output labels, name → value (background included).
     parameter, source
-        Named in error messages (the option and the dataset.json path).
+        Named in error messages: the parameter holding ``text`` (``label_map``, ``liver_label_map`` or
+        ``lesion_label_map``; anything else, e.g. ``MODEL/nnunet.json label_map``, is where ``text`` comes from) and
+        the dataset.json path.
 
     Raises
     ------
-    UserInputError
-        Bad syntax, unknown class, a label the model does not output, or one label in both classes.
+    ParameterError
+        Bad syntax, unknown class, a label the model does not output, or one label in both classes (a
+        :class:`UserInputError` when ``parameter`` is not a label-map parameter).
 
     Examples
     --------
@@ -123,13 +126,13 @@ def parse_label_map(text: str, labels: Mapping[str, int], parameter: str = "--la
             name, values = role, item
         name = name.strip().lower()
         if name not in CLASSES or not values.strip():
-            raise UserInputError(f"{parameter} {text!r}: expected CLASS=LABEL[+LABEL],... with CLASS liver or "
-                                 f"lesion (e.g. liver=5 or liver=1,lesion=2), got {item!r}")
+            raise _label_map_error(parameter, text, "expected CLASS=LABEL[+LABEL],... with CLASS liver or lesion "
+                                   f"(e.g. liver=5 or liver=1,lesion=2), got {item!r}")
         chosen.setdefault(name, []).extend(_label_value(v.strip(), labels, parameter, text, source)
                                            for v in values.split("+"))
     both = set(chosen.get("liver", ())) & set(chosen.get("lesion", ()))
     if both:
-        raise UserInputError(f"{parameter} {text!r}: label(s) {sorted(both)} given for both liver and lesion")
+        raise _label_map_error(parameter, text, f"label(s) {sorted(both)} given for both liver and lesion")
     return LabelMap(tuple(dict.fromkeys(chosen.get("liver", ()))), tuple(dict.fromkeys(chosen.get("lesion", ()))))
 
 
@@ -138,8 +141,19 @@ def _label_value(value: str, labels: Mapping[str, int], parameter: str, text: st
         return labels[value]
     if re.fullmatch(r"\d+", value) and int(value) in labels.values() and int(value) != 0:
         return int(value)
-    raise UserInputError(f"{parameter} {text!r}: label {value!r} is not one of the model's labels in {source} "
-                         f"({describe_labels(labels)})")
+    raise _label_map_error(parameter, text, f"label {value!r} is not one of the model's labels in {source} "
+                                            f"({describe_labels(labels)})")
+
+
+def _label_map_error(parameter: str, text: str, problem: str) -> UserInputError:
+    """``PARAMETER 'TEXT': PROBLEM``, a :class:`ParameterError` when ``parameter`` is a label-map parameter."""
+    if parameter == "liver_label_map":
+        return ParameterError("{liver_label_map} {text!r}: {problem}", text=text, problem=problem)
+    if parameter == "lesion_label_map":
+        return ParameterError("{lesion_label_map} {text!r}: {problem}", text=text, problem=problem)
+    if parameter == "label_map":
+        return ParameterError("{label_map} {text!r}: {problem}", text=text, problem=problem)
+    return UserInputError(f"{parameter} {text!r}: {problem}")
 
 
 def describe_labels(labels: Mapping[str, int], limit: int = 12) -> str:
@@ -288,8 +302,8 @@ def default_label_map(model: NnunetModel, classes: Sequence[str] = CLASSES) -> L
 
     Raises
     ------
-    UserInputError
-        None of the classes found: the message lists the model's labels.
+    ParameterError
+        None of the classes found: the message lists the model's labels and names the label-map parameter.
     """
     labels = model.labels
     if "label_map" in model.metadata:
@@ -301,15 +315,27 @@ def default_label_map(model: NnunetModel, classes: Sequence[str] = CLASSES) -> L
     liver = tuple(v for n, v in lowered.items() if n == "liver") if "liver" in classes else ()
     lesion = tuple(v for n, v in lowered.items() if n in LESION_NAMES)[:1] if "lesion" in classes else ()
     if not liver and not lesion:
-        option = "--label-map" if len(classes) == 2 else f"--{classes[0]}-label-map"
-        raise UserInputError(f"{model.model_dir}: no label named {' or '.join(classes)} in dataset.json "
-                             f"({describe_labels(labels)}); give {option} (e.g. {classes[0]}=5)")
+        raise _no_label_error(model, classes)
     return LabelMap(liver, lesion)
 
 
+def _no_label_error(model: NnunetModel, classes: Sequence[str]) -> ParameterError:
+    """No label of ``classes`` in the model: give ``label_map`` (``liver_label_map``/``lesion_label_map`` for a
+    model of one class)."""
+    problem = (f"{model.model_dir}: no label named {' or '.join(classes)} in dataset.json "
+               f"({describe_labels(model.labels)})")
+    example = f"{classes[0]}=5"
+    if tuple(classes) == ("liver",):
+        return ParameterError("{problem}; give {liver_label_map} (e.g. {example})", problem=problem, example=example)
+    if tuple(classes) == ("lesion",):
+        return ParameterError("{problem}; give {lesion_label_map} (e.g. {example})", problem=problem, example=example)
+    return ParameterError("{problem}; give {label_map} (e.g. {example})", problem=problem, example=example)
+
+
 def choose_label_map(model: NnunetModel, label_map: str | LabelMap | None, classes: Sequence[str] = CLASSES,
-                     parameter: str = "--label-map") -> LabelMap:
-    """``label_map`` checked against the model's labels, or :func:`default_label_map`."""
+                     parameter: str = "label_map") -> LabelMap:
+    """``label_map`` checked against the model's labels, or :func:`default_label_map`; ``parameter`` names it in
+    errors (see :func:`parse_label_map`)."""
     if isinstance(label_map, LabelMap):
         return label_map
     if label_map is None:
@@ -344,14 +370,15 @@ class NnunetSegmenter:
         only for models whose plans name a reorienting reader (``SimpleITKIOWithReorient``,
         ``NibabelIOWithReorient``). The output is on the input's grid either way.
     classes, parameter
-        Classes of the default label map (``("liver",)`` for a liver-only model) and the option named in errors.
+        Classes of the default label map (``("liver",)`` for a liver-only model) and the parameter named in errors
+        (``label_map``, ``liver_label_map`` or ``lesion_label_map``).
     """
 
     def __init__(self, model_dir: str | Path, device: str = "auto", label_map: str | LabelMap | None = None,
                  folds: Sequence[str | int] | None = None,
                  tile_step_size: float = 0.5, use_gaussian: bool = True, largest_liver: bool = True,
                  lesion_max_distance_mm: float | None = 5.0, ras: bool | None = None,
-                 classes: Sequence[str] = CLASSES, parameter: str = "--label-map") -> None:
+                 classes: Sequence[str] = CLASSES, parameter: str = "label_map") -> None:
         if not 0 < tile_step_size <= 1:
             raise UserInputError(f"tile_step_size: must be in (0, 1], got {tile_step_size}")
         self.model = locate_model(model_dir, folds)
@@ -409,8 +436,8 @@ class NnunetSegmenter:
         try:
             labels = self.predict_labels(image, tta)
         except torch.OutOfMemoryError:
-            raise UserInputError(f"out of memory on {self.device} during prediction of {name}: use --device cpu "
-                                 "or a machine with more memory") from None
+            raise ParameterError("out of memory on {where} during prediction of {what}: use {device} cpu or a "
+                                 "machine with more memory", where=str(self.device), what=name) from None
         inferred = time.perf_counter()
         label = self.label_map.apply(labels)
         if self.largest_liver or self.lesion_max_distance_mm is not None:

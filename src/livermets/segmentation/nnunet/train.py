@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from livermets.atomic import removed_on_failure, write_json
-from livermets.errors import UserInputError
+from livermets.errors import ParameterError, UserInputError
 from livermets.progress import format_duration
 from livermets.provenance import provenance
 from livermets.segmentation.device import out_of_memory_message, resolve_device
@@ -125,11 +125,15 @@ def seed_everything(seed: int) -> None:
 
 
 def _check_numbers(epochs: int, iterations_per_epoch: int, val_iterations: int, fold: int, processes: int) -> None:
-    for flag, value, low in (("--epochs", epochs, 1), ("--iterations-per-epoch", iterations_per_epoch, 1),
-                             ("val_iterations_per_epoch", val_iterations, 1), ("--fold", fold, 0),
-                             ("num_processes", processes, 0)):
-        if value < low:
-            raise UserInputError(f"{flag} {value}: must be at least {low}")
+    if epochs < 1:
+        raise ParameterError("{epochs} {value}: must be at least 1", value=epochs)
+    if iterations_per_epoch < 1:
+        raise ParameterError("{iterations_per_epoch} {value}: must be at least 1", value=iterations_per_epoch)
+    if fold < 0:
+        raise ParameterError("{fold} {value}: must be at least 0", value=fold)
+    for name, value, low in (("val_iterations_per_epoch", val_iterations, 1), ("num_processes", processes, 0)):
+        if value < low:  # parameters of train_nnunet only (no command-line option)
+            raise UserInputError(f"{name} {value}: must be at least {low}")
 
 
 def result_folder(folders: NnunetFolders, dataset_name: str) -> Path:
@@ -165,12 +169,14 @@ def _fresh_run(manifest: str | Path, out: Path, run: NnunetRun, export: tuple[in
     _check_numbers(run.epochs, run.iterations_per_epoch, run.val_iterations_per_epoch, run.fold, run.num_processes)
     plan = plan_export(manifest, *export)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UserInputError(f"{out}: already exists; use --resume to continue its training or choose another --out")
+        raise ParameterError("{folder}: already exists; use {resume} to continue its training or choose another {out}",
+                             folder=str(out))
     run.dataset_name, run.manifest, run.manifest_sha256 = plan.dataset_name, str(manifest), _sha256(manifest)
     run.pretrained = None if pretrained is None else str(Path(pretrained).absolute())
     if run.fold >= len(plan.splits):
-        raise UserInputError(f"--fold {run.fold}: the splits have {len(plan.splits)} fold(s) (0..{len(plan.splits) - 1}"
-                             f"{'; the manifest val split is fold 0' if len(plan.splits) == 1 else ''})")
+        raise ParameterError("{fold} {value}: the splits have {count} fold(s) (0..{last}{note})", value=run.fold,
+                             count=len(plan.splits), last=len(plan.splits) - 1,
+                             note="; the manifest val split is fold 0" if len(plan.splits) == 1 else "")
     checkpoint = None
     if pretrained is not None:
         from livermets.segmentation.nnunet.trainer import read_checkpoint
@@ -212,11 +218,13 @@ def _prepare(plan: ExportPlan, folders: NnunetFolders, run: NnunetRun, device: t
 def _read_run(out: Path) -> NnunetRun:
     path = out / RUN_FILE
     if not path.is_file():
-        raise UserInputError(f"{out}: nothing to resume (no {RUN_FILE}); train without --resume")
+        raise ParameterError("{folder}: nothing to resume (no {file}); train without {resume}", folder=str(out),
+                             file=RUN_FILE)
     try:
         return NnunetRun(**json.loads(path.read_text()))
     except (json.JSONDecodeError, TypeError) as exc:
-        raise UserInputError(f"{path}: not a valid nnU-Net run file ({exc}); train without --resume") from None
+        raise ParameterError("{path}: not a valid nnU-Net run file ({reason}); train without {resume}",
+                             path=str(path), reason=str(exc)) from None
 
 
 def _resume(run: NnunetRun, out: Path, folders: NnunetFolders, device: torch.device) -> Any:
@@ -224,12 +232,13 @@ def _resume(run: NnunetRun, out: Path, folders: NnunetFolders, device: torch.dev
     fold_dir = result_folder(folders, run.dataset_name) / f"fold_{run.fold}"
     found = [fold_dir / name for name in CHECKPOINTS if (fold_dir / name).is_file()]
     if not found:
-        raise UserInputError(f"{out}: nothing to resume (no checkpoint in {fold_dir}); train without --resume")
+        raise ParameterError("{folder}: nothing to resume (no checkpoint in {fold_dir}); train without {resume}",
+                             folder=str(out), fold_dir=str(fold_dir))
     trainer = _make_trainer(folders, run, device, continue_training=True)
     trainer.load_checkpoint(str(found[0]))
     if trainer.current_epoch >= run.epochs:
-        raise UserInputError(f"--resume: {out} has trained {trainer.current_epoch} of {run.epochs} epochs; pass a "
-                             "larger --epochs to train on")
+        raise ParameterError("{resume}: {folder} has trained {trained} of {total} epochs; pass a larger {epochs} to "
+                             "train on", folder=str(out), trained=trainer.current_epoch, total=run.epochs)
     seed_everything(run.seed + trainer.current_epoch)
     return trainer
 
@@ -344,8 +353,8 @@ def _run_training(trainer: Any, out: Path, device: torch.device, workers: int | 
         try:
             trainer.run_training()
         except torch.OutOfMemoryError:
-            raise UserInputError(f"{out_of_memory_message(device, 'nnU-Net training')}; nnU-Net's plans aim at 8 GB "
-                                 "of GPU memory (the checkpoints so far stay for --resume)") from None
+            raise ParameterError("{problem}; nnU-Net's plans aim at 8 GB of GPU memory (the checkpoints so far stay "
+                                 "for {resume})", problem=out_of_memory_message(device, "nnU-Net training")) from None
 
 
 def _set_lengths(run: NnunetRun, lengths: dict[str, int | None]) -> None:
@@ -363,7 +372,8 @@ def _saved_run(out: Path, manifest: str | Path, fold: int | None, lengths: dict[
     """The run saved in ``out`` for the same manifest, with the given fold and training lengths."""
     run = _read_run(out)
     if _sha256(manifest) != run.manifest_sha256:
-        raise UserInputError(f"--manifest {manifest}: not the manifest {out} was trained on ({run.manifest})")
+        raise ParameterError("{manifest} {value}: not the manifest {folder} was trained on ({trained_on})",
+                             value=str(manifest), folder=str(out), trained_on=run.manifest)
     if fold is not None:
         run.fold = fold
     _set_lengths(run, lengths)
@@ -375,7 +385,7 @@ def _resume_run(out: Path, manifest: str | Path, fold: int | None, pretrained: s
                 lengths: dict[str, int | None]) -> tuple[NnunetRun, Any, int]:
     """Continue fold ``fold`` (default: the last one trained) of ``out`` from its last checkpoint."""
     if pretrained is not None:
-        raise UserInputError("--pretrained applies to a new training, not to --resume")
+        raise ParameterError("{pretrained} applies to a new training, not to {resume}")
     run = _saved_run(out, manifest, fold, lengths)
     with nnunet_environment(out, workers) as folders, nnunet_prints_to_log():
         trainer = _resume(run, out, folders, device)
@@ -387,18 +397,21 @@ def _another_fold(out: Path, manifest: str | Path, fold: int | None, pretrained:
                   device: torch.device, lengths: dict[str, int | None]) -> tuple[NnunetRun, Any]:
     """Train one more fold of the model in ``out`` on its exported and preprocessed data (an nnU-Net ensemble)."""
     if fold is None:
-        raise UserInputError(f"{out}: already holds an nnU-Net model; give --fold to train another fold of it, "
-                             "--resume to continue, or another --out")
+        raise ParameterError("{folder}: already holds an nnU-Net model; give {fold} to train another fold of it, "
+                             "{resume} to continue, or another {out}", folder=str(out))
     run = _saved_run(out, manifest, fold, lengths)
     if pretrained is not None and str(Path(pretrained).absolute()) != run.pretrained:
-        raise UserInputError(f"--pretrained {pretrained}: {out} was planned from {run.pretrained}")
+        raise ParameterError("{pretrained} {value}: {folder} was planned from {planned_from}", value=str(pretrained),
+                             folder=str(out), planned_from=run.pretrained)
     folders = NnunetFolders.inside(out)
     splits = json.loads((folders.preprocessed / run.dataset_name / SPLITS_FILE).read_text())
     if fold >= len(splits):
-        raise UserInputError(f"--fold {fold}: the splits have {len(splits)} fold(s) (0..{len(splits) - 1})")
+        raise ParameterError("{fold} {value}: the splits have {count} fold(s) (0..{last})", value=fold,
+                             count=len(splits), last=len(splits) - 1)
     fold_dir = result_folder(folders, run.dataset_name) / f"fold_{fold}"
     if any((fold_dir / name).is_file() for name in CHECKPOINTS):
-        raise UserInputError(f"--fold {fold}: {out} already has checkpoints of this fold; continue it with --resume")
+        raise ParameterError("{fold} {value}: {folder} already has checkpoints of this fold; continue it with {resume}",
+                             value=fold, folder=str(out))
     with nnunet_environment(out), nnunet_prints_to_log():
         seed_everything(run.seed)
         trainer = _make_trainer(folders, run, device, continue_training=False)

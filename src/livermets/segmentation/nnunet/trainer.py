@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from torch._dynamo import OptimizedModule
 
 from livermets.atomic import atomic_path
-from livermets.errors import UserInputError
+from livermets.errors import ParameterError, UserInputError
 from livermets.segmentation.nnunet.checkpoint import load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 SEG_LAYER_KEY = ".seg_layers."
 """Marks the 1x1x1 output convolutions of nnU-Net's networks (one output channel per label)."""
 
-def read_checkpoint(path: str | Path, parameter: str = "--pretrained") -> dict[str, Any]:
+def read_checkpoint(path: str | Path, parameter: Literal["pretrained", "resume"] = "pretrained") -> dict[str, Any]:
     """Load an nnU-Net v2 checkpoint (``checkpoint_final.pth`` ...) with ``torch.load(weights_only=True)``.
 
     :func:`livermets.segmentation.nnunet.checkpoint.load_checkpoint`, its messages
@@ -39,13 +39,15 @@ def read_checkpoint(path: str | Path, parameter: str = "--pretrained") -> dict[s
 
     Raises
     ------
-    UserInputError
+    ParameterError
         Missing file, not a torch checkpoint, other pickled objects, or no ``network_weights``.
     """
     try:
         return load_checkpoint(path)
     except UserInputError as exc:
-        raise UserInputError(f"{parameter} {exc}") from None
+        if parameter == "resume":
+            raise ParameterError("{resume} {problem}", problem=str(exc)) from None
+        raise ParameterError("{pretrained} {problem}", problem=str(exc)) from None
 
 
 def unwrapped(network: torch.nn.Module) -> torch.nn.Module:
@@ -62,7 +64,7 @@ def transfer_weights(network: torch.nn.Module, weights: dict[str, torch.Tensor],
 
     Raises
     ------
-    UserInputError
+    ParameterError
         A parameter outside the output layers is missing or has another shape (a different architecture).
     """
     target = unwrapped(network)
@@ -76,7 +78,8 @@ def transfer_weights(network: torch.nn.Module, weights: dict[str, torch.Tensor],
             skipped.append(key)
         else:
             found = "missing" if incoming is None else f"shape {tuple(incoming.shape)} vs {tuple(value.shape)}"
-            raise UserInputError(f"--pretrained {source}: weights do not fit the planned network ({key}: {found})")
+            raise ParameterError("{pretrained} {path}: weights do not fit the planned network ({key}: {found})",
+                                 path=source, key=key, found=found)
     target.load_state_dict(state)
     return skipped
 
@@ -104,7 +107,7 @@ class nnUNetTrainerLivermets(nnUNetTrainer):
         """Restore weights, optimizer, epoch and training log from a checkpoint read by :func:`read_checkpoint`."""
         if not self.was_initialized:
             self.initialize()
-        checkpoint = (read_checkpoint(filename_or_checkpoint, "--resume")
+        checkpoint = (read_checkpoint(filename_or_checkpoint, "resume")
                       if isinstance(filename_or_checkpoint, str) else filename_or_checkpoint)
         weights = {key[7:] if key.startswith("module.") else key: value
                    for key, value in checkpoint["network_weights"].items()}
