@@ -288,7 +288,7 @@ def seg_predict_duplicate_series_ids(inputs: Inputs, tmp: Path) -> Case:
 @case
 def seg_predict_unknown_blend_mode(inputs: Inputs, tmp: Path) -> Case:
     return (["seg", "predict", "--image", inputs.ct, "--blend", "median", "--out", tmp / "pred"],
-            ["inference.blend_mode"])
+            ["--blend median: expected one of gaussian, constant"])
 
 
 @case

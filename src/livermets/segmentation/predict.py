@@ -43,7 +43,7 @@ from livermets.segmentation.checks import check_ct_intensities
 from livermets.segmentation.config import InferenceConfig, QCConfig, SegConfig, config_from_dict, load_config
 from livermets.segmentation.convert import array_to_image
 from livermets.segmentation.default_model import resolve_model, warn_default_model
-from livermets.segmentation.device import mixed_precision, out_of_memory_message, resolve_device
+from livermets.segmentation.device import mixed_precision, out_of_memory_error, resolve_device
 from livermets.segmentation.model_files import CONFIG_FILE, WEIGHTS_FILE
 from livermets.segmentation.networks import build_network, load_weights, sliding_window_logits
 from livermets.segmentation.options import LIVER_CHOICES, MONAI_ONLY, PredictionOptions
@@ -130,7 +130,7 @@ class Segmenter:
         try:
             probs = self.probabilities(tensor.as_tensor()[None], tta=tta)[0].numpy()
         except torch.OutOfMemoryError:
-            raise UserInputError(out_of_memory_message(self.device, f"prediction of {name}")) from None
+            raise out_of_memory_error(self.device, f"prediction of {name}") from None
         inferred = time.perf_counter()
         settings = self.inference
         if settings.resample == "labels":
