@@ -17,7 +17,6 @@ app = typer.Typer(help="Import public datasets; validate and summarise cohort ma
                   no_args_is_help=True)
 
 IMPORT_FORMATS = ("lits", "msd", "ircad", "dicom-seg")  # livermets.cohort.importers.FORMATS, without importing it
-_IMPORT_FLAGS = {"patient_regex": "--patient-regex", "segment_map": "--segment-map", "fmt": "--format"}
 
 
 @app.command("validate")
@@ -123,11 +122,8 @@ def import_(
 
     if fmt not in IMPORT_FORMATS:
         raise UserInputError(f"--format: unknown format {fmt!r} (one of {', '.join(IMPORT_FORMATS)})")
-    try:
-        result = import_dataset(src, out, fmt, patient_regex=patient_regex, segment_map=_segment_rules(segment_map),
-                                overwrite=overwrite, command=shlex.join(["livermets", *sys.argv[1:]]))
-    except UserInputError as exc:
-        raise UserInputError(_with_flags(str(exc))) from None
+    result = import_dataset(src, out, fmt, patient_regex=patient_regex, segment_map=_segment_rules(segment_map),
+                            overwrite=overwrite, command=shlex.join(["livermets", *sys.argv[1:]]))
     counts = result.counts
     patients = counts["patients"]
     typer.echo(f"{result.manifest}: {counts['series']} series ({counts['labelled']} labelled), "
@@ -143,9 +139,3 @@ def _segment_rules(values: list[str]) -> dict[str, int]:
             raise UserInputError(f"--segment-map: {value!r} is not REGEX=LABEL with LABEL 0, 1 or 2")
         rules[pattern] = int(label)
     return rules
-
-
-def _with_flags(message: str) -> str:
-    """A library message that starts with a parameter name, with the command-line flag instead."""
-    head, sep, rest = message.partition(": ")
-    return f"{_IMPORT_FLAGS[head]}: {rest}" if sep and head in _IMPORT_FLAGS else message

@@ -32,7 +32,7 @@ from livermets.cohort.importers.common import (
     compile_patient_regex,
     write_cohort,
 )
-from livermets.errors import UserInputError
+from livermets.errors import ParameterError, UserInputError
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +90,10 @@ def import_dataset(
     """
     src_path, out_path = check_source(src), Path(out)
     if fmt not in FORMATS:
-        raise UserInputError(f"fmt: unknown format {fmt!r} (one of {', '.join(FORMATS)})")
+        raise ParameterError("{fmt}: unknown format {value!r} (one of {choices})", value=fmt,
+                             choices=", ".join(FORMATS))
     if segment_map and fmt != "dicom-seg":
-        raise UserInputError("segment_map: applies to --format dicom-seg only")
+        raise ParameterError("{segment_map}: applies to {fmt} dicom-seg only")
     _check_out(src_path, out_path, overwrite)
     _remove_killed_imports(out_path)
     regex = compile_patient_regex(patient_regex)
@@ -105,7 +106,7 @@ def import_dataset(
 
 def _check_out(src: Path, out: Path, overwrite: bool) -> None:
     if out.exists() and not overwrite:
-        raise UserInputError(f"{out}: output folder exists (use --overwrite to replace it)")
+        raise ParameterError("{out}: output folder exists (use {overwrite} to replace it)", out=out)
     resolved_src, resolved_out = src.resolve(), out.resolve()
     if resolved_out == resolved_src or resolved_out in resolved_src.parents or resolved_src in resolved_out.parents:
         raise UserInputError(f"{out}: the output folder must lie outside the dataset folder {src}")

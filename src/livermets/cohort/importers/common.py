@@ -22,7 +22,7 @@ import SimpleITK as sitk
 
 from livermets.atomic import staged_folder, write_csv, write_json
 from livermets.cohort import manifest as mf
-from livermets.errors import UserInputError
+from livermets.errors import ParameterError, UserInputError
 from livermets.imaging import geometry, io
 
 log = logging.getLogger(__name__)
@@ -128,13 +128,14 @@ def short_hash(text: str, length: int = 8) -> str:
 
 
 def compile_patient_regex(patient_regex: str | None) -> re.Pattern[str] | None:
-    """Compile ``patient_regex``; :class:`UserInputError` naming the parameter when it is not a valid regex."""
+    """Compile ``patient_regex``; :class:`~livermets.errors.ParameterError` when it is not a valid regex."""
     if patient_regex is None:
         return None
     try:
         return re.compile(patient_regex)
     except re.error as exc:
-        raise UserInputError(f"patient_regex: {patient_regex!r} is not a regular expression ({exc})") from None
+        raise ParameterError("{patient_regex}: {value!r} is not a regular expression ({reason})", value=patient_regex,
+                             reason=exc) from None
 
 
 def patient_from(default: str, regex: re.Pattern[str] | None, where: str) -> str:
@@ -143,7 +144,7 @@ def patient_from(default: str, regex: re.Pattern[str] | None, where: str) -> str
 
     Raises
     ------
-    UserInputError
+    ParameterError
         ``regex`` finds nothing (or an empty id) in ``default``; ``where`` names the case.
 
     Examples
@@ -155,13 +156,15 @@ def patient_from(default: str, regex: re.Pattern[str] | None, where: str) -> str
         return default
     match = regex.search(default)
     if match is None:
-        raise UserInputError(f"patient_regex: {regex.pattern!r} does not match {default!r} ({where})")
+        raise ParameterError("{patient_regex}: {value!r} does not match {default!r} ({where})", value=regex.pattern,
+                             default=default, where=where)
     if "patient" in regex.groupindex:
         value = match.group("patient")
     else:
         value = match.group(1) if regex.groups else match.group(0)
     if not value:
-        raise UserInputError(f"patient_regex: {regex.pattern!r} gives an empty patient id for {default!r} ({where})")
+        raise ParameterError("{patient_regex}: {value!r} gives an empty patient id for {default!r} ({where})",
+                             value=regex.pattern, default=default, where=where)
     return str(value)
 
 

@@ -31,7 +31,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from livermets.cohort.importers.common import Case, label_on_grid, patient_from, safe_id, short_hash, walk_files
-from livermets.errors import UserInputError
+from livermets.errors import ParameterError, UserInputError
 from livermets.imaging import dicom_seg, io
 from livermets.imaging.dicom_seg import LESION_SEGMENT, LIVER_SEGMENT, SegmentClassifier
 
@@ -60,18 +60,19 @@ def parse_segment_map(segment_map: Mapping[str, int] | None) -> list[tuple[re.Pa
 
     Raises
     ------
-    UserInputError
+    ParameterError
         A pattern that is not a regular expression or a label other than 0 (ignore), 1 (liver), 2 (lesion).
     """
     rules = []
     for pattern, value in (segment_map or {}).items():
         if value not in (0, LIVER_SEGMENT, LESION_SEGMENT):
-            raise UserInputError(f"segment_map: {pattern!r} -> {value!r}: the label must be 0 (ignore), 1 (liver) "
-                                 "or 2 (lesion)")
+            raise ParameterError("{segment_map}: {pattern!r} -> {value!r}: the label must be 0 (ignore), 1 (liver) "
+                                 "or 2 (lesion)", pattern=pattern, value=value)
         try:
             rules.append((re.compile(pattern, re.IGNORECASE), int(value)))
         except re.error as exc:
-            raise UserInputError(f"segment_map: {pattern!r} is not a regular expression ({exc})") from None
+            raise ParameterError("{segment_map}: {pattern!r} is not a regular expression ({reason})", pattern=pattern,
+                                 reason=exc) from None
     return rules
 
 
@@ -205,7 +206,8 @@ def _segment_labels(header: Dataset, path: Path, classify: SegmentClassifier) ->
         mapping[f"{int(item.SegmentNumber)} {description.segment_label}"] = classify(description)
     if LIVER_SEGMENT not in mapping.values():
         listed = ", ".join(f"{name} -> {value}" for name, value in mapping.items())
-        raise UserInputError(f"{path}: no liver segment ({listed[:200]}); map one with segment_map")
+        raise ParameterError("{path}: no liver segment ({listed}); map one with {segment_map}", path=path,
+                             listed=listed[:200])
     return mapping
 
 
