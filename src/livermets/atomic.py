@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import pandas as pd
 
-from livermets.errors import UserInputError
+from livermets.errors import ParameterError
 
 PARTIAL_MARK = ".partial-"
 _TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp")  # the names atomic_path gives its temporary files
@@ -129,7 +129,7 @@ def staged_folder(out: str | os.PathLike[str], overwrite: bool = False) -> Itera
 
     Raises
     ------
-    UserInputError
+    ParameterError
         ``out`` exists and ``overwrite`` is false.
 
     Examples
@@ -143,7 +143,7 @@ def staged_folder(out: str | os.PathLike[str], overwrite: bool = False) -> Itera
     """
     final = Path(out)
     if final.exists() and not overwrite:
-        raise UserInputError(f"{final}: output folder exists (use --overwrite to replace it)")
+        raise ParameterError("{out}: output folder exists (use {overwrite} to replace it)", out=final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}{PARTIAL_MARK}", dir=final.parent))
     try:
@@ -237,6 +237,7 @@ def removed_on_failure(*paths: str | os.PathLike[str] | None) -> Iterator[None]:
     Examples
     --------
     >>> import tempfile, pathlib
+    >>> from livermets.errors import UserInputError
     >>> d = pathlib.Path(tempfile.mkdtemp())
     >>> try:
     ...     with removed_on_failure(d / "new" / "out.csv", d):

@@ -150,9 +150,9 @@ def test_matrix_level_rules_and_errors() -> None:
     assert match_paper(np.zeros((0, 2), int)).fp == 2
     assert match_lits(np.zeros((0, 2), int), np.zeros(0), np.array([3, 4])).fp == 2
     assert match_lits(np.zeros((2, 0), int), np.array([3, 4]), np.zeros(0)).fn == 2
-    with pytest.raises(UserInputError, match="--rule"):
+    with pytest.raises(UserInputError, match="^rule must be one of"):
         match(overlap, np.ones(3), np.ones(3), rule="nope")
-    with pytest.raises(UserInputError, match="--iou"):
+    with pytest.raises(UserInputError, match=r"^iou_threshold must lie in \[0, 1\)"):
         match_lits(overlap, np.ones(3), np.ones(3), iou_threshold=1.5)
 
 

@@ -32,5 +32,5 @@ def test_scores_lie_in_range_and_classes_are_three_to_one() -> None:
 
 
 def test_bad_burden_link_is_a_user_error() -> None:
-    with pytest.raises(UserInputError, match="--burden-link"):
+    with pytest.raises(UserInputError, match="^burden_link 1.5 must lie in"):
         NEScoreModel(burden_link=1.5)

@@ -100,9 +100,9 @@ class Analyzer:
 
     def __init__(self, options: AnalyzeOptions, segmenter: ImageSegmenter | None = None) -> None:
         if options.per_lesion and options.phenotype_model is None:
-            from livermets.errors import UserInputError
+            from livermets.errors import ParameterError
 
-            raise UserInputError("per_lesion needs a phenotype model (--phenotype-model)")
+            raise ParameterError("{per_lesion} needs a phenotype model ({phenotype_model})")
         self.options = options
         self.phenotype = PhenotypeModel.load(options.phenotype_model) if options.phenotype_model else None
         self._segmenter = segmenter

@@ -16,7 +16,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from livermets.atomic import atomic_path
-from livermets.errors import UserInputError
+from livermets.errors import ParameterError, UserInputError
 from livermets.imaging import dicom, integrity
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ def read_image(path: str | Path, series_uid: str | None = None) -> sitk.Image:
         image = dicom.read_series(dicom.choose_series(p, series_uid))
     else:
         if series_uid is not None:
-            raise UserInputError(f"{p}: --series-uid applies to DICOM folders only")
+            raise ParameterError("{path}: {series_uid} applies to DICOM folders only", path=p)
         pending = integrity.check_headers(p)
         image = _read_file(p) if pending is None else _read_alongside(p, pending)
     if image.GetDimension() != 3:

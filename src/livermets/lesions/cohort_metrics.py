@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from livermets.errors import UserInputError
+from livermets.errors import ParameterError, UserInputError
 
 BOOTSTRAPPED = ("median_dice_lesion", "global_dice_lesion", "sensitivity", "ppv", "fp_per_scan_mean")
 
@@ -166,7 +166,8 @@ def table3(per_scan: pd.DataFrame, group_by: str | None = None, n_boot: int = 10
         Size-stratum names present as ``n_ref_<name>``/``tp_<name>``/``fp_<name>`` columns.
     """
     if group_by is not None and group_by not in per_scan.columns:
-        raise UserInputError(f"--group-by: column {group_by!r} not in the manifest (columns: {list(per_scan.columns)})")
+        raise ParameterError("{group_by}: column {value!r} not in the manifest (columns: {columns})", value=group_by,
+                             columns=list(per_scan.columns))
     if per_scan.empty:
         raise UserInputError("no scan could be evaluated")
     parts: list[tuple[str, pd.DataFrame]]

@@ -29,7 +29,7 @@ import pandas as pd
 import SimpleITK as sitk
 from scipy import ndimage
 
-from livermets.errors import UserInputError
+from livermets.errors import ParameterError
 
 CONNECTIVITIES = (6, 18, 26)
 """3D neighbourhoods cc3d supports: faces (6), faces+edges (18), faces+edges+corners (26)."""
@@ -78,9 +78,10 @@ class LesionComponents:
 
 
 def check_connectivity(connectivity: int) -> int:
-    """Return ``connectivity`` if cc3d supports it in 3D, else raise :class:`UserInputError`."""
+    """Return ``connectivity`` if cc3d supports it in 3D, else raise :class:`~livermets.errors.ParameterError`."""
     if connectivity not in CONNECTIVITIES:
-        raise UserInputError(f"--connectivity must be one of {list(CONNECTIVITIES)} (got {connectivity})")
+        raise ParameterError("{connectivity} must be one of {choices} (got {value})", choices=list(CONNECTIVITIES),
+                             value=connectivity)
     return connectivity
 
 

@@ -32,7 +32,7 @@ import SimpleITK as sitk
 
 from livermets.atomic import write_csv, write_json, write_text
 from livermets.cohort.manifest import load_manifest
-from livermets.errors import UserInputError
+from livermets.errors import ParameterError, UserInputError
 from livermets.imaging.geometry import check_same_geometry, geometry_differences
 from livermets.imaging.io import PREDICTION_SUFFIX, read_image, read_label
 from livermets.lesions.cohort_metrics import default_group_column, table3, table3_markdown
@@ -68,18 +68,19 @@ class EvaluationSettings:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
-        """Raise :class:`UserInputError` for an invalid parameter."""
+        """Raise :class:`~livermets.errors.ParameterError` for an invalid parameter."""
         if self.rule not in RULES:
-            raise UserInputError(f"--rule must be one of {list(RULES)} (got {self.rule!r})")
+            raise ParameterError("{rule} must be one of {choices} (got {value!r})", choices=list(RULES),
+                                 value=self.rule)
         if not 0.0 <= self.iou_threshold < 1.0:
-            raise UserInputError(f"--iou must lie in [0, 1) (got {self.iou_threshold})")
+            raise ParameterError("{iou_threshold} must lie in [0, 1) (got {value})", value=self.iou_threshold)
         check_connectivity(self.connectivity)
         if self.n_boot < 0:
-            raise UserInputError(f"--n-boot must be >= 0 (got {self.n_boot})")
+            raise ParameterError("{n_boot} must be >= 0 (got {value})", value=self.n_boot)
         try:
             stratum_names(self.size_strata_mm)
         except ValueError as exc:
-            raise UserInputError(f"--size-strata: {exc}") from exc
+            raise ParameterError("{size_strata_mm}: {reason}", reason=exc) from exc
 
 
 def _evaluate_row(row: pd.Series, pred_dir: Path, settings: EvaluationSettings,
@@ -214,7 +215,8 @@ def evaluate_cohort(manifest: str | Path, pred_dir: str | Path, out_dir: str | P
     frame = load_manifest(manifest)
     group_by = settings.group_by or default_group_column(list(frame.columns))
     if settings.group_by is not None and settings.group_by not in frame.columns:
-        raise UserInputError(f"--group-by: column {settings.group_by!r} not in {manifest}")
+        raise ParameterError("{group_by}: column {value!r} not in {manifest}", value=settings.group_by,
+                             manifest=manifest)
     _warn_orphans(frame, pred_dir)
     rows, lesion_frames, skipped = _evaluate_series(frame, pred_dir, out_dir, settings, group_by)
     if not rows:

@@ -39,7 +39,7 @@ from typing import Literal
 
 import numpy as np
 
-from livermets.errors import UserInputError
+from livermets.errors import ParameterError
 
 Rule = Literal["paper", "lits"]
 RULES: tuple[str, ...] = ("paper", "lits")
@@ -142,7 +142,7 @@ def match_lits(overlap: np.ndarray, ref_sizes: np.ndarray, pred_sizes: np.ndarra
     """The LiTS challenge rule (merge, assign, IoU > threshold); see the module docstring for the exact steps."""
     overlap = _check(overlap)
     if not 0.0 <= iou_threshold < 1.0:
-        raise UserInputError(f"--iou must lie in [0, 1) (got {iou_threshold})")
+        raise ParameterError("{iou_threshold} must lie in [0, 1) (got {value})", value=iou_threshold)
     n_ref, n_pred = overlap.shape
     ref_sizes = np.asarray(ref_sizes, dtype=np.int64)
     pred_sizes = np.asarray(pred_sizes, dtype=np.int64)
@@ -193,4 +193,4 @@ def match(overlap: np.ndarray, ref_sizes: np.ndarray, pred_sizes: np.ndarray, ru
         return match_paper(overlap)
     if rule == "lits":
         return match_lits(overlap, ref_sizes, pred_sizes, iou_threshold)
-    raise UserInputError(f"--rule must be one of {list(RULES)} (got {rule!r})")
+    raise ParameterError("{rule} must be one of {choices} (got {value!r})", choices=list(RULES), value=rule)

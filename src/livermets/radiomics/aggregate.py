@@ -31,7 +31,8 @@ def aggregate_lesions(lesions: pd.DataFrame, source: str = "per-lesion table") -
     """Aggregate a per-lesion table (from ``livermets radiomics extract --per-lesion``) to series level."""
     missing = [c for c in (KEY, "lesion_id", "voxel_count") if c not in lesions.columns]
     if missing:
-        raise UserInputError(f"{source}: missing column {missing[0]!r} (expected a --per-lesion table)")
+        raise UserInputError(f"{source}: missing column {missing[0]!r} (expected a per-lesion table of radiomics "
+                             "extract)")
     features = [c for c in lesions.columns if c.startswith("original_")]
     if not features:
         raise UserInputError(f"{source}: no original_* feature columns")

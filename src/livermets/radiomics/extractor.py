@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
-from livermets.errors import UserInputError
+from livermets.errors import ParameterError, UserInputError
 from livermets.featuretable import DIAGNOSTICS_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ def resolve_params(params: str | os.PathLike[str] | None) -> Path:
         return PAPER_PARAMS
     path = Path(params)
     if not path.is_file():
-        raise UserInputError(f"--params: PyRadiomics parameter file not found: {path}")
+        raise ParameterError("{params}: PyRadiomics parameter file not found: {path}", path=path)
     return path
 
 

@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from livermets.atomic import remove_stale_temporaries, write_csv, write_json
-from livermets.errors import UserInputError
+from livermets.errors import ParameterError, UserInputError
 from livermets.featuretable import order_columns
 from livermets.imaging.io import prediction_path
 from livermets.parallel import completed, dask_client, exit_with_parent
@@ -115,7 +115,7 @@ def build_tasks(manifest: pd.DataFrame, masks: str | os.PathLike[str] | None = N
         ``masks`` folder.
     """
     if masks is not None and not Path(masks).is_dir():
-        raise UserInputError(f"--masks: folder not found: {masks}")
+        raise ParameterError("{masks}: folder not found: {path}", path=masks)
     tasks: list[SeriesTask] = []
     seen: dict[str, int] = {}
     for i, (_, row) in enumerate(manifest.iterrows()):

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from livermets.atomic import write_csv, write_json
-from livermets.errors import UserInputError
+from livermets.errors import ParameterError
 from livermets.featuretable import FEATURE_COLUMNS
 from livermets.phenotype.grouped import GroupedConfig, evaluate_grouped
 from livermets.phenotype.metrics import METRICS
@@ -94,7 +94,8 @@ def reproduce_paper(
     :func:`~livermets.phenotype.protocols.paper.paper_protocol`.
     """
     if tables not in TABLE_CHOICES:
-        raise UserInputError(f"--tables must be one of {', '.join(TABLE_CHOICES)}, got {tables!r}")
+        raise ParameterError("{tables} must be one of {choices}, got {value!r}", choices=", ".join(TABLE_CHOICES),
+                             value=tables)
     started = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from livermets.atomic import atomic_path, write_csv, write_json
-from livermets.errors import UserInputError
+from livermets.errors import ParameterError
 from livermets.imaging.io import write_image, write_label
 from livermets.parallel import exit_with_parent
 from livermets.provenance import provenance
@@ -60,9 +60,9 @@ class CohortConfig:
 
     def __post_init__(self) -> None:
         if self.patients < 1:
-            raise UserInputError(f"--patients {self.patients}: need at least 1 patient")
+            raise ParameterError("{patients} {value}: need at least 1 patient", value=self.patients)
         if self.seed < 0:
-            raise UserInputError(f"--seed {self.seed}: must be a non-negative integer")
+            raise ParameterError("{seed} {value}: must be a non-negative integer", value=self.seed)
         get_size(self.size)
         NEScoreModel(self.burden_link, self.positive_fraction)
 
@@ -246,8 +246,9 @@ def _load_part(parts: Path, study_id: str) -> StudyResult | None:
                         for i, series_id in enumerate(rows["overview_ids"])]
         return StudyResult(rows["series_rows"], rows["study_row"], rows["lesion_rows"], overview)
     except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
-        raise UserInputError(f"{parts / study_id}: unreadable result of an interrupted run ({type(exc).__name__}: "
-                             f"{' '.join(str(exc).split())[:150]}); use --overwrite to start again") from None
+        raise ParameterError("{part}: unreadable result of an interrupted run ({reason}); use {overwrite} to start "
+                             "again", part=parts / study_id,
+                             reason=f"{type(exc).__name__}: {' '.join(str(exc).split())[:150]}") from None
 
 
 def iter_results(config: CohortConfig, out: Path | None, workers: int = 1,
@@ -288,7 +289,7 @@ def generate_cohort(out: str | Path, config: CohortConfig, workers: int = 1, ove
     """
     out = Path(out)
     if workers < 1:
-        raise UserInputError(f"--workers {workers}: must be at least 1")
+        raise ParameterError("{workers} {value}: must be at least 1", value=workers)
     if prepare_folder(out, PARTS, _config_record(config), overwrite, resume, subfolders=("images", "labels")):
         log.info("%s: the cohort is complete; nothing to resume", out)
         return pd.read_csv(out / "manifest.csv", dtype={"series_id": str, "study_id": str, "patient_id": str})

@@ -17,7 +17,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import stats
 
-from livermets.errors import UserInputError
+from livermets.errors import ParameterError, UserInputError
 from livermets.synth.burden import BurdenModel, sample_volumes
 
 REFERENCE_SIZE = 20000
@@ -35,7 +35,8 @@ class NEScoreModel:
 
     def __post_init__(self) -> None:
         if not -1.0 <= self.burden_link <= 1.0:
-            raise UserInputError(f"--burden-link {self.burden_link} must lie in [-1, 1] (a Spearman correlation)")
+            raise ParameterError("{burden_link} {value} must lie in [-1, 1] (a Spearman correlation)",
+                                 value=self.burden_link)
         if not 0.0 < self.positive_fraction < 1.0:
             raise UserInputError(f"positive fraction {self.positive_fraction} must lie strictly between 0 and 1")
 

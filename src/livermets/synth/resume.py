@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from livermets.atomic import PARTIAL_MARK, remove_partials, remove_stale_temporaries, staged_folder, write_json
-from livermets.errors import UserInputError
+from livermets.errors import ParameterError
 
 CONFIG = "config.json"
 
@@ -28,12 +28,12 @@ def prepare_folder(out: Path, parts: str, record: dict[str, Any], overwrite: boo
 
     Raises
     ------
-    UserInputError
-        ``out`` is a file; ``--resume`` of a run (or cohort) made with other parameters; a non-empty ``out`` without
-        ``--overwrite`` or ``--resume``.
+    ParameterError
+        ``out`` is a file; ``resume`` of a run (or cohort) made with other parameters; a non-empty ``out`` without
+        ``overwrite`` or ``resume``.
     """
     if out.exists() and not out.is_dir():
-        raise UserInputError(f"--out {out}: exists and is not a folder")
+        raise ParameterError("{out} {value}: exists and is not a folder", value=out)
     if resume and out.is_dir():
         _clean_after_kill(out, parts, subfolders)
         saved = out / parts / CONFIG
@@ -47,8 +47,8 @@ def prepare_folder(out: Path, parts: str, record: dict[str, Any], overwrite: boo
             return True
     if out.exists() and any(out.iterdir()):
         if not overwrite:
-            raise UserInputError(f"--out {out}: folder is not empty (use --overwrite to replace its cohort, or "
-                                 "--resume to finish an interrupted run)")
+            raise ParameterError("{out} {value}: folder is not empty (use {overwrite} to replace its cohort, or "
+                                 "{resume} to finish an interrupted run)", value=out)
         (out / "manifest.csv").unlink(missing_ok=True)  # first, so that no stale manifest marks the folder complete
         shutil.rmtree(out)
     with staged_folder(out / parts, overwrite=True) as tmp:
@@ -72,4 +72,5 @@ def _clean_after_kill(out: Path, parts: str, subfolders: Iterable[str]) -> None:
 def _check_same(saved: dict[str, Any], record: dict[str, Any], out: Path, what: str) -> None:
     if saved != record:
         changed = sorted(k for k in set(saved) | set(record) if saved.get(k) != record.get(k))
-        raise UserInputError(f"--resume {out}: {what} used different parameters ({', '.join(changed)})")
+        raise ParameterError("{resume} {value}: {what} used different parameters ({changed})", value=out, what=what,
+                             changed=", ".join(changed))

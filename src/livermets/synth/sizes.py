@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from livermets.errors import UserInputError
+from livermets.errors import ParameterError
 
 REAL_MATRIX = 512
 REAL_PIXEL_MM = (0.70, 0.98)  # in-plane spacing range on a 512 matrix (paper cohort)
@@ -48,8 +48,9 @@ SIZES: dict[str, SizeSpec] = {
 
 
 def get_size(name: str) -> SizeSpec:
-    """The :class:`SizeSpec` called ``name``; :class:`UserInputError` for an unknown name."""
+    """The :class:`SizeSpec` called ``name``; :class:`~livermets.errors.ParameterError` for an unknown name."""
     try:
         return SIZES[name]
     except KeyError:
-        raise UserInputError(f"--size {name!r} is unknown (choose one of: {', '.join(SIZES)})") from None
+        raise ParameterError("{size} {value!r} is unknown (choose one of: {choices})", value=name,
+                             choices=", ".join(SIZES)) from None
