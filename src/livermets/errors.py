@@ -46,6 +46,10 @@ class ParameterError(UserInputError):
         self.values = values
         super().__init__(self.render())
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Rebuilt from template and values when it crosses a process boundary (a worker's error)."""
+        return _rebuild, (type(self), self.template, self.values)
+
     @classmethod
     def about(cls, parameter: str, problem: str, value: Any = None) -> ParameterError:
         """``parameter value: problem`` for a parameter known only at run time (a field of an options object).
@@ -69,6 +73,10 @@ class ParameterError(UserInputError):
         """The message with each parameter shown as ``names[parameter]`` (default: its Python name)."""
         shown = {parameter: (names or {}).get(parameter, parameter) for parameter in self.parameters}
         return self.template.format_map({**shown, **self.values})
+
+
+def _rebuild(cls: type[ParameterError], template: str, values: dict[str, Any]) -> ParameterError:
+    return cls(template, **values)
 
 
 EXIT_USER_ERROR = 2

@@ -71,6 +71,15 @@ def test_a_parameter_error_renders_names_or_flags_and_never_parses_its_values():
     assert error.render({"n_splits": "--folds"}) == "--folds {seed}: needs at least 2 patients per class; see seed"
 
 
+def test_a_parameter_error_raised_in_a_worker_process_keeps_its_template():
+    import pickle
+
+    error = ParameterError("{out}: output folder exists (use {overwrite} to replace it)", out="a{b}")
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is ParameterError and str(copy) == "a{b}: output folder exists (use overwrite to replace it)"
+    assert copy.render({"overwrite": "--overwrite"}) == "a{b}: output folder exists (use --overwrite to replace it)"
+
+
 def test_flag_names_follow_the_declared_flags():
     from livermets.cli import commands, flag_names
 
