@@ -25,8 +25,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from reference_page import main
+
 import livermets
-from livermets.atomic import write_text
 
 REFERENCE = Path(__file__).resolve().parents[1] / "docs" / "api.md"
 ORDER = ("cohort", "imaging", "synth", "segmentation", "segmentation.nnunet", "lesions", "radiomics", "phenotype",
@@ -432,21 +433,5 @@ def render() -> str:
     return HEADER + "\n" + contents + "\n\n" + sections
 
 
-def main(argv: list[str]) -> int:
-    text = render()
-    if argv == ["--check"]:
-        current = REFERENCE.read_text(encoding="utf-8") if REFERENCE.exists() else ""
-        if current != text:
-            print(f"{REFERENCE} is out of date: run {Path(__file__).name} to regenerate it", file=sys.stderr)
-            return 1
-        return 0
-    if argv:
-        print(f"usage: {Path(__file__).name} [--check]", file=sys.stderr)
-        return 2
-    write_text(REFERENCE, text)
-    print(f"wrote {REFERENCE}")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main(sys.argv[1:], render, REFERENCE, Path(__file__).name))

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from reference_page import main
 from typer.testing import CliRunner
 
-from livermets.atomic import write_text
 from livermets.cli import app
 
 REFERENCE = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
@@ -65,21 +65,5 @@ def render() -> str:
     return HEADER + "\n" + "\n".join(contents) + "\n\n" + "\n".join(sections)
 
 
-def main(argv: list[str]) -> int:
-    text = render()
-    if argv == ["--check"]:
-        current = REFERENCE.read_text(encoding="utf-8") if REFERENCE.exists() else ""
-        if current != text:
-            print(f"{REFERENCE} is out of date: run {Path(__file__).name} to regenerate it", file=sys.stderr)
-            return 1
-        return 0
-    if argv:
-        print(f"usage: {Path(__file__).name} [--check]", file=sys.stderr)
-        return 2
-    write_text(REFERENCE, text)
-    print(f"wrote {REFERENCE}")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main(sys.argv[1:], render, REFERENCE, Path(__file__).name))
