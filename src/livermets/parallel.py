@@ -22,6 +22,11 @@ from livermets.errors import UserInputError
 
 T = TypeVar("T")
 
+LOCAL_WORKER_ENV = "distributed.nanny.pre-spawn-environ"
+LOCAL_WORKER_ENVIRON = {"MALLOC_TRIM_THRESHOLD_": None, "OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1,
+                        "OPENBLAS_NUM_THREADS": 1}
+"""Environment of local Dask workers: one thread per numerical library, glibc's own trim threshold (None unsets)."""
+
 _DASK_LOGGERS = ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.core",
                  "distributed.worker", "distributed.http.proxy")
 
@@ -58,8 +63,14 @@ def dask_client(workers: int, scheduler: str = "local") -> Iterator[Any]:
         logging.getLogger(name).setLevel(quiet)
     cluster = None
     if scheduler == "local":
-        cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+        import dask
+
+        # distributed's nannies start workers with MALLOC_TRIM_THRESHOLD_=65536, so glibc hands every freed block
+        # above 64 KiB back to the kernel: each volume-sized array is then page-faulted in afresh, which costs these
+        # jobs about a quarter of their CPU time (docs/benchmarks.md). Workers keep glibc's default instead.
+        with dask.config.set({LOCAL_WORKER_ENV: LOCAL_WORKER_ENVIRON}):
+            cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True,
+                                   dashboard_address=None)
         client = Client(cluster)
     else:
         try:
