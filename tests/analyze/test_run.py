@@ -67,9 +67,12 @@ def test_second_run_redoes_nothing(reference: tuple[Path, RunSummary], three_ser
     out, _ = reference
     label = out / "series" / pd.read_csv(three_series, dtype=str).loc[0, "series_id"] / "label.nii.gz"
     before = label.stat().st_mtime_ns
+    stale = out / ".summary.csv.ab12cd34.tmp.csv"  # what a kill inside the write of a cohort table leaves
+    stale.write_bytes(b"half")
     again = run_cohort(three_series, out, AnalyzeOptions(phenotype_model=ne_model), workers=1)
     assert (again.n_done_before, again.n_analysed) == (3, 0)
     assert label.stat().st_mtime_ns == before
+    assert not stale.exists()
 
 
 def test_kill_9_then_resume_gives_identical_outputs(reference: tuple[Path, RunSummary], three_series: Path,

@@ -104,6 +104,23 @@ def test_part_write_killed_midway_is_redone_not_read(small_cohort: Callable[...,
     pd.testing.assert_frame_equal(pd.read_csv(out), pd.read_csv(tmp_path / "reference.csv"))
 
 
+def test_output_write_killed_midway_leaves_no_temporary_after_the_resume(small_cohort: Callable[..., Path],
+                                                                         tmp_path: Path) -> None:
+    """A kill inside the final write of the table, the failures or the provenance leaves a hidden temporary beside
+    them; the next run removes it (and only what belongs to its own outputs)."""
+    manifest = small_cohort(1)
+    out = tmp_path / "features.csv"
+    run_extraction(_tasks(manifest), out, workers=1, show_progress=False)
+    stale = [tmp_path / f".{name}.ab12cd34.tmp.csv" for name in ("features.csv", "features.failures.csv")]
+    stale.append(tmp_path / ".features.provenance.json.ab12cd34.tmp.json")
+    other = tmp_path / ".other.csv.ab12cd34.tmp.csv"
+    for path in (*stale, other):
+        path.write_bytes(b"half")
+    resumed = run_extraction(_tasks(manifest), out, workers=1, show_progress=False)
+    assert (resumed.already_done, resumed.attempted) == (1, 0)
+    assert [p.exists() for p in stale] == [False, False, False] and other.exists()
+
+
 def test_crash_while_writing_keeps_previous_file(
     small_cohort: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -30,7 +30,7 @@ import pandas as pd
 
 from livermets.analyze.folder import remove_partials
 from livermets.analyze.single import AnalyzeOptions, Analyzer
-from livermets.atomic import write_csv, write_json
+from livermets.atomic import remove_stale_temporaries, write_csv, write_json
 from livermets.cohort.manifest import load_manifest
 from livermets.errors import UserInputError
 from livermets.progress import track
@@ -129,6 +129,7 @@ def run_cohort(manifest: str | Path, out: str | Path, options: AnalyzeOptions, w
     series_dir = out / "series"
     jobs = _jobs(manifest, series_dir)  # a bad manifest fails first, before the model loads (and warns)
     _ = _analyzer(options).segmenter  # a bad model fails here in one line, before any worker starts
+    remove_stale_temporaries(out)  # a kill inside the write of a cohort table left its hidden temporary
     removed = remove_partials(series_dir)
     if removed:
         log.info("removed %d partial series folder(s) left by an interrupted run", len(removed))

@@ -291,6 +291,8 @@ def run_extraction(
     if scheduler is not None or workers > 1:
         options = replace(options, single_thread=True)
     order = [t.key for t in tasks]
+    for target in (out, failures_path(out), provenance_path(out)):  # a kill inside their final write left these
+        remove_stale_temporaries(target.parent, target.name)
     merge_parts(out, order, options.per_lesion)  # a killed run's finished series count as done
     done = completed_keys(out)
     todo = [t for t in tasks if t.key not in done]
