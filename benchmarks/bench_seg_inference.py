@@ -24,7 +24,7 @@ import torch
 
 from livermets.imaging.io import read_image, write_label
 from livermets.segmentation.config import load_config, save_config
-from livermets.segmentation.networks import build_network, save_weights
+from livermets.segmentation.monai.networks import build_network, save_weights
 from livermets.segmentation.options import PredictionOptions
 from livermets.segmentation.predict import Segmenter
 

@@ -35,7 +35,7 @@ from livermets.figures import (
 )
 from livermets.lesions.figures import draw_overlay
 from livermets.phenotype.plots import reliability_figure, roc_figure
-from livermets.segmentation.train import _plot_curves
+from livermets.segmentation.monai.train import _plot_curves
 from livermets.stats.plots import burden_figure
 from livermets.synth.overview import overview_figure
 

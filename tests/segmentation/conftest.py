@@ -101,7 +101,7 @@ def tiny_config(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def trained_model(tiny_cohort: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A U-Net trained for 6 short epochs on the phantom cohort (a few seconds on CPU)."""
-    from livermets.segmentation.train import train_model
+    from livermets.segmentation.monai.train import train_model
 
     folder = tmp_path_factory.mktemp("seg_model")
     data = tiny_config_dict()

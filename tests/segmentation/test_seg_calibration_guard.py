@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from livermets.segmentation.validation import _choose_threshold
+from livermets.segmentation.monai.validation import _choose_threshold
 
 THRESHOLDS = (None, 0.5, 0.3, 0.1)
 

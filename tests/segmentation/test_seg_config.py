@@ -12,7 +12,7 @@ import yaml
 from conftest import tiny_config_dict
 from livermets.errors import UserInputError
 from livermets.segmentation.config import config_from_dict, load_config, save_config
-from livermets.segmentation.networks import build_network
+from livermets.segmentation.monai.networks import build_network
 
 
 def test_paper_preset_is_the_papers_recipe() -> None:

@@ -17,9 +17,9 @@ from typer.testing import CliRunner
 from conftest import tiny_config_dict
 from livermets.cli import app
 from livermets.errors import UserInputError
-from livermets.segmentation import train as train_module
 from livermets.segmentation.config import config_from_dict
-from livermets.segmentation.train import PolySchedule, TrainingBudget, train_model
+from livermets.segmentation.monai import train as train_module
+from livermets.segmentation.monai.train import PolySchedule, TrainingBudget, train_model
 
 LR = 3e-3  # the tiny config's learning rate
 BATCHES = 4  # 4 training scans, one image per batch
@@ -108,7 +108,7 @@ def test_training_takes_exactly_the_iterations_whatever_max_epochs(ten_iteration
 def test_epoch_budget_is_the_iteration_budget_of_whole_epochs(
     tiny_cohort: Path, config_file: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.INFO, logger="livermets.segmentation.train"):
+    with caplog.at_level(logging.INFO, logger="livermets.segmentation.monai.train"):
         by_epochs = train_model(tiny_cohort, tmp_path / "epochs", model="unet", config=config_file, device="cpu",
                                 max_epochs=2)
     epochs = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
@@ -133,7 +133,7 @@ def test_time_cap_stops_with_a_warning_and_resume_finishes_the_iterations(
 ) -> None:
     out = tmp_path / "m"
     # A cap of 6 ms is over after any epoch: the run stops at the first epoch end.
-    with caplog.at_level(logging.WARNING, logger="livermets.segmentation.train"):
+    with caplog.at_level(logging.WARNING, logger="livermets.segmentation.monai.train"):
         capped = train_model(tiny_cohort, out, model="unet", config=config_file, device="cpu", max_iterations=10,
                              max_minutes=1e-4)
     assert (capped.last_epoch, capped.iterations, capped.stopped_by) == (1, 4, "max_minutes")

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from conftest import tiny_config_dict
 from livermets.segmentation.config import TrainConfig, config_from_dict
-from livermets.segmentation.losses import build_loss
+from livermets.segmentation.monai.losses import build_loss
 
 
 def _train_config(**train: object) -> TrainConfig:

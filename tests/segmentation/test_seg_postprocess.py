@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from livermets.segmentation.convert import array_to_image, image_to_metatensor
+from livermets.segmentation.monai.convert import array_to_image, image_to_metatensor
 from livermets.segmentation.postprocess import labels_from_probabilities, postprocess_label, postprocess_probabilities
 
 

@@ -20,7 +20,7 @@ from livermets.errors import UserInputError
 from livermets.imaging.geometry import geometry_differences
 from livermets.imaging.io import read_image
 from livermets.segmentation.config import load_config
-from livermets.segmentation.networks import build_network, load_weights, save_weights
+from livermets.segmentation.monai.networks import build_network, load_weights, save_weights
 from livermets.segmentation.options import PredictionOptions
 from livermets.segmentation.predict import Segmenter, series_id_from_path
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from monai.transforms import ClassesToIndices, RandCropByLabelClassesd
 
-from livermets.segmentation.sampling import component_balanced_indices
+from livermets.segmentation.monai.sampling import component_balanced_indices
 
 
 def _two_lesions() -> np.ndarray:

@@ -15,10 +15,10 @@ from livermets.errors import ParameterError
 from livermets.segmentation import device as device_module
 from livermets.segmentation.config import load_config
 from livermets.segmentation.device import mixed_precision, resolve_device
-from livermets.segmentation.memory_format import fastest_memory_format
-from livermets.segmentation.networks import build_network
-from livermets.segmentation.transforms import IMAGE, LABEL
-from livermets.segmentation.validation import THRESHOLDS, validate
+from livermets.segmentation.monai.memory_format import fastest_memory_format
+from livermets.segmentation.monai.networks import build_network
+from livermets.segmentation.monai.transforms import IMAGE, LABEL
+from livermets.segmentation.monai.validation import THRESHOLDS, validate
 
 
 @pytest.mark.parametrize(("avx512_bf16", "amx", "expected"), [(True, False, True), (False, True, True),

@@ -22,10 +22,10 @@ from livermets.cli import app
 from livermets.errors import UserInputError
 from livermets.imaging.geometry import geometry_differences
 from livermets.segmentation.config import load_config
+from livermets.segmentation.monai.train import PolySchedule, train_model
+from livermets.segmentation.monai.transforms import eval_transforms
 from livermets.segmentation.postprocess import labels_from_probabilities, postprocess_label
 from livermets.segmentation.predict import Segmenter
-from livermets.segmentation.train import PolySchedule, train_model
-from livermets.segmentation.transforms import eval_transforms
 
 
 def test_training_lowers_the_loss_and_writes_the_model_folder(trained_model: Path) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 
 from conftest import tiny_config_dict
 from livermets.segmentation.config import config_from_dict
-from livermets.segmentation.transforms import IMAGE, LABEL, train_transforms
+from livermets.segmentation.monai.transforms import IMAGE, LABEL, train_transforms
 
 
 def _crops(tiny_cohort: Path, **augment: float) -> list[dict[str, np.ndarray]]:

@@ -1,8 +1,9 @@
 """Liver and lesion segmentation: MONAI 3D U-Net / SegResNet training and prediction, nnU-Net v2 models
 (:mod:`livermets.segmentation.nnunet`), plausibility checks of every prediction.
 
-Modules: :mod:`config` (the validated ``config.yaml`` of a model folder and its presets), :mod:`train` (training
-with an iteration budget, validation-based selection, resume), :mod:`calibrate` (the lesion threshold),
+Modules: :mod:`config` (the validated ``config.yaml`` of a model folder and its presets), :mod:`monai` (the MONAI
+U-Net / SegResNet engine: networks, transforms, training with an iteration budget and validation-based selection,
+resume, the lesion threshold's calibration), :mod:`nnunet` (the nnU-Net v2 engine),
 :mod:`predict` (label maps on each input's exact grid, any kind of model folder), :mod:`options` (what a prediction
 run changes in a model's inference settings), :mod:`qc` (plausibility checks), :mod:`default_model` (the model
 shipped with livermets).
@@ -27,9 +28,9 @@ _WHERE = {
     "QCConfig": "config",
     "load_config": "config",
     "save_config": "config",
-    "TrainResult": "train",
-    "train_model": "train",
-    "calibrate_model": "calibrate",
+    "TrainResult": "monai.train",
+    "train_model": "monai.train",
+    "calibrate_model": "monai.calibrate",
     "PredictionOptions": "options",
     "ModelChoice": "predict",
     "Segmenter": "predict",

@@ -69,8 +69,8 @@ def train(
     """
     from livermets.errors import UserInputError
     from livermets.segmentation.config import MODELS
+    from livermets.segmentation.monai.train import train_model
     from livermets.segmentation.nnunet.cli import check_option_use, train_nnunet_command
-    from livermets.segmentation.train import train_model
 
     if model is None and resume and (out / "nnunet_run.json").is_file():
         model = "nnunet"
@@ -217,8 +217,8 @@ def calibrate(
 
     Example: ``livermets seg calibrate --model models/unet --manifest cohort/manifest.csv --metric lesion_f1``
     """
-    from livermets.segmentation.calibrate import calibrate_model
-    from livermets.segmentation.validation import THRESHOLDS
+    from livermets.segmentation.monai.calibrate import calibrate_model
+    from livermets.segmentation.monai.validation import THRESHOLDS
 
     threshold, table = calibrate_model(model, manifest, metric=metric, device=device)
     row = table.iloc[THRESHOLDS.index(threshold)]

@@ -1,4 +1,4 @@
-"""File names inside a model folder (see :mod:`livermets.segmentation.train` for the layout)."""
+"""File names inside a model folder (see :mod:`livermets.segmentation.monai.train` for the layout)."""
 
 CONFIG_FILE = "config.yaml"
 WEIGHTS_FILE = "model.safetensors"

@@ -41,11 +41,12 @@ from livermets.imaging.io import IMAGE_SUFFIXES, prediction_path, read_image, re
 from livermets.progress import track
 from livermets.segmentation.checks import check_ct_intensities
 from livermets.segmentation.config import InferenceConfig, QCConfig, SegConfig, config_from_dict, load_config
-from livermets.segmentation.convert import array_to_image
 from livermets.segmentation.default_model import resolve_model, warn_default_model
 from livermets.segmentation.device import mixed_precision, out_of_memory_error, resolve_device
 from livermets.segmentation.model_files import CONFIG_FILE, WEIGHTS_FILE
-from livermets.segmentation.networks import build_network, load_weights, sliding_window_logits
+from livermets.segmentation.monai.convert import array_to_image
+from livermets.segmentation.monai.networks import build_network, load_weights, sliding_window_logits
+from livermets.segmentation.monai.transforms import IMAGE, eval_transforms
 from livermets.segmentation.options import LIVER_CHOICES, MONAI_ONLY, PredictionOptions
 from livermets.segmentation.postprocess import (
     LESION,
@@ -55,7 +56,6 @@ from livermets.segmentation.postprocess import (
     postprocess_probabilities,
 )
 from livermets.segmentation.qc import QCRecord, check_prediction
-from livermets.segmentation.transforms import IMAGE, eval_transforms
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """MONAI transform pipelines built from a :class:`~livermets.segmentation.config.SegConfig`.
 
 Deterministic steps (load, orient, resample, foreground crop, window to [-0.5, 0.5] around the window centre, pad,
-class indices, optionally balanced over lesions: :mod:`~livermets.segmentation.sampling`) come first so that
+class indices, optionally balanced over lesions: :mod:`~livermets.segmentation.monai.sampling`) come first so that
 ``CacheDataset``/``PersistentDataset`` store their result; the random steps follow: ``RandCropByLabelClassesd``,
 optional flips and in-plane 90-degree rotations of the crops, and the window jitter. The jitter scales the centred
 intensities (window width) and shifts them (window level) before the final clip to [0, 1], which is exactly a random
@@ -41,8 +41,8 @@ from monai.transforms import (
 
 from livermets.imaging.io import read_image, read_label
 from livermets.segmentation.config import CLASS_NAMES, SegConfig
-from livermets.segmentation.convert import image_to_metatensor
-from livermets.segmentation.sampling import ComponentBalancedIndicesd
+from livermets.segmentation.monai.convert import image_to_metatensor
+from livermets.segmentation.monai.sampling import ComponentBalancedIndicesd
 
 IMAGE = "image"
 LABEL = "label"

@@ -17,7 +17,7 @@ Model folder layout (every file written atomically)::
 
 Examples
 --------
->>> from livermets.segmentation.train import train_model
+>>> from livermets.segmentation.monai.train import train_model
 >>> result = train_model("cohort/manifest.csv", "models/unet", model="unet", config="cpu")  # doctest: +SKIP
 >>> result.best_lesion_dice  # doctest: +SKIP
 0.71
@@ -48,12 +48,9 @@ from livermets.errors import ParameterError, UserInputError
 from livermets.figures import save_figure
 from livermets.progress import format_duration, track
 from livermets.provenance import provenance
-from livermets.segmentation.calibrate import save_calibration
 from livermets.segmentation.checks import check_training_case, training_frames
 from livermets.segmentation.config import SegConfig, TrainConfig, load_config, save_config
 from livermets.segmentation.device import mixed_precision, out_of_memory_message, resolve_device
-from livermets.segmentation.losses import build_loss
-from livermets.segmentation.memory_format import MEMORY_FORMATS, fastest_memory_format
 from livermets.segmentation.model_files import (
     CHECKPOINT_DIR,
     CONFIG_FILE,
@@ -63,9 +60,12 @@ from livermets.segmentation.model_files import (
     STATE_FILE,
     WEIGHTS_FILE,
 )
-from livermets.segmentation.networks import build_network, read_weights, save_weights
-from livermets.segmentation.transforms import IMAGE, LABEL, eval_transforms, train_transforms
-from livermets.segmentation.validation import THRESHOLDS, validate
+from livermets.segmentation.monai.calibrate import save_calibration
+from livermets.segmentation.monai.losses import build_loss
+from livermets.segmentation.monai.memory_format import MEMORY_FORMATS, fastest_memory_format
+from livermets.segmentation.monai.networks import build_network, read_weights, save_weights
+from livermets.segmentation.monai.transforms import IMAGE, LABEL, eval_transforms, train_transforms
+from livermets.segmentation.monai.validation import THRESHOLDS, validate
 
 log = logging.getLogger(__name__)
 

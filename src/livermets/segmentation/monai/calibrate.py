@@ -4,12 +4,12 @@ Training with ``train.calibrate_lesion_threshold`` calibrates at every validatio
 validation Dice) and saves the calibration of the best epoch with :func:`save_calibration`; ``livermets seg
 calibrate`` (:func:`calibrate_model`) does the same for a trained model, optionally by another
 ``train.calibration_metric``, without retraining. Both write ``lesion_threshold.csv`` (one row per threshold, see
-:func:`livermets.segmentation.validation.validate`) and set ``inference.lesion_threshold`` in ``config.yaml``, each
-file atomically.
+:func:`livermets.segmentation.monai.validation.validate`) and set ``inference.lesion_threshold`` in
+``config.yaml``, each file atomically.
 
 Examples
 --------
->>> from livermets.segmentation.calibrate import calibrate_model
+>>> from livermets.segmentation.monai.calibrate import calibrate_model
 >>> threshold, table = calibrate_model("models/unet", "cohort/manifest.csv", metric="lesion_f1")  # doctest: +SKIP
 """
 
@@ -28,9 +28,9 @@ from livermets.segmentation.checks import training_frames
 from livermets.segmentation.config import SegConfig, load_config, save_config
 from livermets.segmentation.device import mixed_precision, resolve_device
 from livermets.segmentation.model_files import CONFIG_FILE, THRESHOLD_FILE, WEIGHTS_FILE
-from livermets.segmentation.networks import build_network, load_weights
-from livermets.segmentation.transforms import IMAGE, LABEL, eval_transforms
-from livermets.segmentation.validation import THRESHOLDS, Validation, validate
+from livermets.segmentation.monai.networks import build_network, load_weights
+from livermets.segmentation.monai.transforms import IMAGE, LABEL, eval_transforms
+from livermets.segmentation.monai.validation import THRESHOLDS, Validation, validate
 
 log = logging.getLogger(__name__)
 

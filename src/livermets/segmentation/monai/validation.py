@@ -1,6 +1,6 @@
 """Validation: per-scan Dice on the network grid and the lesion-threshold calibration, from one pass.
 
-:func:`validate` runs :func:`~livermets.segmentation.networks.sliding_window_logits` (as prediction does) over the
+:func:`validate` runs :func:`~livermets.segmentation.monai.networks.sliding_window_logits` (as prediction does) over the
 validation loader (deterministic preprocessing, labels resampled with the image) once per scan; training calls it at
 every validation epoch, ``livermets seg calibrate`` once on a trained model.
 """
@@ -25,9 +25,9 @@ from livermets.lesions.dice import dice
 from livermets.lesions.matching import match_paper
 from livermets.lesions.overlap import component_overlaps
 from livermets.segmentation.config import CLASS_NAMES, SegConfig
-from livermets.segmentation.networks import sliding_window_logits
+from livermets.segmentation.monai.networks import sliding_window_logits
+from livermets.segmentation.monai.transforms import IMAGE, LABEL
 from livermets.segmentation.postprocess import LESION, labels_from_probabilities, postprocess_label
-from livermets.segmentation.transforms import IMAGE, LABEL
 
 log = logging.getLogger(__name__)
 
