@@ -42,6 +42,7 @@ from livermets.errors import UserInputError
 HOME_ENV = "LIVERMETS_HOME"
 PART_SUFFIX = ".part"
 CHUNK = 1 << 20
+STREAM_CHUNK = 1 << 16  # a broken transfer loses at most this much of what arrived
 TIMEOUT_S = 60.0
 log = logging.getLogger(__name__)
 
@@ -90,11 +91,17 @@ class Fetched:
     trust: str
 
 
-def _accept(path: Path, actual: str, expected: str | None, source: str) -> Fetched:
-    """Compare a file's hash with the expected one; warn and print it when there is none (trust on first use)."""
+def warn_first_use(source: str, sha256: str) -> None:
+    """The warning of a file accepted without a known hash: it prints the hash to record or pin."""
+    log.warning("%s: no published SHA-256; accepted on first use with SHA-256 %s (recorded and checked from now on; "
+                "pin it elsewhere with --sha256)", source, sha256)
+
+
+def _accept(path: Path, actual: str, expected: str | None, source: str, warn: bool = True) -> Fetched:
+    """Compare a file's hash with the expected one; without one, accept it on first use (``warn``: say so now)."""
     if expected is None:
-        log.warning("%s: no published SHA-256; accepted on first use with SHA-256 %s (recorded; pin it with "
-                    "--sha256 on another machine)", source, actual)
+        if warn:
+            warn_first_use(source, actual)
         return Fetched(path, actual, "first-use")
     if actual != expected:
         raise UserInputError(f"{source}: SHA-256 {actual} does not match the expected {expected} (wrong or "
@@ -102,8 +109,8 @@ def _accept(path: Path, actual: str, expected: str | None, source: str) -> Fetch
     return Fetched(path, actual, "pinned")
 
 
-def check_file(path: str | os.PathLike[str], sha256: str | None) -> Fetched:
-    """Hash a local file (``--from-file``) and check it like a download.
+def check_file(path: str | os.PathLike[str], sha256: str | None, warn: bool = True) -> Fetched:
+    """Hash a local file (``--from-file``) and check it like a download (``warn``: as in :func:`fetch`).
 
     Raises
     ------
@@ -113,7 +120,7 @@ def check_file(path: str | os.PathLike[str], sha256: str | None) -> Fetched:
     file = Path(path)
     if not file.is_file():
         raise UserInputError(f"{file}: no such file")
-    return _accept(file, sha256sum(file), normalise_sha256(sha256), str(file))
+    return _accept(file, sha256sum(file), normalise_sha256(sha256), str(file), warn)
 
 
 class ResumableDownload:
@@ -149,7 +156,7 @@ class ResumableDownload:
             digest = _hash_prefix(self.part) if offset else hashlib.sha256()
             with open(self.part, "ab" if offset else "wb") as handle, _bar(self.part.name, total, offset,
                                                                            self.progress) as advance:
-                for chunk in response.iter_content(CHUNK):
+                for chunk in response.iter_content(STREAM_CHUNK):
                     handle.write(chunk)
                     digest.update(chunk)
                     advance(len(chunk))
@@ -191,7 +198,7 @@ def _bar(name: str, total: int | None, done: int, show: bool) -> Iterator[Any]:
 
 
 def fetch(url: str, directory: str | os.PathLike[str], filename: str | None = None, sha256: str | None = None,
-          progress: bool = True) -> Fetched:
+          progress: bool = True, warn: bool = True) -> Fetched:
     """Download ``url`` into ``directory/filename`` (resuming a ``.part`` left by a broken download) and check it.
 
     Parameters
@@ -204,6 +211,9 @@ def fetch(url: str, directory: str | os.PathLike[str], filename: str | None = No
         Expected SHA-256; ``None`` accepts the file on first use with a warning that prints its hash.
     progress
         Show a byte-progress bar on a terminal.
+    warn
+        Warn at once when a file is accepted without a known hash (:func:`warn_first_use`); a caller that checks
+        the file further (e.g. unpacks it) passes ``False`` and warns once the file is accepted.
 
     Raises
     ------
@@ -235,7 +245,7 @@ def fetch(url: str, directory: str | os.PathLike[str], filename: str | None = No
         raise UserInputError(f"{url}: cannot download ({_reason(exc)})") from None
     assert downloader.sha256 is not None
     try:
-        return _accept(target, downloader.sha256, expected, f"{name} from {url}")
+        return _accept(target, downloader.sha256, expected, f"{name} from {url}", warn)
     except UserInputError:
         target.unlink(missing_ok=True)
         raise

@@ -16,6 +16,7 @@ Examples
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,7 @@ class ModelInfo:
 
     @property
     def shipped(self) -> bool:
-        return self.engine == "monai" and self.folder.resolve() == DEFAULT_MODEL_DIR.resolve()
+        return self.engine in ("monai", "folder") and self.folder.resolve() == DEFAULT_MODEL_DIR.resolve()
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "folder": str(self.folder), "shipped": self.shipped}
@@ -80,8 +81,8 @@ def registry_model(name: str, default: bool = False) -> ModelInfo:
         folder = installed_folder(name)
     else:
         pairs = [n for n in default_order() if n != SHIPPED and name in entry(n).requires]
-        raise UserInputError(f"model {name} is one part of a liver + lesion pair: use {' or '.join(pairs)} (or "
-                             f"give its result folder with --label-map {item.label_map})")
+        raise UserInputError(f"model {name} is one part of a liver + lesion pair: use {' or '.join(pairs)} (its "
+                             f"result folder also predicts, with the label map {item.label_map})")
     return ModelInfo(name, folder, item.engine, registry=True, default=default, version=item.version,
                      licence=item.licence, citation=item.citation)
 
@@ -106,10 +107,11 @@ def _short_citation(citation: str | None) -> str:
     if not citation:
         return "-"
     first = citation.split(",")[0].split()[0]
-    year = next((w.strip(".;()") for w in citation.split() if w.strip(".;()").isdigit()
-                 and len(w.strip(".;()")) == 4), "")
-    doi = next((w.rstrip(").") for w in citation.split() if w.startswith("https://doi.org/")), "")
-    return f"{first} et al. {year} {doi}".strip()
+    year = re.search(r"\b(?:19|20)\d\d\b", citation)
+    doi = re.search(r"https://doi\.org/\S+?(?=[).]?(?:\s|$))", citation)
+    if year is None and doi is None:
+        return citation.split(". ")[0]
+    return " ".join(part for part in (f"{first} et al.", year and year.group(0), doi and doi.group(0)) if part)
 
 
 def resolve_model(model: str | Path | None, warn: bool = True) -> Path:

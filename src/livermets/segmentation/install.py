@@ -7,6 +7,9 @@ pinned with ``--sha256`` or accepted on first use, the SHA-256 and size of every
 citation). A model is used only after its files were hashed again and match ``install.json``
 (:func:`installed_folder`), so a file changed after installation is refused.
 
+``LIVERMETS_MODELS_URL`` points downloads to a mirror (e.g. a hospital's internal web server): every archive is
+then fetched from ``<mirror>/<file name>``, with the same hash checks.
+
 ``models/trust.json`` keeps the SHA-256 accepted on first use of every archive URL: it outlives ``remove``, so a
 later download or ``--from-file`` of the same archive must have the same hash (trust on first use).
 
@@ -31,10 +34,11 @@ from typing import Any
 
 from livermets.atomic import remove_partials, write_json
 from livermets.errors import ParameterError, UserInputError
-from livermets.fetch import Fetched, check_file, fetch, home, normalise_sha256, unpack_zip
+from livermets.fetch import Fetched, check_file, fetch, home, normalise_sha256, unpack_zip, warn_first_use
 from livermets.segmentation.model_files import DEFAULT_MODEL_DIR
 from livermets.segmentation.registry import FileSpec, ModelEntry, entries, entry, install_order
 
+MIRROR_ENV = "LIVERMETS_MODELS_URL"
 INSTALL_FILE = "install.json"
 TRUST_FILE = "trust.json"
 log = logging.getLogger(__name__)
@@ -127,7 +131,8 @@ def _match_files(given: Sequence[str | os.PathLike[str]], todo: list[str]) -> di
             raise UserInputError(f"{path}: not a file of this model (expected by file name: {expected})")
     missing = [f"{n} ({entry(n).files[0].filename})" for n in todo if n not in found]
     if missing:
-        raise UserInputError(f"--from-file: no archive for {', '.join(missing)}; give it too, or install online")
+        raise ParameterError("{from_files}: no archive for {missing}; give it too, or install online",
+                             missing=", ".join(missing))
     return found
 
 
@@ -141,10 +146,11 @@ def _install_one(item: ModelEntry, spec: FileSpec, local: Path | None, pinned: s
     recorded = _trusted().get(spec.url)
     expected = pinned or spec.sha256 or recorded
     if local is not None:
-        got = check_file(local, expected)
+        got = check_file(local, expected, warn=False)
     else:
-        log.info("%s: downloading %s", item.name, spec.url)
-        got = fetch(spec.url, models_dir() / ".downloads", spec.filename, expected, progress)
+        url = download_url(spec)
+        log.info("%s: downloading %s", item.name, url)
+        got = fetch(url, models_dir() / ".downloads", spec.filename, expected, progress, warn=False)
     trust = _trust(got, pinned, spec, recorded)
     try:
         unpack_zip(got.path, model_dir(item.name), what=str(local or spec.filename),
@@ -152,10 +158,17 @@ def _install_one(item: ModelEntry, spec: FileSpec, local: Path | None, pinned: s
     finally:
         if local is None:
             got.path.unlink(missing_ok=True)
-    if trust == "first-use":
+    if recorded is None and trust == "first-use":
+        warn_first_use(str(local or spec.url), got.sha256)
         write_json(models_dir() / TRUST_FILE, {**_trusted(), spec.url: got.sha256})
     log.info("installed %s %s (%s) in %s", item.name, item.version, item.licence, model_dir(item.name))
     return Installed(item.name, model_dir(item.name), got.sha256, trust)
+
+
+def download_url(spec: FileSpec) -> str:
+    """Where ``spec`` is downloaded from: its URL, or ``$LIVERMETS_MODELS_URL/<file name>`` (a mirror)."""
+    mirror = os.environ.get(MIRROR_ENV)
+    return f"{mirror.rstrip('/')}/{spec.filename}" if mirror else spec.url
 
 
 def _trust(got: Fetched, pinned: str | None, spec: FileSpec, recorded: str | None) -> str:

@@ -48,7 +48,7 @@ def list_command() -> None:
 def install_command(
     name: str = typer.Argument(..., help="Registry name (ts-pair, ts-pair-fast, ts-liver, ts-liver-fast, "
                                "ts-liver-lesions)."),
-    from_file: list[Path] | None = typer.Option(None, "--from-file", help="Install from an archive downloaded "
+    from_files: list[Path] | None = typer.Option(None, "--from-file", help="Install from an archive downloaded "
                                                 "elsewhere, or a folder of archives (matched by file name; "
                                                 "repeatable); nothing is downloaded."),
     sha256: str | None = typer.Option(None, "--sha256", help="Pin the archive's SHA-256 (one archive only)."),
@@ -67,7 +67,7 @@ def install_command(
     from livermets.segmentation.registry import entry
 
     item = entry(name)
-    done = install_model(name, from_files=from_file or (), sha256=sha256)
+    done = install_model(name, from_files=from_files or (), sha256=sha256)
     for result in done:
         state = "already installed" if result.already else f"installed (SHA-256 {result.sha256}, {result.trust})"
         typer.echo(f"{result.name}: {state} in {result.folder}")

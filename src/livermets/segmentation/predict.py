@@ -509,8 +509,8 @@ def _model_info(model: str | Path | None) -> ModelInfo:
         return registry_model(default_model_name(), default=True)
     if is_registry_name(model):
         if Path(model).exists():
-            raise UserInputError(f"--model {model}: both a registry model and a folder here; give ./{model} for "
-                                 "the folder")
+            raise ParameterError("{model} {value}: both a registry model and a folder here; give ./{value} for "
+                                 "the folder", value=model)
         return registry_model(str(model))
     folder = Path(model)
     return ModelInfo(folder.name, folder, "folder")
