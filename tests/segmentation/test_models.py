@@ -312,6 +312,14 @@ def test_without_installed_models_the_shipped_model_is_used_with_the_install_hin
     assert record.levelno == logging.WARNING and "livermets models install ts-pair" in record.getMessage()
 
 
+def test_run_prints_the_model_line_once_not_once_per_worker() -> None:
+    from livermets.analyze.cohort import _analyzer
+    from livermets.analyze.single import AnalyzeOptions, Analyzer
+
+    assert Analyzer(AnalyzeOptions()).announce  # analyze: the line comes when the model loads
+    assert not _analyzer(AnalyzeOptions()).announce  # run: every worker's Analyzer is silent; run_cohort says it
+
+
 @pytest.mark.parametrize(("args", "expected"), [
     (["seg", "predict", "--model", "ts-pair"], "model ts-pair is not installed: livermets models install ts-pair"),
     (["seg", "predict", "--model", "ts-liver"], "one part of a liver + lesion pair: use ts-pair"),

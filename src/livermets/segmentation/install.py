@@ -161,7 +161,6 @@ def _install_one(item: ModelEntry, spec: FileSpec, local: Path | None, pinned: s
     if recorded is None and trust == "first-use":
         warn_first_use(str(local or spec.url), got.sha256)
         write_json(models_dir() / TRUST_FILE, {**_trusted(), spec.url: got.sha256})
-    log.info("installed %s %s (%s) in %s", item.name, item.version, item.licence, model_dir(item.name))
     return Installed(item.name, model_dir(item.name), got.sha256, trust)
 
 
