@@ -583,7 +583,8 @@ def _load_pair(name: str, device: str, options: PredictionOptions) -> ImageSegme
     from livermets.segmentation.registry import entry
 
     def task(component: str) -> Any:
-        return TotalSegTask.from_registry(entry(component).nnunet, result_folder(component))
+        item = entry(component)
+        return TotalSegTask.from_registry(item.nnunet, result_folder(component), label_map=item.label_map)
 
     parts = entry(name).components
     crop = entry(parts["lesion"]).nnunet.get("crop_model")
