@@ -337,3 +337,31 @@ def test_cli_errors_are_one_line(args: list[str], expected: str, home: Path, tmp
         args = [*args, "--image", str(tmp_path / "ct.nii.gz"), "--out", str(tmp_path / "out")]
     line = one_error_line(run_cli(monkeypatch, "-q", *args), capsys)
     assert expected in line
+
+
+def test_the_registry_matches_totalsegmentators_own_task_configuration() -> None:
+    """Every TotalSegmentator entry as TotalSegmentator 2.18.0 defines it (its installed package, read offline)."""
+    config = pytest.importorskip("totalsegmentator.map_tasks_config")
+    from totalsegmentator.map_to_binary import class_map
+
+    total = config.TASK_CONFIGS["total"]["sub_modes"]
+    expected = {"ts-liver": (291, total["default"]), "ts-liver-fast": (297, total["fast"]),
+                "ts-liver-lesions": (591, config.TASK_CONFIGS["liver_lesions"])}
+    release = "https://github.com/wasserth/TotalSegmentator/releases/download"
+    for name, (task_id, task) in expected.items():
+        item, weights = entry(name), config.TASK_ID_WEIGHTS_CONFIGS[task_id]
+        block = item.nnunet
+        resample = task["resample"] if isinstance(task["resample"], list) else [task["resample"]] * 3
+        assert item.files[0].url == f"{release}/{weights['version']}/{weights['foldername']}.zip", name
+        assert item.version == weights["version"] and block["dataset"] == weights["foldername"], name
+        assert (block["trainer"], block["configuration"]) == (task["trainer"], task.get("model", "3d_fullres")), name
+        assert block["resample_mm"] == resample and block["folds"] == [0], name
+        assert (block["crop"], block["crop_addon"], block["robust_crop"]) == (
+            (task.get("crop") or [None])[0], task.get("crop_addon"), task.get("robust_crop", False)), name
+        assert item.files[0].sha256 is None and item.hash_note and item.licence == "Apache-2.0", name
+    assert class_map["total"][5] == "liver" and entry("ts-liver").label_map == entry("ts-liver-fast").label_map \
+        == "liver=5"
+    assert class_map["liver_lesions"][1] == "liver_lesions" and entry("ts-liver-lesions").label_map == "lesion=1"
+    # TotalSegmentator crops the liver-lesion model with the 3 mm total model (task 297) when robust_crop is on
+    assert entry("ts-liver-lesions").nnunet["crop_model"] == "ts-liver-fast"
+    assert "ts-liver-fast" in entry("ts-liver-lesions").requires
