@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from livermets.errors import UserInputError
-from livermets.segmentation.install import installed_folder, is_installed
+from livermets.segmentation.install import is_installed, models_dir, verify_model
 from livermets.segmentation.model_files import CONFIG_FILE, DEFAULT_MODEL_DIR, WEIGHTS_FILE
 from livermets.segmentation.registry import default_order, entry
 
@@ -78,7 +78,8 @@ def registry_model(name: str, default: bool = False) -> ModelInfo:
     elif item.engine == "pair":
         if not is_installed(name):
             raise UserInputError(f"model {name} is not installed: livermets models install {name}")
-        folder = installed_folder(name)
+        verify_model(name)  # every installed file hashed again against install.json
+        folder = models_dir()  # a pair has no folder of its own: its components are installed side by side
     else:
         pairs = [n for n in default_order() if n != SHIPPED and name in entry(n).requires]
         raise UserInputError(f"model {name} is one part of a liver + lesion pair: use {' or '.join(pairs)} (its "

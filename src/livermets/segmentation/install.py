@@ -5,7 +5,7 @@ An installed model folder holds its archive unpacked exactly as TotalSegmentator
 and ``install.json``: its provenance (name, version, URL, SHA-256 of the archive and whether it was published,
 pinned with ``--sha256`` or accepted on first use, the SHA-256 and size of every unpacked file, the date, licence and
 citation). A model is used only after its files were hashed again and match ``install.json``
-(:func:`installed_folder`), so a file changed after installation is refused.
+(:func:`verify_model`, run before every prediction), so a file changed after installation is refused.
 
 ``LIVERMETS_MODELS_URL`` points downloads to a mirror (e.g. a hospital's internal web server): every archive is
 then fetched from ``<mirror>/<file name>``, with the same hash checks.
@@ -252,12 +252,6 @@ def verify_model(name: str) -> list[str]:
                                      f"was changed; reinstall {needed})")
         checked.append(needed)
     return checked
-
-
-def installed_folder(name: str) -> Path:
-    """The folder of installed model ``name`` after :func:`verify_model` (every file hashed again)."""
-    verify_model(name)
-    return model_dir(name)
 
 
 def remove_model(name: str) -> list[Path]:
