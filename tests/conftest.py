@@ -39,6 +39,18 @@ def _keep_ctype_locale() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
+def _empty_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("livermets_home")
+
+
+@pytest.fixture(autouse=True)
+def _livermets_home(_empty_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test sees an empty models home (``LIVERMETS_HOME``), never the user's: a model installed on the
+    developer's machine must not change which model a test uses. Tests that install models set their own."""
+    monkeypatch.setenv("LIVERMETS_HOME", str(_empty_home))
+
+
+@pytest.fixture(scope="session")
 def shared_data() -> Callable[..., Path]:
     """Return a function mapping a path below ``../shared/data`` to an existing Path (skip/fail if missing)."""
 

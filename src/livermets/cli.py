@@ -65,6 +65,10 @@ def _register_stages() -> None:
     register_segmentation(seg_app)
     app.add_typer(seg_app, name="seg")
 
+    from livermets.segmentation.models_cli import app as models_app
+
+    app.add_typer(models_app, name="models")
+
     from livermets.phenotype.cli import app as phenotype_app
     from livermets.reproduce.cli import app as reproduce_app
     from livermets.stats.cli import app as stats_app

@@ -40,6 +40,11 @@ def test_nifti_outputs_agree_with_independent_computations(nifti_result: Analyze
                                                            ne_model: Path) -> None:
     out, report = nifti_result.out, nifti_result.report
     assert set(report) == REPORT_KEYS and report["schema"] == SCHEMA and report["research_use_only"] is True
+    seg = report["segmentation"]  # no model installed in the tests' home: the shipped one, named as the registry does
+    assert (seg["model_name"], seg["model_licence"], seg["shipped_default"]) == ("shipped", "Apache-2.0", True)
+    assert seg["model_version"] and seg["model_citation"] and seg["model_registry"] is True
+    assert "livermets models install ts-pair" in " ".join(report["warnings"])
+    assert "licence Apache-2.0" in (out / "report.html").read_text()
     ct, label = sitk.ReadImage(str(phantom_ct)), sitk.ReadImage(str(out / "label.nii.gz"))
     assert label.GetSize() == ct.GetSize() and np.allclose(label.GetSpacing(), ct.GetSpacing())
     assert np.allclose(label.GetOrigin(), ct.GetOrigin()) and np.allclose(label.GetDirection(), ct.GetDirection())

@@ -15,8 +15,10 @@ def register(app: typer.Typer) -> None:
     app.command("run")(run)
 
 
-MODEL = typer.Option(None, "--model", help="Segmentation model folder: from `livermets seg train` (MONAI or nnU-Net) "
-                     "or any nnU-Net v2 result folder (default: the model shipped with livermets).")
+MODEL = typer.Option(None, "--model", help="Segmentation model: an installed model's name (ts-pair, ts-pair-fast, "
+                     "shipped: `livermets models list`), a folder from `livermets seg train` (MONAI or nnU-Net) or "
+                     "any nnU-Net v2 result folder (default: the best installed model, ts-pair > ts-pair-fast > "
+                     "shipped).")
 PHENOTYPE = typer.Option(None, "--phenotype-model",
                          help="NE-phenotype model folder from `livermets phenotype train` (default: no NE prediction).")
 PER_LESION = typer.Option(False, "--per-lesion",
@@ -26,7 +28,7 @@ DEVICE = typer.Option("auto", "--device", help="auto (CUDA if available), cpu or
 MAX_LESIONS = typer.Option(200, "--max-lesions", help="Skip features when a scan has more lesion components.")
 
 
-def _options(model: Path | None, phenotype_model: Path | None, per_lesion: bool, tta: bool, device: str,
+def _options(model: str | None, phenotype_model: Path | None, per_lesion: bool, tta: bool, device: str,
              max_lesions: int, series_uid: str | None = None, show_identifiers: bool = False) -> object:
     from livermets.analyze.single import AnalyzeOptions
 
@@ -42,7 +44,7 @@ def _options(model: Path | None, phenotype_model: Path | None, per_lesion: bool,
 def analyze(
     ct: Path = typer.Argument(..., help="CT: a NIfTI/NRRD/MHA file or a DICOM series folder."),
     out: Path = typer.Option(..., "--out", help="Output folder (created whole, or not at all)."),
-    model: Path | None = MODEL,
+    model: str | None = MODEL,
     phenotype_model: Path | None = PHENOTYPE,
     per_lesion: bool = PER_LESION,
     tta: bool = TTA,
@@ -79,7 +81,7 @@ def run(
     manifest: Path = typer.Option(..., "--manifest", help="Cohort manifest CSV (series_id, study_id, patient_id, "
                                   "image; ne_score/ne_class when known)."),
     out: Path = typer.Option(..., "--out", help="Output folder; an existing one is resumed."),
-    model: Path | None = MODEL,
+    model: str | None = MODEL,
     phenotype_model: Path | None = PHENOTYPE,
     per_lesion: bool = PER_LESION,
     tta: bool = TTA,

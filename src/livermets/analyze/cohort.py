@@ -36,6 +36,7 @@ from livermets.errors import UserInputError
 from livermets.progress import track
 from livermets.provenance import provenance
 from livermets.radiomics.series import manifest_ids
+from livermets.segmentation.default_model import announce_model
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ class RunSummary:
 @functools.lru_cache(maxsize=2)
 def _analyzer(options: AnalyzeOptions) -> Analyzer:
     """One loaded Analyzer per options and worker process (models are read once, not once per series)."""
-    return Analyzer(options)
+    return Analyzer(options, announce=False)  # the model line is printed once, by run_cohort
 
 
 def analyze_job(job: SeriesJob, options: AnalyzeOptions) -> str | None:
@@ -128,7 +129,9 @@ def run_cohort(manifest: str | Path, out: str | Path, options: AnalyzeOptions, w
     out = Path(out)
     series_dir = out / "series"
     jobs = _jobs(manifest, series_dir)  # a bad manifest fails first, before the model loads (and warns)
-    _ = _analyzer(options).segmenter  # a bad model fails here in one line, before any worker starts
+    analyzer = _analyzer(options)
+    _ = analyzer.segmenter  # a bad model fails here in one line, before any worker starts
+    announce_model(analyzer.model_info)
     remove_stale_temporaries(out)  # a kill inside the write of a cohort table left its hidden temporary
     removed = remove_partials(series_dir)
     if removed:

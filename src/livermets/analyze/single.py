@@ -30,8 +30,8 @@ from livermets.imaging.io import write_label
 from livermets.lesions.components import lesion_table
 from livermets.provenance import provenance
 from livermets.radiomics.series import ExtractionOptions, SeriesResult, SeriesTask, series_features
-from livermets.segmentation.default_model import DEFAULT_MODEL_DIR
-from livermets.segmentation.predict import ImageSegmenter, load_segmenter
+from livermets.segmentation.default_model import INSTALL_HINT, ModelInfo, announce_model
+from livermets.segmentation.predict import ImageSegmenter, ModelChoice, plan_segmenter
 from livermets.segmentation.qc import QCRecord, check_prediction
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 SCHEMA = "livermets.report/1"
 DEFAULT_MODEL_WARNING = ("Segmented with the model shipped with livermets, which was trained on synthetic CT built "
                          "from one real anatomy: on real CT it misses part of the liver and most metastases "
-                         "(docs/benchmarks.md). Check the masks before using any number.")
+                         f"(docs/benchmarks.md). Check the masks before using any number; `{INSTALL_HINT}` installs "
+                         "TotalSegmentator's liver and liver-lesion models, used by default once installed.")
 PER_LESION_NOTE = ("Exploratory: the phenotype model was trained on whole-scan features; applied to each lesion's "
                    "own features (with the scan's lesion count) it is outside what it was validated for.")
 
@@ -51,7 +52,8 @@ class AnalyzeOptions:
     Attributes
     ----------
     model
-        Segmentation model folder (``None``: the model shipped with livermets, with a warning).
+        Segmentation model: a folder, or a registry name (``ts-pair``, ``shipped``, ...; ``livermets models list``);
+        ``None``: the best installed registry model (the shipped one, with a warning, when no other is installed).
     phenotype_model
         Folder from ``livermets phenotype train`` (``None``: no NE prediction).
     per_lesion
@@ -95,10 +97,12 @@ class Analyzer:
     """Models loaded once, ready to analyse any number of scans with the same :class:`AnalyzeOptions`.
 
     The phenotype model is loaded and checked at once, so a wrong model fails before any work; the segmentation
-    model is loaded when the first CT has been read and checked.
+    model is loaded when the first CT has been read and checked, and (with ``announce``) one line then says which
+    model it is.
     """
 
-    def __init__(self, options: AnalyzeOptions, segmenter: ImageSegmenter | None = None) -> None:
+    def __init__(self, options: AnalyzeOptions, segmenter: ImageSegmenter | None = None,
+                 announce: bool = True) -> None:
         if options.per_lesion and options.phenotype_model is None:
             from livermets.errors import ParameterError
 
@@ -106,6 +110,8 @@ class Analyzer:
         self.options = options
         self.phenotype = PhenotypeModel.load(options.phenotype_model) if options.phenotype_model else None
         self._segmenter = segmenter
+        self._model_info: ModelInfo | None = None
+        self.announce = announce
         self.extraction = ExtractionOptions(params=options.radiomics_params, max_lesions=options.max_lesions)
 
     @property
@@ -113,8 +119,20 @@ class Analyzer:
         """The segmentation model (a livermets model, a livermets nnU-Net model or an nnU-Net v2 result folder),
         loaded on first use (so that a bad CT fails before the model is read)."""
         if self._segmenter is None:
-            self._segmenter = load_segmenter(self.options.model, device=self.options.device, tta=self.options.tta)
+            plan = plan_segmenter(ModelChoice(model=self.options.model))
+            self._segmenter = plan.load(self.options.device, self.options.tta)
+            self._model_info = plan.info
+            if self.announce:
+                announce_model(plan.info)
         return self._segmenter
+
+    @property
+    def model_info(self) -> ModelInfo:
+        """The segmentation model as the report names it (registry name, version, licence, citation)."""
+        segmenter = self.segmenter
+        if self._model_info is None:  # a segmenter given to the constructor
+            self._model_info = ModelInfo(segmenter.model_dir.name, segmenter.model_dir, "folder")
+        return self._model_info
 
     @property
     def model_dir(self) -> Path:
@@ -122,7 +140,7 @@ class Analyzer:
 
     @property
     def shipped_default(self) -> bool:
-        return self.model_dir.resolve() == DEFAULT_MODEL_DIR.resolve()
+        return self.model_info.shipped
 
     def analyze(self, ct: str | Path, out: str | Path, overwrite: bool = False, series_id: str | None = None,
                 ids: dict[str, Any] | None = None) -> AnalyzeResult:
@@ -165,7 +183,7 @@ class Analyzer:
             from livermets.imaging.dicom_seg import write_dicom_seg
 
             write_dicom_seg(label, scan.path, tmp / "seg.dcm", series_uid=scan.dicom_series.uid or None,
-                            model_name=self.model_dir.name)
+                            model_name=self.model_info.name)
             dicom_seg = "seg.dcm"
         return {"label": "label.nii.gz", "dicom_seg": dicom_seg, "lesions": "lesions.csv",
                 "summary": "summary.csv", "features": None, "lesion_features": None,
@@ -217,7 +235,9 @@ class Analyzer:
         return report
 
     def _segmentation_section(self, seconds: float) -> dict[str, Any]:
-        return {"model": str(self.model_dir), "model_name": self.model_dir.name,
+        info = self.model_info
+        return {"model": str(self.model_dir), "model_name": info.name, "model_version": info.version,
+                "model_licence": info.licence, "model_citation": info.citation, "model_registry": info.registry,
                 "shipped_default": self.shipped_default, "tta": self.options.tta,
                 "device": str(self.segmenter.device), "seconds": round(seconds, 2),
                 "lesion_threshold": self.segmenter.lesion_threshold}

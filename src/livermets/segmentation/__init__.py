@@ -5,8 +5,8 @@ Modules: :mod:`config` (the validated ``config.yaml`` of a model folder and its 
 U-Net / SegResNet engine: networks, transforms, training with an iteration budget and validation-based selection,
 resume, the lesion threshold's calibration), :mod:`nnunet` (the nnU-Net v2 engine),
 :mod:`predict` (label maps on each input's exact grid, any kind of model folder), :mod:`options` (what a prediction
-run changes in a model's inference settings), :mod:`qc` (plausibility checks), :mod:`default_model` (the model
-shipped with livermets).
+run changes in a model's inference settings), :mod:`qc` (plausibility checks), :mod:`default_model` (which model is
+used when none is given), :mod:`registry` and :mod:`install` (the models ``livermets models`` installs).
 
 The public names are imported on first use (PEP 562), so that importing the package (and ``livermets --help``) loads
 no numerical library.
@@ -41,6 +41,13 @@ _WHERE = {
     "QCRecord": "qc",
     "check_prediction": "qc",
     "resolve_model": "default_model",
+    "ModelInfo": "default_model",
+    "default_model_name": "default_model",
+    "install_model": "install",
+    "list_models": "install",
+    "model_info": "install",
+    "remove_model": "install",
+    "verify_model": "install",
 }
 __all__ = sorted(_WHERE)
 __getattr__ = lazy_getattr(__name__, _WHERE)

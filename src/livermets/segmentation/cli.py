@@ -118,9 +118,10 @@ RAS = typer.Option(None, "--ras/--no-ras",
 
 @outputs("out")
 def predict(
-    model: Path | None = typer.Option(None, "--model", help="Model folder: written by `livermets seg train` "
-                                      "(MONAI or nnU-Net), or any nnU-Net v2 result folder (default: the model "
-                                      "shipped with livermets)."),
+    model: str | None = typer.Option(None, "--model", help="Model: an installed model's name (ts-pair, "
+                                     "ts-pair-fast, shipped: `livermets models list`), a folder written by "
+                                     "`livermets seg train` (MONAI or nnU-Net), or any nnU-Net v2 result folder "
+                                     "(default: the best installed model, ts-pair > ts-pair-fast > shipped)."),
     out: Path = typer.Option(..., "--out", help="Output folder for <series_id>_seg.nii.gz label maps."),
     manifest: Path | None = typer.Option(None, "--manifest", help="Segment every row of this manifest."),
     image: Path | None = typer.Option(None, "--image", help="Segment one image (file or DICOM folder)."),

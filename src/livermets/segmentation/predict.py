@@ -41,7 +41,12 @@ from livermets.imaging.io import IMAGE_SUFFIXES, prediction_path, read_image, re
 from livermets.progress import track
 from livermets.segmentation.checks import check_ct_intensities
 from livermets.segmentation.config import InferenceConfig, QCConfig, SegConfig, config_from_dict, load_config
-from livermets.segmentation.default_model import resolve_model, warn_default_model
+from livermets.segmentation.default_model import (
+    ModelInfo,
+    announce_model,
+    default_model_name,
+    registry_model,
+)
 from livermets.segmentation.device import mixed_precision, out_of_memory_error, resolve_device
 from livermets.segmentation.model_files import CONFIG_FILE, WEIGHTS_FILE
 from livermets.segmentation.monai.convert import array_to_image
@@ -284,6 +289,7 @@ def predict_cohort(
     plan = plan_segmenter(model_dir if isinstance(model_dir, ModelChoice) else ModelChoice(model=model_dir),
                           options)
     _check_inputs(cases)
+    announce_model(plan.info)
     out = Path(out_dir)
     remove_stale_temporaries(out)
     summary = out / "predictions.csv"
@@ -364,8 +370,9 @@ class ImageSegmenter(Protocol):
 
 @dataclass(frozen=True)
 class ModelChoice:
-    """Which model(s) segment: one folder (``model``; None is the shipped model), or a liver model and a lesion
-    model combined by :func:`~livermets.segmentation.nnunet.composite.combine_labels`.
+    """Which model(s) segment: one model (``model``: a folder, a registry name such as ``ts-pair`` or
+    ``shipped``, or None for the best installed registry model, :func:`default_model_name`), or a liver model and a
+    lesion model combined by :func:`~livermets.segmentation.nnunet.composite.combine_labels`.
 
     ``label_map``, ``liver_label_map`` and ``lesion_label_map`` map nnU-Net output labels onto liver and lesion
     (:func:`~livermets.segmentation.nnunet.predictor.parse_label_map`), ``folds`` chooses the nnU-Net folds to
@@ -409,7 +416,8 @@ def model_kind(folder: str | Path) -> str:
 
 @dataclass(frozen=True)
 class _Part:
-    """One checked model of a :class:`SegmenterPlan` (``role``: model, liver or lesion)."""
+    """One checked model of a :class:`SegmenterPlan` (``role``: model, liver or lesion; ``kind``: monai, nnunet or
+    pair, a registry pair installed in ``folder``)."""
 
     folder: Path
     kind: str
@@ -422,21 +430,23 @@ class _Part:
 class SegmenterPlan:
     """A checked :class:`ModelChoice` (folders, configs, label maps, options): nothing is loaded until :meth:`load`.
 
-    ``min_ct_hu`` and ``foreground_hu`` are the CT intensity checks of the inputs (a MONAI model's own values).
+    ``min_ct_hu`` and ``foreground_hu`` are the CT intensity checks of the inputs (a MONAI model's own values);
+    ``info`` names the model (:func:`~livermets.segmentation.default_model.announce_model` prints it).
     """
 
     choice: ModelChoice
     parts: tuple[_Part, ...]
     options: PredictionOptions
+    info: ModelInfo
     min_ct_hu: float = -200.0
     foreground_hu: float = -500.0
 
     def load(self, device: str = "auto", tta: bool = False) -> ImageSegmenter:
         """Read the weights and return the segmenter (a composite for a liver model + lesion model)."""
         composite = len(self.parts) == 2
+        if self.parts[0].kind == "pair":
+            return _load_pair(self.info.name, device, self.options)
         loaded = [_load_part(part, self.choice, device, tta, self.options, composite) for part in self.parts]
-        if self.choice.model is None and not composite:
-            warn_default_model()
         if not composite:
             return loaded[0]
         from livermets.segmentation.nnunet.composite import DEFAULT_MARGIN_MM, CompositeSegmenter
@@ -466,26 +476,58 @@ def plan_segmenter(choice: ModelChoice, options: PredictionOptions | None = None
         if choice.liver_label_map is not None or choice.lesion_label_map is not None:
             raise ParameterError("{liver_label_map} and {lesion_label_map} go with {liver_model} and "
                                  "{lesion_model}; use {label_map} with {model}")
-        parts: tuple[_Part, ...] = (_plan_part(resolve_model(choice.model, warn=False), "model", choice.label_map,
-                                               choice, options),)
+        info = _model_info(choice.model)
+        parts: tuple[_Part, ...] = (_plan_part(info.folder, "model", choice.label_map, choice, options, info),)
     else:
         if choice.label_map is not None:
             raise ParameterError("{label_map} goes with {model}; use {liver_label_map} and {lesion_label_map}")
         parts = (_plan_part(Path(liver), "liver", choice.liver_label_map, choice, options),
                  _plan_part(Path(lesion), "lesion", choice.lesion_label_map, choice, options))
-    if all(p.kind != "nnunet" for p in parts):
+        info = ModelInfo(f"{Path(liver).name}+{Path(lesion).name}", Path(liver), "composite")
+    if all(p.kind == "monai" for p in parts):
         if choice.folds is not None:
             raise ParameterError("{folds} applies to nnU-Net models")
         if choice.ras is not None:
             raise ParameterError("{ras} applies to nnU-Net models")
     configs = [p.config for p in parts if p.config is not None]
     pre = configs[0].preprocess if configs else None
-    return SegmenterPlan(choice, parts, options, *((pre.min_ct_hu, pre.foreground_hu) if pre else ()))
+    return SegmenterPlan(choice, parts, options, info, *((pre.min_ct_hu, pre.foreground_hu) if pre else ()))
+
+
+def _model_info(model: str | Path | None) -> ModelInfo:
+    """The model of ``--model``: a registry name (its installed files checked), the best installed registry model
+    for None, or a folder.
+
+    Raises
+    ------
+    UserInputError
+        A name that is also a folder here (ambiguous), or a registry model that is not installed or was changed.
+    """
+    from livermets.segmentation.registry import is_registry_name
+
+    if model is None:
+        return registry_model(default_model_name(), default=True)
+    if is_registry_name(model):
+        if Path(model).exists():
+            raise ParameterError("{model} {value}: both a registry model and a folder here; give ./{value} for "
+                                 "the folder", value=model)
+        return registry_model(str(model))
+    folder = Path(model)
+    return ModelInfo(folder.name, folder, "folder")
 
 
 def _plan_part(folder: Path, role: str, label_map: str | None, choice: ModelChoice,
-               options: PredictionOptions) -> _Part:
+               options: PredictionOptions, info: ModelInfo | None = None) -> _Part:
     option = "label_map" if role == "model" else f"{role}_label_map"
+    if info is not None and info.engine == "pair":
+        if label_map is not None or choice.folds is not None or choice.ras is not None:
+            raise ParameterError("{label_map}, {folds} and {ras} do not apply to {name}: its label maps, folds and "
+                                 "orientation are in the model registry", name=info.name)
+        from livermets.segmentation.nnunet.environment import require_nnunet
+
+        require_nnunet()
+        _nnunet_options(options)
+        return _Part(folder, "pair", role)
     if model_kind(folder) == "monai":
         if label_map is not None:
             raise ParameterError.about(option, f"applies to nnU-Net models; {folder} is a livermets model (labels 1 "
@@ -527,6 +569,27 @@ def _load_part(part: _Part, choice: ModelChoice, device: str, tta: bool, options
     if composite:  # the composite decides which liver and lesion voxels stay
         settings |= {"largest_liver": False, "lesion_max_distance_mm": None}
     return NnunetSegmenter(part.folder, device, part.label_map, choice.folds, ras=choice.ras, **settings)
+
+
+def _load_pair(name: str, device: str, options: PredictionOptions) -> ImageSegmenter:
+    """The TotalSegmentator-equivalent pair engine on the installed nnU-Net result folders of registry pair
+    ``name`` (liver model, lesion model, and the lesion model's crop model)."""
+    try:
+        from livermets.segmentation.nnunet.totalseg import TotalSegPairSegmenter, TotalSegTask
+    except ImportError as exc:
+        raise UserInputError(f"model {name}: the TotalSegmentator pair engine is not available in this "
+                             f"installation ({exc})") from None
+    from livermets.segmentation.install import result_folder
+    from livermets.segmentation.registry import entry
+
+    def task(component: str) -> Any:
+        item = entry(component)
+        return TotalSegTask.from_registry(item.nnunet, result_folder(component), label_map=item.label_map)
+
+    parts = entry(name).components
+    crop = entry(parts["lesion"]).nnunet.get("crop_model")
+    return TotalSegPairSegmenter(task(parts["liver"]), task(parts["lesion"]), task(crop) if crop else None,
+                                 device=device, options=options)
 
 
 def load_segmenter(model: str | Path | ModelChoice | None, device: str = "auto", tta: bool = False,
