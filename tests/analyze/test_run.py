@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 
+from cli_helpers import run_cli
 from livermets.analyze.cohort import RunSummary, run_cohort
 from livermets.analyze.single import AnalyzeOptions
 
@@ -119,6 +120,30 @@ def test_a_broken_series_is_listed_and_the_others_finish(three_series: Path, tmp
     assert summary.n_analysed == 1 and failures["series_id"].tolist() == [manifest.loc[1, "series_id"]]
     assert "broken.nii.gz" in failures.loc[0, "reason"]
     assert not (tmp_path / "run" / "series" / manifest.loc[1, "series_id"]).exists()
+
+
+def test_a_png_given_as_ct_ends_the_run_with_exit_code_3(three_series: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """The good series is written, failures.csv names the PNG and the last line says so; --allow-failures gives 0."""
+    manifest = pd.read_csv(three_series, dtype=str).head(2)
+    png = tmp_path / "slice.png"
+    sitk.WriteImage(sitk.Image(32, 32, sitk.sitkUInt8), str(png))
+    manifest.loc[1, "image"] = str(png)
+    manifest.to_csv(tmp_path / "manifest.csv", index=False)
+    out = tmp_path / "run"
+    argv = ["run", "--manifest", tmp_path / "manifest.csv", "--out", out, "--workers", "1"]
+    capsys.readouterr()
+    assert run_cli(monkeypatch, *argv) == 3
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last == f"1 of 2 series failed; failure table: {out / 'failures.csv'}"
+    good, bad = manifest["series_id"]
+    assert (out / "series" / good / "report.html").is_file() and (out / "cohort_report.html").is_file()
+    assert pd.read_csv(out / "summary.csv", dtype=str)["series_id"].tolist() == [good]
+    failures = pd.read_csv(out / "failures.csv", dtype=str)
+    assert failures["series_id"].tolist() == [bad] and "slice.png" in failures.loc[0, "reason"]
+    assert run_cli(monkeypatch, *argv, "--allow-failures") == 0  # the PNG is retried, and fails again
+    assert pd.read_csv(out / "failures.csv", dtype=str)["series_id"].tolist() == [bad]
 
 
 def test_cohort_report_in_a_real_browser(reference: tuple[Path, RunSummary], tmp_path: Path) -> None:

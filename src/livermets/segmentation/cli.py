@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from livermets.atomic import outputs
+from livermets.batch import ALLOW_FAILURES, finish_batch
 
 if TYPE_CHECKING:
     from livermets.segmentation.options import PredictionOptions
@@ -149,8 +150,12 @@ def predict(
     lesion_label_map: str | None = LESION_LABEL_MAP,
     folds: str | None = FOLDS,
     ras: bool | None = RAS,
+    allow_failures: bool = ALLOW_FAILURES,
 ) -> None:
     """Predict label maps (0 background, 1 liver, 2 lesion) on the exact grid of each input CT.
+
+    With --manifest, a series whose CT proves bad during the run is listed in OUT/failures.csv and the others
+    continue; exit code 3 when any failed, unless --allow-failures.
 
     The model is a livermets model, a livermets nnU-Net model or any nnU-Net v2 result folder (see docs/nnunet.md);
     --liver-model and --lesion-model combine two models (e.g. TotalSegmentator's total and a lesion model).
@@ -160,7 +165,9 @@ def predict(
     Example: ``livermets seg predict --model results/Dataset003_Liver/nnUNetTrainer__nnUNetPlans__3d_fullres
     --label-map liver=1,lesion=2 --image ct.nii.gz --out preds``
     """
-    from livermets.segmentation.predict import ModelChoice, predict_cohort
+    import pandas as pd
+
+    from livermets.segmentation.predict import ModelChoice, failures_path, predict_cohort
 
     options = _prediction_options(overlap=overlap, blend_mode=blend_mode, sw_batch_size=sw_batch_size,
                                   resample=resample, largest_liver=largest_liver,
@@ -170,8 +177,11 @@ def predict(
                          liver_label_map=liver_label_map, lesion_label_map=lesion_label_map,
                          folds=_folds(folds), ras=ras)
     table = predict_cohort(choice, out, manifest=manifest, image=image, split=split, tta=tta, device=device,
-                           overwrite=overwrite, options=options)
+                           overwrite=overwrite, options=options, keep_going=manifest is not None)
     typer.echo(f"{out}: {len(table)} label map(s); summary in {out / 'predictions.csv'}")
+    if manifest is not None:
+        failed = len(pd.read_csv(failures_path(out)))
+        finish_batch(failed, len(table) + failed, failures_path(out), allow_failures)
 
 
 def _prediction_options(keep_all_lesions: bool, argmax: bool, **given: Any) -> PredictionOptions:
