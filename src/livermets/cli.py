@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import shlex
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -127,10 +128,57 @@ for _command in commands():
 
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
-INTERRUPTED = (
-    "interrupted: no output is half-written; run the same command again (synth, seg predict, radiomics extract "
-    "and run resume where they stopped; seg train: add --resume)"
-)
+RESUMING: dict[tuple[str, ...], tuple[str | None, tuple[str, ...]]] = {
+    # command: (the flag its rerun needs to resume, flags that would make the rerun start over)
+    ("synth",): ("--resume", ()),
+    ("seg", "train"): ("--resume", ()),
+    ("seg", "predict"): (None, ("--overwrite",)),
+    ("seg", "evaluate"): (None, ()),
+    ("radiomics", "extract"): (None, ()),
+    ("run",): (None, ()),
+}
+"""The resumable commands (docs/reliability.md) and how the command that resumes them differs from the first."""
+
+
+def command_path(args: list[str], typer_app: typer.Typer = app) -> tuple[str, ...]:
+    """The command that ``livermets ARGS`` runs: ``("synth",)``, ``("seg", "predict")``; ``()`` when none.
+
+    >>> command_path(["-q", "seg", "predict", "--out", "p"])
+    ('seg', 'predict')
+    """
+    words = [a for a in args if not a.startswith("-")][:2]  # the root options (-v, -q) take no value
+    groups = {group.name for group in typer_app.registered_groups}
+    if not words or words[0] not in groups:
+        return tuple(words[:1])
+    return tuple(words)
+
+
+def resuming_command(args: list[str]) -> str | None:
+    """The exact command line that resumes an interrupted ``livermets ARGS``, or None for a command that does not
+    resume: the same arguments, with ``--resume`` where the command needs it and without ``--overwrite`` where
+    that would start over.
+
+    >>> resuming_command(["synth", "--out", "my cohort", "--patients", "2"])
+    "livermets synth --out 'my cohort' --patients 2 --resume"
+    >>> resuming_command(["seg", "predict", "--manifest", "m.csv", "--out", "p", "--overwrite"])
+    'livermets seg predict --manifest m.csv --out p'
+    """
+    path = command_path(args)
+    if path not in RESUMING:
+        return None
+    flag, dropped = RESUMING[path]
+    kept = [a for a in args if a not in dropped]
+    if flag is not None and flag not in kept:
+        kept.append(flag)
+    return shlex.join(["livermets", *kept])
+
+
+def _interrupted(args: list[str]) -> str:
+    """The line printed after Ctrl-C."""
+    command = resuming_command(args)
+    if command is None:
+        return "interrupted: no output is half-written"
+    return f"interrupted: no output is half-written; to continue where it stopped, run: {command}"
 
 
 def _error(message: str) -> None:
@@ -163,5 +211,5 @@ def main() -> None:
         _error(f"{exc.filename}: {exc.strerror or exc}")
         sys.exit(EXIT_USER_ERROR)
     if code == EXIT_INTERRUPTED:  # Typer turns a KeyboardInterrupt inside a command into Exit(130)
-        typer.echo(INTERRUPTED, err=True)
+        typer.echo(_interrupted(sys.argv[1:]), err=True)
     sys.exit(code if isinstance(code, int) else 0)  # an int is typer.Exit(code) raised inside a command
