@@ -250,8 +250,12 @@ def evaluate(
     connectivity: int = typer.Option(26, "--connectivity", help="cc3d connectivity for lesions: 6, 18, 26."),
     group_by: str | None = typer.Option(None, "--group-by", help="Manifest column grouping Table 3 "
                                         "(default: 'dataset' if present, else 'split')."),
-    skip_missing: bool = typer.Option(False, "--skip-missing", help="Skip series without a prediction instead "
-                                      "of counting all their lesions as false negatives."),
+    skip_missing: bool = typer.Option(False, "--skip-missing", help="Leave series without a prediction out of "
+                                      "per_scan.csv too (listed in skipped.csv, no warning): e.g. predictions of "
+                                      "one split only."),
+    missing_as_empty: bool = typer.Option(False, "--missing-as-empty", help="Count a missing prediction as an empty "
+                                          "one (all its reference lesions false negatives) instead of leaving the "
+                                          "series out of the metrics."),
     size_strata_mm: list[float] | None = typer.Option(None, "--size-strata", help="Diameter cut point in mm for "
                                                    "size strata (repeatable), e.g. --size-strata 10."),
     figures: bool = typer.Option(False, "--figures", help="Write figures/<series_id>.png (Figure-2-like)."),
@@ -261,12 +265,16 @@ def evaluate(
     """Evaluate predicted label maps against the manifest's references: per_scan.csv, per_lesion.csv,
     table3.csv/.md (median lesion Dice, sensitivity, PPV, FP/scan with patient-level bootstrap CIs).
 
+    A series without PRED_DIR/<series_id>_seg.nii.gz is left out of the metrics and listed in per_scan.csv with
+    missing_prediction = True (one warning line names them); when no series has a prediction, exit code 2.
+
     Example: ``livermets seg evaluate --pred-dir preds/ --manifest manifest.csv --out eval/ --rule lits``
     """
     from livermets.lesions.evaluate import EvaluationSettings, evaluate_cohort
 
     settings = EvaluationSettings(rule=rule, iou_threshold=iou_threshold, connectivity=connectivity, group_by=group_by,
-                                  skip_missing=skip_missing, size_strata_mm=tuple(sorted(size_strata_mm or ())),
+                                  skip_missing=skip_missing, missing_as_empty=missing_as_empty,
+                                  size_strata_mm=tuple(sorted(size_strata_mm or ())),
                                   figures=figures, n_boot=n_boot, seed=seed)
     table = evaluate_cohort(manifest, pred_dir, out, settings)
     for _, row in table.iterrows():
