@@ -292,6 +292,18 @@ def seg_predict_unknown_blend_mode(inputs: Inputs, tmp: Path) -> Case:
 
 
 @case
+def seg_evaluate_predictions_named_without_seg(inputs: Inputs, tmp: Path) -> Case:
+    (tmp / "pred").mkdir()
+    frame = pd.read_csv(inputs.manifest)
+    for series_id, label in zip(frame["series_id"], frame["label"], strict=True):
+        (tmp / "pred" / f"{series_id}.nii.gz").write_bytes((inputs.manifest.parent / label).read_bytes())
+    return (["seg", "evaluate", "--pred-dir", tmp / "pred", "--manifest", inputs.manifest, "--out", tmp / "eval"],
+            [f"no prediction for any of the {len(frame)} labelled series",
+             f"found {len(frame)} file(s) named <series_id>.nii.gz like {sorted(frame['series_id'])[0]}.nii.gz",
+             "expected <series_id>_seg.nii.gz"])
+
+
+@case
 def seg_evaluate_predictions_of_another_size(inputs: Inputs, tmp: Path) -> Case:
     (tmp / "pred").mkdir()
     frame = pd.read_csv(inputs.manifest)
