@@ -218,14 +218,15 @@ def test_seg_evaluate_of_a_wrongly_named_folder_is_exit_2(cohort: dict[str, Path
     wrong.mkdir()
     for path in cohort["pred"].glob("*_seg.nii.gz"):
         (wrong / path.name.replace("_seg", "")).write_bytes(path.read_bytes())
+    (wrong / "other_seg.nii.gz").write_bytes(path.read_bytes())  # of a series not in the manifest: no warning
     out = cohort["root"] / "eval"
     base = ["seg", "evaluate", "--manifest", str(cohort["manifest"]), "--out", str(out), "--pred-dir"]
     result = cli(*base, str(wrong))
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1 and "Traceback" not in result.stderr
     assert lines[0] == (f"error: {wrong}: no prediction for any of the 3 labelled series of {cohort['manifest']}: "
-                        "found 2 file(s) named <series_id>.nii.gz like s1.nii.gz; expected <series_id>_seg.nii.gz "
-                        "(e.g. s1_seg.nii.gz)")
+                        "found 3 file(s), 2 of them named <series_id>.nii.gz like s1.nii.gz; expected "
+                        "<series_id>_seg.nii.gz (e.g. s1_seg.nii.gz)")
     assert not out.exists()
     empty = cohort["root"] / "empty"
     empty.mkdir()

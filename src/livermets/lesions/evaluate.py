@@ -231,8 +231,8 @@ def evaluate_cohort(manifest: str | Path, pred_dir: str | Path, out_dir: str | P
     if settings.group_by is not None and settings.group_by not in frame.columns:
         raise ParameterError("{group_by}: column {value!r} not in {manifest}", value=settings.group_by,
                              manifest=manifest)
+    _check_predictions_exist(frame, pred_dir, manifest)  # before the warning about predictions of other series
     _warn_orphans(frame, pred_dir)
-    _check_predictions_exist(frame, pred_dir, manifest)
     found = _evaluate_series(frame, pred_dir, out_dir, settings, group_by)
     if not found.evaluated:
         skipped = found.skipped or [{"series_id": s, "reason": "missing prediction"} for s in found.missing]
@@ -354,15 +354,27 @@ def _check_predictions_exist(frame: pd.DataFrame, pred_dir: Path, manifest: str 
     labelled = [str(row["series_id"]) for _, row in frame.iterrows() if _has_label(row)]
     if not labelled or any((pred_dir / f"{s}{PREDICTION_SUFFIX}").exists() for s in labelled):
         return
-    files = sorted(p.name for p in pred_dir.iterdir() if p.is_file() and not p.name.startswith("."))
-    if not files:
-        held = "the folder holds no files"
-    else:
-        suffixes = {f[len(s):] for f in files for s in labelled if f.startswith(s) and len(f) > len(s)}
-        named = f" named <series_id>{suffixes.pop()}" if len(suffixes) == 1 else ""
-        held = f"found {len(files)} file(s){named} like {files[0]}"
     raise UserInputError(f"{pred_dir}: no prediction for any of the {len(labelled)} labelled series of {manifest}: "
-                         f"{held}; expected <series_id>{PREDICTION_SUFFIX} (e.g. {labelled[0]}{PREDICTION_SUFFIX})")
+                         f"{_folder_content(pred_dir, labelled)}; expected <series_id>{PREDICTION_SUFFIX} (e.g. "
+                         f"{labelled[0]}{PREDICTION_SUFFIX})")
+
+
+def _folder_content(folder: Path, series_ids: list[str]) -> str:
+    """What a prediction folder holds: ``found 24 file(s) named <series_id>.nii.gz like CASE_000.nii.gz``."""
+    files = sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not files:
+        return "the folder holds no files"
+    named: dict[str, str] = {}  # file -> what follows the longest series id it starts with
+    for name in files:
+        ids = [s for s in series_ids if name.startswith(s) and len(name) > len(s)]
+        if ids:
+            named[name] = name[len(max(ids, key=len)):]
+    if len(set(named.values())) != 1:
+        return f"found {len(files)} file(s) like {files[0]}"
+    suffix, example = next(iter(named.values())), next(iter(named))
+    if len(named) == len(files):
+        return f"found {len(files)} file(s) named <series_id>{suffix} like {example}"
+    return f"found {len(files)} file(s), {len(named)} of them named <series_id>{suffix} like {example}"
 
 
 def _report_missing(found: _Collected, pred_dir: Path, n_labelled: int, settings: EvaluationSettings) -> None:

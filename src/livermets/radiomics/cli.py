@@ -48,8 +48,7 @@ def extract(
     resampling, bin width 25, Original image, 7 classes = 107 features + Num_Lesions, in the published table's
     152 columns. Series already in --out are skipped; a series that fails (unreadable file, geometry mismatch,
     unexpected labels, NaN voxels, empty mask = "no lesion", more lesion components than --max-lesions) is recorded
-    and the others continue. Exit code 2 when no series could be processed; exit code 3 when a series failed for
-    another reason than "no lesion" (the others are written), unless --allow-failures.
+    and the others continue: exit code 3 when one failed for another reason than "no lesion", 2 when none succeeded.
 
     Example: ``livermets radiomics extract --manifest cohort/manifest.csv --out features.csv -j 8``
     """

@@ -154,8 +154,7 @@ def predict(
 ) -> None:
     """Predict label maps (0 background, 1 liver, 2 lesion) on the exact grid of each input CT.
 
-    With --manifest, a series whose CT proves bad during the run is listed in OUT/failures.csv and the others
-    continue; exit code 3 when any failed, unless --allow-failures.
+    With --manifest, a CT found bad during the run fails its series (OUT/failures.csv; exit code 3).
 
     The model is a livermets model, a livermets nnU-Net model or any nnU-Net v2 result folder (see docs/nnunet.md);
     --liver-model and --lesion-model combine two models (e.g. TotalSegmentator's total and a lesion model).
@@ -165,9 +164,7 @@ def predict(
     Example: ``livermets seg predict --model results/Dataset003_Liver/nnUNetTrainer__nnUNetPlans__3d_fullres
     --label-map liver=1,lesion=2 --image ct.nii.gz --out preds``
     """
-    import pandas as pd
-
-    from livermets.segmentation.predict import ModelChoice, failures_path, predict_cohort
+    from livermets.segmentation.predict import ModelChoice, predict_cohort
 
     options = _prediction_options(overlap=overlap, blend_mode=blend_mode, sw_batch_size=sw_batch_size,
                                   resample=resample, largest_liver=largest_liver,
@@ -179,9 +176,18 @@ def predict(
     table = predict_cohort(choice, out, manifest=manifest, image=image, split=split, tta=tta, device=device,
                            overwrite=overwrite, options=options, keep_going=manifest is not None)
     typer.echo(f"{out}: {len(table)} label map(s); summary in {out / 'predictions.csv'}")
-    if manifest is not None:
-        failed = len(pd.read_csv(failures_path(out)))
-        finish_batch(failed, len(table) + failed, failures_path(out), allow_failures)
+    if manifest is not None:  # a cohort: its failures decide the exit code
+        _finish_cohort(out, len(table), allow_failures)
+
+
+def _finish_cohort(out: Path, predicted: int, allow_failures: bool) -> None:
+    """The closing line and exit code of ``seg predict --manifest`` from its ``failures.csv``."""
+    import pandas as pd
+
+    from livermets.segmentation.predict import failures_path
+
+    failed = len(pd.read_csv(failures_path(out)))
+    finish_batch(failed, predicted + failed, failures_path(out), allow_failures)
 
 
 def _prediction_options(keep_all_lesions: bool, argmax: bool, **given: Any) -> PredictionOptions:

@@ -281,11 +281,9 @@ def predict_cohort(
     ``qc`` thresholds): the record goes to ``OUT/<series_id>.qc.json`` and each flag to one warning. ``options``
     change the model's inference settings for this run (:class:`~livermets.segmentation.options.PredictionOptions`).
 
-    With ``keep_going``, a series whose CT turns out bad once the work has begun (an unreadable or non-3D volume, a
-    truncated stream, intensities that are not CT) is recorded in ``OUT/failures.csv`` (``series_id, image,
-    reason``; written on every such run, empty when nothing failed) and the others continue; when no series
-    succeeds, the :class:`~livermets.errors.UserInputError` names the first reason. Without it the first such
-    problem stops the run.
+    With ``keep_going``, a CT found bad only when its series is read (non-3D, truncated, not in HU) is a failure of
+    that series, listed in ``OUT/failures.csv`` (``series_id, image, reason``; always written), and the others go on;
+    when none succeeds, the :class:`~livermets.errors.UserInputError` names the first reason.
     """
     cases = _cases(manifest, image, split)
     plan = plan_segmenter(model_dir if isinstance(model_dir, ModelChoice) else ModelChoice(model=model_dir),
@@ -293,9 +291,7 @@ def predict_cohort(
     _check_inputs(cases)
     out = Path(out_dir)
     remove_stale_temporaries(out)
-    summary = out / "predictions.csv"
-    old = (pd.read_csv(summary, dtype={"series_id": "string"}, keep_default_na=False, na_values=[""])
-           if summary.is_file() else pd.DataFrame(columns=list(PredictionRow.__dataclass_fields__)))
+    old = _previous_summary(out / "predictions.csv")
     run = _CohortRun(plan, device, tta, qc)
     rows = []
     for series_id, path in track(cases, "Segmenting"):
@@ -316,8 +312,15 @@ def predict_cohort(
         run.write_failures(failures_path(out))
     table = pd.DataFrame([r.__dict__ for r in rows], columns=list(PredictionRow.__dataclass_fields__))
     kept = old[~old["series_id"].isin(table["series_id"])]
-    write_csv(summary, pd.concat([kept, table], ignore_index=True) if len(kept) else table)
+    write_csv(out / "predictions.csv", pd.concat([kept, table], ignore_index=True) if len(kept) else table)
     return table
+
+
+def _previous_summary(summary: Path) -> pd.DataFrame:
+    """The ``predictions.csv`` of an earlier run into the folder (empty when there is none)."""
+    if not summary.is_file():
+        return pd.DataFrame(columns=list(PredictionRow.__dataclass_fields__))
+    return pd.read_csv(summary, dtype={"series_id": "string"}, keep_default_na=False, na_values=[""])
 
 
 def failures_path(out_dir: str | Path) -> Path:
