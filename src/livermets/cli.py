@@ -12,6 +12,7 @@ import inspect
 import shlex
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -128,14 +129,22 @@ for _command in commands():
 
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
-RESUMING: dict[tuple[str, ...], tuple[str | None, tuple[str, ...]]] = {
-    # command: (the flag its rerun needs to resume, flags that would make the rerun start over)
-    ("synth",): ("--resume", ()),
-    ("seg", "train"): ("--resume", ()),
-    ("seg", "predict"): (None, ("--overwrite",)),
-    ("seg", "evaluate"): (None, ()),
-    ("radiomics", "extract"): (None, ()),
-    ("run",): (None, ()),
+def _has_checkpoint(out: Path) -> bool:
+    """A ``seg train`` folder holds something to resume (before the first checkpoint, the same command restarts)."""
+    from livermets.segmentation.model_files import CHECKPOINT_DIR, STATE_FILE
+
+    return (out / CHECKPOINT_DIR / STATE_FILE).is_file() or (out / "nnunet_run.json").is_file()
+
+
+RESUMING: dict[tuple[str, ...], tuple[str | None, tuple[str, ...], Callable[[Path], bool] | None]] = {
+    # command: (the flag its rerun needs to resume, flags that would make the rerun start over, and when the flag
+    # is needed, judged from the --out folder: None = always)
+    ("synth",): ("--resume", (), None),
+    ("seg", "train"): ("--resume", (), _has_checkpoint),
+    ("seg", "predict"): (None, ("--overwrite",), None),
+    ("seg", "evaluate"): (None, (), None),
+    ("radiomics", "extract"): (None, (), None),
+    ("run",): (None, (), None),
 }
 """The resumable commands (docs/reliability.md) and how the command that resumes them differs from the first."""
 
@@ -155,8 +164,8 @@ def command_path(args: list[str], typer_app: typer.Typer = app) -> tuple[str, ..
 
 def resuming_command(args: list[str]) -> str | None:
     """The exact command line that resumes an interrupted ``livermets ARGS``, or None for a command that does not
-    resume: the same arguments, with ``--resume`` where the command needs it and without ``--overwrite`` where
-    that would start over.
+    resume: the same arguments, with ``--resume`` where the command needs it (``seg train`` once it has written a
+    checkpoint) and without ``--overwrite`` where that would start over.
 
     >>> resuming_command(["synth", "--out", "my cohort", "--patients", "2"])
     "livermets synth --out 'my cohort' --patients 2 --resume"
@@ -166,11 +175,23 @@ def resuming_command(args: list[str]) -> str | None:
     path = command_path(args)
     if path not in RESUMING:
         return None
-    flag, dropped = RESUMING[path]
+    flag, dropped, needed = RESUMING[path]
     kept = [a for a in args if a not in dropped]
-    if flag is not None and flag not in kept:
+    out = _option_value(args, "--out")
+    if flag is not None and flag not in kept and (needed is None or (out is not None and needed(Path(out)))):
         kept.append(flag)
     return shlex.join(["livermets", *kept])
+
+
+def _option_value(args: list[str], option: str) -> str | None:
+    """The value given to ``option`` (``--out X`` or ``--out=X``; the last one counts), or None."""
+    value = None
+    for k, arg in enumerate(args):
+        if arg == option and k + 1 < len(args):
+            value = args[k + 1]
+        elif arg.startswith(option + "="):
+            value = arg[len(option) + 1:]
+    return value
 
 
 def _interrupted(args: list[str]) -> str:

@@ -113,8 +113,8 @@ def test_ctrl_c_ends_with_one_line_and_exit_code_130(monkeypatch, capsys, tmp_pa
     (["-q", "synth", "--out", "my cohort", "--seed", "3"], "livermets -q synth --out 'my cohort' --seed 3 --resume"),
     (["synth", "--out", "c", "--resume"], "livermets synth --out c --resume"),
     (["synth", "--out", "c", "--overwrite"], "livermets synth --out c --overwrite --resume"),
-    (["seg", "train", "--model", "unet", "--manifest", "m.csv", "--out", "model"],
-     "livermets seg train --model unet --manifest m.csv --out model --resume"),
+    (["seg", "train", "--model", "unet", "--manifest", "m.csv", "--out", "no such folder"],  # no checkpoint yet
+     "livermets seg train --model unet --manifest m.csv --out 'no such folder'"),
     (["seg", "predict", "--manifest", "m.csv", "--out", "p", "--overwrite"], "livermets seg predict --manifest m.csv "
                                                                              "--out p"),
     (["seg", "evaluate", "--pred-dir", "p", "--manifest", "m.csv", "--out", "e"],
@@ -129,6 +129,16 @@ def test_the_command_that_resumes(argv, resuming):
     from livermets import cli
 
     assert cli.resuming_command(argv) == resuming
+
+
+def test_seg_train_resumes_with_resume_once_it_has_a_checkpoint(tmp_path):
+    from livermets import cli
+
+    argv = ["seg", "train", "--model", "unet", "--manifest", "m.csv", f"--out={tmp_path}"]
+    assert cli.resuming_command(argv) == "livermets " + " ".join(argv)
+    (tmp_path / "checkpoint").mkdir()
+    (tmp_path / "checkpoint" / "state.json").write_text("{}")
+    assert cli.resuming_command(argv) == "livermets " + " ".join(argv) + " --resume"
 
 
 def test_every_resumable_command_exists():
