@@ -31,6 +31,16 @@ Every `livermets` command with its usage, help and options, as `livermets ... --
 generated from the command-line app by `scripts/cli_reference.py` (a test fails when it is out of date); the
 pages linked from the [README](../README.md) explain what the commands compute and write, and the
 [Python API reference](api.md) the functions behind them.
+
+Exit codes of every command ([reliability](reliability.md) says what each guarantees):
+
+| code | meaning |
+| --- | --- |
+| 0 | done; also a batch with failed series under `--allow-failures` |
+| 1 | internal error: a bug, printed with its traceback (please report it) |
+| 2 | bad input or usage: one `error:` line naming the file, column, row or option; nothing written |
+| 3 | finished with failures (`run`, `seg predict --manifest`, `radiomics extract`): see the failure table |
+| 130 | interrupted (Ctrl-C): the last line is the exact command that resumes, for the commands that resume |
 """
 
 

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import pandas as pd
 
-from livermets.errors import ParameterError
+from livermets.errors import EXIT_FAILURES, ParameterError
 
 PARTIAL_MARK = ".partial-"
 _TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp")  # the names atomic_path gives its temporary files
@@ -221,9 +221,10 @@ def _delete(path: Path) -> None:
 
 
 def _succeeded(exc: BaseException) -> bool:
-    """True for a clean exit raised as an exception (``typer.Exit()`` / ``SystemExit(0)``)."""
+    """True for a clean exit raised as an exception (``typer.Exit()`` / ``SystemExit(0)``), or a batch that finished
+    with failures (:data:`~livermets.errors.EXIT_FAILURES`: what succeeded stays)."""
     code = getattr(exc, "exit_code", getattr(exc, "code", 1))
-    return code in (0, None)
+    return code in (0, None, EXIT_FAILURES)
 
 
 @contextlib.contextmanager

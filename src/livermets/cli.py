@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import functools
 import inspect
+import shlex
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -131,10 +133,77 @@ for _command in commands():
 
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
-INTERRUPTED = (
-    "interrupted: no output is half-written; run the same command again (synth, seg predict, radiomics extract "
-    "and run resume where they stopped; seg train: add --resume)"
-)
+def _has_checkpoint(out: Path) -> bool:
+    """A ``seg train`` folder holds something to resume (before the first checkpoint, the same command restarts)."""
+    from livermets.segmentation.model_files import CHECKPOINT_DIR, STATE_FILE
+
+    return (out / CHECKPOINT_DIR / STATE_FILE).is_file() or (out / "nnunet_run.json").is_file()
+
+
+RESUMING: dict[tuple[str, ...], tuple[str | None, tuple[str, ...], Callable[[Path], bool] | None]] = {
+    # command: (the flag its rerun needs to resume, flags that would make the rerun start over, and when the flag
+    # is needed, judged from the --out folder: None = always)
+    ("synth",): ("--resume", (), None),
+    ("seg", "train"): ("--resume", (), _has_checkpoint),
+    ("seg", "predict"): (None, ("--overwrite",), None),
+    ("seg", "evaluate"): (None, (), None),
+    ("radiomics", "extract"): (None, (), None),
+    ("run",): (None, (), None),
+}
+"""The resumable commands (docs/reliability.md) and how the command that resumes them differs from the first."""
+
+
+def command_path(args: list[str], typer_app: typer.Typer = app) -> tuple[str, ...]:
+    """The command that ``livermets ARGS`` runs: ``("synth",)``, ``("seg", "predict")``; ``()`` when none.
+
+    >>> command_path(["-q", "seg", "predict", "--out", "p"])
+    ('seg', 'predict')
+    """
+    words = [a for a in args if not a.startswith("-")][:2]  # the root options (-v, -q) take no value
+    groups = {group.name for group in typer_app.registered_groups}
+    if not words or words[0] not in groups:
+        return tuple(words[:1])
+    return tuple(words)
+
+
+def resuming_command(args: list[str]) -> str | None:
+    """The exact command line that resumes an interrupted ``livermets ARGS``, or None for a command that does not
+    resume: the same arguments, with ``--resume`` where the command needs it (``seg train`` once it has written a
+    checkpoint) and without ``--overwrite`` where that would start over.
+
+    >>> resuming_command(["synth", "--out", "my cohort", "--patients", "2"])
+    "livermets synth --out 'my cohort' --patients 2 --resume"
+    >>> resuming_command(["seg", "predict", "--manifest", "m.csv", "--out", "p", "--overwrite"])
+    'livermets seg predict --manifest m.csv --out p'
+    """
+    path = command_path(args)
+    if path not in RESUMING:
+        return None
+    flag, dropped, needed = RESUMING[path]
+    kept = [a for a in args if a not in dropped]
+    out = _option_value(args, "--out")
+    if flag is not None and flag not in kept and (needed is None or (out is not None and needed(Path(out)))):
+        kept.append(flag)
+    return shlex.join(["livermets", *kept])
+
+
+def _option_value(args: list[str], option: str) -> str | None:
+    """The value given to ``option`` (``--out X`` or ``--out=X``; the last one counts), or None."""
+    value = None
+    for k, arg in enumerate(args):
+        if arg == option and k + 1 < len(args):
+            value = args[k + 1]
+        elif arg.startswith(option + "="):
+            value = arg[len(option) + 1:]
+    return value
+
+
+def _interrupted(args: list[str]) -> str:
+    """The line printed after Ctrl-C."""
+    command = resuming_command(args)
+    if command is None:
+        return "interrupted: no output is half-written"
+    return f"interrupted: no output is half-written; to continue where it stopped, run: {command}"
 
 
 def _error(message: str) -> None:
@@ -167,5 +236,5 @@ def main() -> None:
         _error(f"{exc.filename}: {exc.strerror or exc}")
         sys.exit(EXIT_USER_ERROR)
     if code == EXIT_INTERRUPTED:  # Typer turns a KeyboardInterrupt inside a command into Exit(130)
-        typer.echo(INTERRUPTED, err=True)
+        typer.echo(_interrupted(sys.argv[1:]), err=True)
     sys.exit(code if isinstance(code, int) else 0)  # an int is typer.Exit(code) raised inside a command

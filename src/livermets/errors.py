@@ -80,3 +80,7 @@ def _rebuild(cls: type[ParameterError], template: str, values: dict[str, Any]) -
 
 
 EXIT_USER_ERROR = 2
+"""Exit code of bad input: one ``error:`` line, nothing written."""
+EXIT_FAILURES = 3
+"""Exit code of a batch command that finished but in which some series failed: everything that succeeded is written
+and a failure table lists the others."""

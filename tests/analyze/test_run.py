@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 
+from cli_helpers import run_cli
 from livermets.analyze.cohort import RunSummary, run_cohort
 from livermets.analyze.single import AnalyzeOptions
 
@@ -108,17 +109,32 @@ def test_two_dask_workers_give_the_same_outputs(reference: tuple[Path, RunSummar
     assert_same_outputs(reference[0], out, pd.read_csv(three_series, dtype=str)["series_id"].tolist())
 
 
-def test_a_broken_series_is_listed_and_the_others_finish(three_series: Path, tmp_path: Path) -> None:
-    manifest = pd.read_csv(three_series, dtype=str).head(2)
-    broken = tmp_path / "broken.nii.gz"
+def test_broken_series_are_listed_the_others_finish_and_the_exit_code_is_3(three_series: Path, tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch,
+                                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """A truncated CT and a PNG given as a CT: the good series is written, failures.csv names both, the last line
+    says so and the exit code is 3; with --allow-failures (the failed series are retried, and fail again) 0."""
+    manifest = pd.read_csv(three_series, dtype=str)
+    broken, png = tmp_path / "broken.nii.gz", tmp_path / "slice.png"
     broken.write_bytes(Path(manifest.loc[1, "image"]).read_bytes()[:500])  # truncated gzip
-    manifest.loc[1, "image"] = str(broken)
+    sitk.WriteImage(sitk.Image(32, 32, sitk.sitkUInt8), str(png))
+    manifest.loc[1, "image"], manifest.loc[2, "image"] = str(broken), str(png)
     manifest.to_csv(tmp_path / "manifest.csv", index=False)
-    summary = run_cohort(tmp_path / "manifest.csv", tmp_path / "run", AnalyzeOptions(), workers=1)
-    failures = pd.read_csv(tmp_path / "run" / "failures.csv", dtype=str)
-    assert summary.n_analysed == 1 and failures["series_id"].tolist() == [manifest.loc[1, "series_id"]]
-    assert "broken.nii.gz" in failures.loc[0, "reason"]
-    assert not (tmp_path / "run" / "series" / manifest.loc[1, "series_id"]).exists()
+    out = tmp_path / "run"
+    argv = ["run", "--manifest", tmp_path / "manifest.csv", "--out", out, "--workers", "1"]
+    capsys.readouterr()
+    assert run_cli(monkeypatch, *argv) == 3
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last == f"2 of 3 series failed; failure table: {out / 'failures.csv'}"
+    good, *bad = manifest["series_id"]
+    assert (out / "series" / good / "report.html").is_file() and (out / "cohort_report.html").is_file()
+    assert pd.read_csv(out / "summary.csv", dtype=str)["series_id"].tolist() == [good]
+    failures = pd.read_csv(out / "failures.csv", dtype=str)
+    assert failures["series_id"].tolist() == bad
+    assert "broken.nii.gz" in failures.loc[0, "reason"] and "slice.png" in failures.loc[1, "reason"]
+    assert not any((out / "series" / series_id).exists() for series_id in bad)
+    assert run_cli(monkeypatch, *argv, "--allow-failures") == 0
+    assert pd.read_csv(out / "failures.csv", dtype=str)["series_id"].tolist() == bad
 
 
 def test_cohort_report_in_a_real_browser(reference: tuple[Path, RunSummary], tmp_path: Path) -> None:

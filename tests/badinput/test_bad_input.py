@@ -292,6 +292,18 @@ def seg_predict_unknown_blend_mode(inputs: Inputs, tmp: Path) -> Case:
 
 
 @case
+def seg_evaluate_predictions_named_without_seg(inputs: Inputs, tmp: Path) -> Case:
+    (tmp / "pred").mkdir()
+    frame = pd.read_csv(inputs.manifest)
+    for series_id, label in zip(frame["series_id"], frame["label"], strict=True):
+        (tmp / "pred" / f"{series_id}.nii.gz").write_bytes((inputs.manifest.parent / label).read_bytes())
+    return (["seg", "evaluate", "--pred-dir", tmp / "pred", "--manifest", inputs.manifest, "--out", tmp / "eval"],
+            [f"no prediction for any of the {len(frame)} labelled series",
+             f"found {len(frame)} file(s) named <series_id>.nii.gz like {sorted(frame['series_id'])[0]}.nii.gz",
+             "expected <series_id>_seg.nii.gz"])
+
+
+@case
 def seg_evaluate_predictions_of_another_size(inputs: Inputs, tmp: Path) -> Case:
     (tmp / "pred").mkdir()
     frame = pd.read_csv(inputs.manifest)
@@ -585,11 +597,12 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(name: str, inputs: Inpu
     assert tree(tmp_path, inputs.root) == before, "new files or folders after a failed command"
 
 
-def test_a_late_failure_removes_what_the_run_wrote_into_an_existing_folder(inputs: Inputs, tmp_path: Path,
-                                                                         monkeypatch: pytest.MonkeyPatch,
-                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_bad_ct_met_late_is_a_failure_of_its_series(inputs: Inputs, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
     """seg predict writes the first series, then meets a CT whose compressed data end early (found when it is read):
-    exit 2, an error line, and the existing output folder holds only what it held before."""
+    the others are kept, failures.csv names it, exit code 3 (0 with --allow-failures). When no series succeeds, exit
+    2, one error line, and the existing output folder holds only what it held before."""
     ct = _ct(inputs)
     sitk.WriteImage(ct[12:52, 12:52, 14:30], str(tmp_path / "small.nii.gz"))  # one sliding window: fast
     data = inputs.ct.read_bytes()
@@ -598,15 +611,25 @@ def test_a_late_failure_removes_what_the_run_wrote_into_an_existing_folder(input
     frame = pd.read_csv(manifest).head(2)
     frame["image"] = [str(tmp_path / "small.nii.gz"), str(tmp_path / "cut.nii.gz")]
     frame.to_csv(manifest, index=False)
+    frame.tail(1).to_csv(tmp_path / "only_cut.csv", index=False)
     out = tmp_path / "pred"
     out.mkdir()
     (out / "notes.txt").write_text("kept")
     before = tree(tmp_path, inputs.root)
     capsys.readouterr()
-    code = run_cli(monkeypatch, "seg", "predict", "--manifest", manifest, "--out", out, "--device", "cpu")
-    captured = capsys.readouterr()
-    lines = (captured.err + captured.out).strip().splitlines()
-    assert code == 2 and lines[-1].startswith("error: ") and "cut.nii.gz" in lines[-1]
-    assert "Traceback" not in captured.err
-    assert any("plausibility check" in line for line in lines)  # the first series was predicted
+    argv = ["seg", "predict", "--out", out, "--device", "cpu", "--manifest"]
+    message = one_error_line(run_cli(monkeypatch, *argv, tmp_path / "only_cut.csv"), capsys)
+    assert message.startswith("error: no series could be segmented: ") and "cut.nii.gz: truncated" in message
     assert tree(tmp_path, inputs.root) == before
+
+    code = run_cli(monkeypatch, *argv, manifest)
+    captured = capsys.readouterr()
+    assert code == 3 and "Traceback" not in captured.err
+    assert captured.out.strip().splitlines()[-1] == f"1 of 2 series failed; failure table: {out / 'failures.csv'}"
+    small, cut = frame["series_id"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(["notes.txt", "predictions.csv", "failures.csv",
+                                                            f"{small}_seg.nii.gz", f"{small}.qc.json"])
+    failures = pd.read_csv(out / "failures.csv", dtype=str)
+    assert failures["series_id"].tolist() == [cut] and "cut.nii.gz: truncated" in failures.loc[0, "reason"]
+    assert pd.read_csv(out / "predictions.csv", dtype=str)["series_id"].tolist() == [small]
+    assert run_cli(monkeypatch, *argv, manifest, "--allow-failures") == 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import random
+import shlex
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -118,6 +119,32 @@ def test_synth_killed_at_random_moments_resumes_to_identical_files(tmp_path: Pat
 
     left = _kill_and_resume(tmp_path, command, ["--resume"], {}, seed=1)
     print("synth kills:", "; ".join(left))
+
+
+def test_synth_after_ctrl_c_prints_the_command_that_resumes(tmp_path: Path) -> None:
+    """SIGINT once the first study is done: exit code 130 and a last line naming the exact command that resumes
+    (with --resume); that command finishes the cohort (that a resumed cohort equals an uninterrupted one is the kill
+    test's part)."""
+    def command(out: Path) -> list[object]:
+        return ["synth", "--out", out, "--patients", "1", "--size", "tiny", "--seed", "3", "--no-overview"]
+
+    out = tmp_path / "my cohort"
+    process = _start(command(out), tmp_path / "interrupted.log")
+    while process.is_alive() and not list((out / ".synth_parts").glob("*.npz")):
+        time.sleep(0.01)
+    assert process.pid is not None and process.is_alive(), "the run ended before the interrupt"
+    os.kill(process.pid, signal.SIGINT)
+    process.join(timeout=60)
+    assert process.exitcode == 130 and not (out / "manifest.csv").exists()
+    last = (tmp_path / "interrupted.log").read_text().strip().splitlines()[-1]
+    prefix = "interrupted: no output is half-written; to continue where it stopped, run: "
+    assert last.startswith(prefix), last
+    printed = shlex.split(last[len(prefix):])
+    assert printed == ["livermets", *map(str, command(out)), "--resume"]
+    _run(printed[1:], tmp_path / "resumed.log")
+    manifest = pd.read_csv(out / "manifest.csv")
+    assert len(manifest) > 0 and all((out / image).is_file() for image in manifest["image"])
+    assert not (out / ".synth_parts").exists()
 
 
 def _predictions_equal(a: Path, b: Path) -> bool:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import SimpleITK as sitk
 
 
@@ -90,8 +91,9 @@ def test_cohort_missing_column_exit_2(tmp_path: Path):
     assert result.returncode == 2 and "missing required column(s) study_id, patient_id" in result.stderr
 
 
-def test_ctrl_c_says_that_the_same_command_resumes(monkeypatch, capsys, tmp_path):
-    """Ctrl-C (KeyboardInterrupt inside a command) ends with one line saying a rerun resumes, exit code 130."""
+def test_ctrl_c_ends_with_one_line_and_exit_code_130(monkeypatch, capsys, tmp_path):
+    """Ctrl-C (KeyboardInterrupt inside a command) ends with one line, exit code 130; a command that does not resume
+    names no command to run."""
     from cli_helpers import run_cli
     from livermets import cli
     from livermets.cohort import manifest
@@ -103,5 +105,47 @@ def test_ctrl_c_says_that_the_same_command_resumes(monkeypatch, capsys, tmp_path
     capsys.readouterr()
     assert run_cli(monkeypatch, "cohort", "validate", tmp_path / "m.csv") == cli.EXIT_INTERRUPTED == 130
     captured = capsys.readouterr()
-    assert captured.err.strip().splitlines()[-1] == cli.INTERRUPTED
+    assert captured.err.strip().splitlines()[-1] == "interrupted: no output is half-written"
     assert "Traceback" not in captured.err and "Aborted" not in captured.err
+
+
+@pytest.mark.parametrize(("argv", "resuming"), [
+    (["-q", "synth", "--out", "my cohort", "--seed", "3"], "livermets -q synth --out 'my cohort' --seed 3 --resume"),
+    (["synth", "--out", "c", "--resume"], "livermets synth --out c --resume"),
+    (["synth", "--out", "c", "--overwrite"], "livermets synth --out c --overwrite --resume"),
+    (["seg", "train", "--model", "unet", "--manifest", "m.csv", "--out", "no such folder"],  # no checkpoint yet
+     "livermets seg train --model unet --manifest m.csv --out 'no such folder'"),
+    (["seg", "predict", "--manifest", "m.csv", "--out", "p", "--overwrite"], "livermets seg predict --manifest m.csv "
+                                                                             "--out p"),
+    (["seg", "evaluate", "--pred-dir", "p", "--manifest", "m.csv", "--out", "e"],
+     "livermets seg evaluate --pred-dir p --manifest m.csv --out e"),
+    (["radiomics", "extract", "--manifest", "m.csv", "--out", "f.csv", "-j", "2"],
+     "livermets radiomics extract --manifest m.csv --out f.csv -j 2"),
+    (["-v", "run", "--manifest", "m.csv", "--out", "r"], "livermets -v run --manifest m.csv --out r"),
+    (["phenotype", "evaluate", "--features", "f.csv", "--out", "e"], None),
+    (["analyze", "ct.nii.gz", "--out", "a"], None),
+])
+def test_the_command_that_resumes(argv, resuming):
+    from livermets import cli
+
+    assert cli.resuming_command(argv) == resuming
+
+
+def test_seg_train_resumes_with_resume_once_it_has_a_checkpoint(tmp_path):
+    from livermets import cli
+
+    argv = ["seg", "train", "--model", "unet", "--manifest", "m.csv", f"--out={tmp_path}"]
+    assert cli.resuming_command(argv) == "livermets " + " ".join(argv)
+    (tmp_path / "checkpoint").mkdir()
+    (tmp_path / "checkpoint" / "state.json").write_text("{}")
+    assert cli.resuming_command(argv) == "livermets " + " ".join(argv) + " --resume"
+
+
+def test_every_resumable_command_exists():
+    from livermets import cli
+
+    names = {(group.name, command.name or command.callback.__name__) for group in cli.app.registered_groups
+             for command in group.typer_instance.registered_commands}
+    names |= {(command.name,) for command in cli.app.registered_commands}
+    assert set(cli.RESUMING) <= names
+    assert all(cli.command_path([*path, "--out", "x"]) == path for path in cli.RESUMING)

@@ -148,16 +148,21 @@ def test_seg_evaluate_end_to_end(cohort: dict[str, Path], cli: Callable[..., _Ru
     assert result.returncode == 0, result.stderr
     per_scan = pd.read_csv(out / "per_scan.csv").set_index("series_id")
     assert per_scan.loc["s1", "tp"] == 9 and per_scan.loc["s1", "dice_lesion"] == 1.0
-    assert bool(per_scan.loc["s3", "missing_prediction"]) and per_scan.loc["s3", "fn"] == 9
-    assert "s3" in result.stderr and "missing prediction" in result.stderr
+    # s3 has no prediction: listed, without metrics, and left out of Table 3 (one warning line says so).
+    assert bool(per_scan.loc["s3", "missing_prediction"]) and per_scan.loc["s3", ["fn", "dice_lesion"]].isna().all()
+    assert "(s3): left out of the metrics" in " ".join(result.stderr.split())
+    assert (out / "per_scan.csv").read_text().splitlines()[1].split(",")[5] == "9"  # counts stay whole numbers
     table = pd.read_csv(out / "table3.csv")
-    assert table.loc[0, "n_ref_lesions"] == 27 and table.loc[0, "rule"] == "lits"
+    assert table.loc[0, "n_ref_lesions"] == 18 and table.loc[0, "rule"] == "lits"
+    assert (table.loc[0, "n_scans"], table.loc[0, "n_missing_left_out"], table.loc[0, "n_missing_predictions"]) \
+        == (2, 1, 0)
     assert table.loc[0, "tp"] == per_scan["tp"].sum()
-    assert table.loc[0, "n_ref_lt10mm"] + table.loc[0, "n_ref_ge10mm"] == 27
+    assert table.loc[0, "n_ref_lt10mm"] + table.loc[0, "n_ref_ge10mm"] == 18
     assert (out / "table3.md").read_text().count("|") > 20
+    assert "| Missing predictions left out of the metrics | 1 |" in (out / "table3.md").read_text()
     assert (out / "figures" / "s2.png").stat().st_size > 1000
     lesions = pd.read_csv(out / "per_lesion.csv")
-    assert set(lesions["status"]) <= {"TP", "FN", "FP"} and len(lesions[lesions["side"] == "reference"]) == 27
+    assert set(lesions["status"]) <= {"TP", "FN", "FP"} and len(lesions[lesions["side"] == "reference"]) == 18
     assert (lesions["longest_axial_diameter_mm"] > 0).all()
 
     # Rerun into the same folder after replacing one prediction: only that series is evaluated again.
@@ -165,15 +170,70 @@ def test_seg_evaluate_end_to_end(cohort: dict[str, Path], cli: Callable[..., _Ru
     _write(np.roll(cohort["ref"], 1, axis=1), cohort["pred"] / "s1_seg.nii.gz", label)  # type: ignore[arg-type]
     rerun = cli("seg", "evaluate", "--pred-dir", str(cohort["pred"]), "--manifest", str(cohort["manifest"]),
                 "--out", str(out), "--rule", "lits", "--size-strata", "10", "--figures", "--n-boot", "50")
-    assert rerun.returncode == 0 and "reused 2 unchanged series" in rerun.stderr
+    assert rerun.returncode == 0 and "reused 1 unchanged series" in rerun.stderr, rerun.stderr
     again = pd.read_csv(out / "per_scan.csv").set_index("series_id")
     assert again.loc["s1", "tp"] < 9
     pd.testing.assert_series_equal(again.loc["s2"], per_scan.loc["s2"])
 
     skipped = cli("seg", "evaluate", "--pred-dir", str(cohort["pred"]), "--manifest", str(cohort["manifest"]),
                    "--out", str(cohort["root"] / "eval2"), "--skip-missing", "--n-boot", "0")
-    assert skipped.returncode == 0
+    assert skipped.returncode == 0 and "WARNING" not in skipped.stderr
     assert list(pd.read_csv(cohort["root"] / "eval2" / "per_scan.csv")["series_id"]) == ["s1", "s2"]
+    assert list(pd.read_csv(cohort["root"] / "eval2" / "skipped.csv")["series_id"]) == ["s3"]
+
+    # --missing-as-empty: s3 is an empty prediction, all 9 of its lesions false negatives.
+    empty = cli("seg", "evaluate", "--pred-dir", str(cohort["pred"]), "--manifest", str(cohort["manifest"]),
+                "--out", str(cohort["root"] / "eval3"), "--missing-as-empty", "--n-boot", "0")
+    assert empty.returncode == 0 and "(s3): counted as empty predictions" in " ".join(empty.stderr.split())
+    as_empty = pd.read_csv(cohort["root"] / "eval3" / "per_scan.csv").set_index("series_id")
+    assert as_empty.loc["s3", "fn"] == 9 and as_empty.loc["s3", "tp"] == 0
+    table = pd.read_csv(cohort["root"] / "eval3" / "table3.csv")
+    assert (table.loc[0, "n_ref_lesions"], table.loc[0, "n_missing_predictions"], table.loc[0, "n_missing_left_out"]) \
+        == (27, 1, 0)
+
+
+def test_seg_evaluate_names_missing_predictions_in_one_line(cohort: dict[str, Path],
+                                                             cli: Callable[..., _Run]) -> None:
+    """Seven series without a prediction: one warning with their count and the first five ids."""
+    manifest = pd.read_csv(cohort["manifest"])
+    extra = pd.concat([manifest.iloc[[2]].assign(series_id=f"s{k}") for k in range(4, 10)], ignore_index=True)
+    pd.concat([manifest, extra], ignore_index=True).to_csv(cohort["root"] / "more.csv", index=False)
+    out = cohort["root"] / "eval"
+    result = cli("seg", "evaluate", "--pred-dir", str(cohort["pred"]), "--manifest", str(cohort["root"] / "more.csv"),
+                 "--out", str(out), "--n-boot", "0")
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "WARNING" in line]
+    assert len(warnings) == 1
+    assert "7 of 9 series have no prediction <series_id>_seg.nii.gz" in " ".join(result.stderr.split())
+    assert "(s3, s4, s5, s6, s7, ...)" in " ".join(result.stderr.split())
+    per_scan = pd.read_csv(out / "per_scan.csv")
+    assert per_scan["series_id"].tolist() == ["s1", "s2", "s3", *(f"s{k}" for k in range(4, 10))]
+    assert per_scan["missing_prediction"].tolist() == [False, False] + [True] * 7
+    assert pd.read_csv(out / "table3.csv").loc[0, "n_scans"] == 2
+
+
+def test_seg_evaluate_of_a_wrongly_named_folder_is_exit_2(cohort: dict[str, Path], cli: Callable[..., _Run]) -> None:
+    """Predictions named <series_id>.nii.gz: no prediction found, one line naming the pattern and what is there."""
+    wrong = cohort["root"] / "wrong"
+    wrong.mkdir()
+    for path in cohort["pred"].glob("*_seg.nii.gz"):
+        (wrong / path.name.replace("_seg", "")).write_bytes(path.read_bytes())
+    (wrong / "other_seg.nii.gz").write_bytes(path.read_bytes())  # of a series not in the manifest: no warning
+    out = cohort["root"] / "eval"
+    base = ["seg", "evaluate", "--manifest", str(cohort["manifest"]), "--out", str(out), "--pred-dir"]
+    result = cli(*base, str(wrong))
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and "Traceback" not in result.stderr
+    assert lines[0] == (f"error: {wrong}: no prediction for any of the 3 labelled series of {cohort['manifest']}: "
+                        "found 3 file(s), 2 of them named <series_id>.nii.gz like s1.nii.gz; expected "
+                        "<series_id>_seg.nii.gz (e.g. s1_seg.nii.gz)")
+    assert not out.exists()
+    empty = cohort["root"] / "empty"
+    empty.mkdir()
+    result = cli(*base, str(empty), "--missing-as-empty")
+    assert result.returncode == 2 and "the folder holds no files; expected <series_id>_seg.nii.gz" in result.stderr
+    both = cli(*base, str(cohort["pred"]), "--missing-as-empty", "--skip-missing")
+    assert both.returncode == 2 and "--skip-missing and --missing-as-empty exclude each other" in both.stderr
 
 
 def test_seg_evaluate_bad_input(cohort: dict[str, Path], cli: Callable[..., _Run]) -> None:

@@ -182,6 +182,8 @@ def _write_bad_series(root: Path, manifest: Path) -> Path:
     add("mismatch", image, shifted)
     add("nolesion", image, label_from(np.where(label_array == 2, 1, label_array)))
     add("badlabels", image, label_from(np.where(label_array == 2, 7, label_array)))
+    sitk.WriteImage(sitk.Image(32, 32, sitk.sitkUInt8), str(root / "slice.png"))
+    rows.append({**rows[-1], "series_id": "png", "image": str(root / "slice.png")})
     bad = pd.concat([frame.iloc[:1], pd.DataFrame(rows)], ignore_index=True)
     bad["image"] = [str((manifest.parent / p) if not Path(p).is_absolute() else p) for p in bad["image"]]
     bad["label"] = [str((manifest.parent / p) if not Path(p).is_absolute() else p) for p in bad["label"]]
@@ -191,22 +193,36 @@ def _write_bad_series(root: Path, manifest: Path) -> Path:
 
 
 def test_bad_series_are_recorded_and_the_rest_continue(
-    small_cohort: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    small_cohort: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
 ) -> None:
     manifest = _write_bad_series(tmp_path, small_cohort(1))
     out = tmp_path / "features.csv"
-    code = _run_cli(["radiomics", "extract", "--manifest", str(manifest), "--out", str(out), "--workers", "1"],
-                    monkeypatch)
-    assert code == 0
+    argv = ["radiomics", "extract", "--manifest", str(manifest), "--out", str(out), "--workers", "1"]
+    capsys.readouterr()
+    code = _run_cli(argv, monkeypatch)
+    assert code == 3  # finished with failures
+    assert capsys.readouterr().out.strip().splitlines()[-1] == f"5 of 7 series failed; failure table: " \
+                                                              f"{failures_path(out)}"
     assert len(pd.read_csv(out)) == 1
     reasons = pd.read_csv(failures_path(out)).set_index("File")["reason"]
     assert set(reasons.index) == {"corrupt.nii.gz", "nanvoxel.nii.gz", "mismatch.nii.gz", "nolesion.nii.gz",
-                                  "badlabels.nii.gz"}
+                                  "badlabels.nii.gz", "slice.png"}
     assert "corrupt.nii.gz: corrupted: not gzip data" in reasons["corrupt.nii.gz"]  # the reader's integrity check
     assert "1 NaN voxel" in reasons["nanvoxel.nii.gz"]
     assert "spacing" in reasons["mismatch.nii.gz"] and "mismatch_seg.nii.gz" in reasons["mismatch.nii.gz"]
     assert reasons["nolesion.nii.gz"] == NO_LESION
     assert "unexpected label values [7]" in reasons["badlabels.nii.gz"]
+    assert "slice.png" in reasons["slice.png"] and "3D" in reasons["slice.png"]
+    assert _run_cli([*argv, "--allow-failures"], monkeypatch) == 0  # the failed series are retried, and fail again
+    assert len(pd.read_csv(failures_path(out))) == 6
+
+    # A lesion-free series is no failure: exit code 0.
+    lesion_free = tmp_path / "lesion_free.csv"
+    frame = pd.read_csv(manifest)
+    frame[frame["series_id"].isin([frame["series_id"].iloc[0], "nolesion"])].to_csv(lesion_free, index=False)
+    assert _run_cli(["radiomics", "extract", "--manifest", str(lesion_free), "--out", str(tmp_path / "f2.csv"),
+                     "--workers", "1"], monkeypatch) == 0
 
 
 def test_exit_code_2_when_no_series_could_be_processed(
@@ -225,7 +241,7 @@ def test_exit_code_2_when_no_series_could_be_processed(
     captured = capsys.readouterr()
     lines = (captured.err + captured.out).strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: no series could be processed: ")
-    assert "(and 4 more failed series)" in lines[0]
+    assert "(and 5 more failed series)" in lines[0]
     assert set(tmp_path.rglob("*")) == before  # no new file: the reasons are in the error line
 
 

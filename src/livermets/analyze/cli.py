@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from livermets.batch import ALLOW_FAILURES, finish_batch
 from livermets.errors import UserInputError
 
 
@@ -90,11 +91,13 @@ def run(
     workers: int | None = typer.Option(None, "--workers", help="Worker processes (default: CPU count)."),
     scheduler: str = typer.Option("local", "--scheduler",
                                   help="local, or the address of a dask.distributed scheduler (tcp://host:8786)."),
+    allow_failures: bool = ALLOW_FAILURES,
 ) -> None:
     """Analyse every series of a manifest (resumable after a kill) and build the cohort tables and report.
 
     Writes OUT/series/<series_id>/ (as `analyze`), OUT/summary.csv, lesions.csv, features.csv, qc.csv,
-    failures.csv, cohort_report.html and run.json.
+    failures.csv, cohort_report.html and run.json. Exit code 3 when a series failed (listed in OUT/failures.csv;
+    the others are written), unless --allow-failures.
 
     Example: ``livermets run --manifest cohort/manifest.csv --phenotype-model models/ne_lr --out runs/c1 --workers 2``
     """
@@ -108,5 +111,4 @@ def run(
     summary = run_cohort(manifest, out, options, workers=workers, scheduler=scheduler)
     typer.echo(f"{summary.n_series} series: {summary.n_done_before} already done, {summary.n_analysed} analysed, "
                f"{len(summary.failures)} failed\ncohort report: {out / 'cohort_report.html'}")
-    if summary.failures:
-        typer.echo(f"failures listed in {out / 'failures.csv'}")
+    finish_batch(len(summary.failures), summary.n_series, out / "failures.csv", allow_failures)

@@ -12,7 +12,8 @@ For each group of scans (e.g. ``dataset`` = LiTS / mSCLC, or ``split``) :func:`t
 - ``sensitivity`` / ``ppv``: pooled over lesions, ``sum tp / sum n_ref`` and ``sum tp / (sum tp + sum fp)``;
   ``sensitivity_mean_per_scan`` / ``ppv_mean_per_scan``: means of the per-scan values where defined.
 - ``fp_per_scan_mean``, ``fp_per_scan_min``, ``fp_per_scan_max``.
-- ``median_dice_liver``; counts of scans, patients, reference and predicted lesions, missing predictions.
+- ``median_dice_liver``; counts of scans, patients, reference and predicted lesions, missing predictions counted as
+  empty (``n_missing_predictions``) and left out of every metric (``n_missing_left_out``).
 - ``<metric>_ci_low`` / ``_ci_high``: 95% percentile intervals from ``n_boot`` bootstrap samples that draw
   *patients* with replacement (all scans of a drawn patient enter the sample), with a fixed ``seed``.
 - With size strata: ``n_ref_<stratum>``, ``sensitivity_<stratum>`` and ``fp_per_scan_<stratum>``.
@@ -156,7 +157,8 @@ def table3(per_scan: pd.DataFrame, group_by: str | None = None, n_boot: int = 10
     ----------
     per_scan
         Per-scan metrics (``evaluate_scan(...).row`` rows) joined with the manifest's ``patient_id`` and the
-        grouping column.
+        grouping column. Rows without metrics (an empty ``tp``: series whose prediction is missing, left out of the
+        metrics) are only counted, in ``n_missing_left_out``.
     group_by
         Manifest column to group by; ``None`` gives a single group ``all``. With several groups a final ``all``
         row pools every scan.
@@ -168,23 +170,30 @@ def table3(per_scan: pd.DataFrame, group_by: str | None = None, n_boot: int = 10
     if group_by is not None and group_by not in per_scan.columns:
         raise ParameterError("{group_by}: column {value!r} not in the manifest (columns: {columns})", value=group_by,
                              columns=list(per_scan.columns))
-    if per_scan.empty:
+    left_out = per_scan["tp"].isna() if "tp" in per_scan else pd.Series(False, index=per_scan.index)
+    evaluated = per_scan[~left_out]
+    if evaluated.empty:
         raise UserInputError("no scan could be evaluated")
-    parts: list[tuple[str, pd.DataFrame]]
-    if group_by is None:
-        parts = [("all", per_scan)]
-    else:
-        keys = per_scan[group_by].astype("string").fillna("<missing>")
-        parts = [(str(key), per_scan[keys == key]) for key in sorted(keys.unique())]
-        if len(parts) > 1:
-            parts.append(("all", per_scan))
+    keys = _group_keys(per_scan, group_by)
+    parts = [(name, keys == name) for name in sorted(keys[~left_out].unique())]
+    if len(parts) > 1:
+        parts.append(("all", pd.Series(True, index=per_scan.index)))
     rows = []
-    for offset, (name, frame) in enumerate(parts):
+    for offset, (name, members) in enumerate(parts):
+        frame = per_scan[members & ~left_out]
         row: dict[str, Any] = {"group_by": group_by or "", "group": name}
         row.update(_group_metrics(frame, strata))
+        row["n_missing_left_out"] = int((members & left_out).sum())
         row.update(bootstrap_cis(frame, n_boot=n_boot, seed=seed + offset))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _group_keys(per_scan: pd.DataFrame, group_by: str | None) -> pd.Series:
+    """The group of each scan: its ``group_by`` value as text (``<missing>`` when empty), or ``all``."""
+    if group_by is None:
+        return pd.Series("all", index=per_scan.index)
+    return per_scan[group_by].astype("string").fillna("<missing>").astype(str)
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -232,7 +241,8 @@ def table3_markdown(table: pd.DataFrame, title: str = "") -> str:
                   "n_scans_with_lesions"), ("Scans lesion-free in both (Dice 1.0, not in median)",
                   "n_scans_lesion_both_empty"), ("Reference lesions", "n_ref_lesions"),
                   ("Predicted lesions", "n_pred_lesions"), ("TP / FN / FP", None),
-                  ("Missing predictions (all FN)", "n_missing_predictions")]
+                  ("Missing predictions counted as empty (all FN)", "n_missing_predictions"),
+                  ("Missing predictions left out of the metrics", "n_missing_left_out")]
     for label, count_column in count_rows:
         if count_column is None:
             rows.append((label, [f"{r['tp']} / {r['fn']} / {r['fp']}" for _, r in table.iterrows()]))

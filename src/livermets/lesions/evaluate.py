@@ -1,10 +1,16 @@
 """Evaluate a folder of predicted label maps against a manifest's reference labels (``livermets seg evaluate``).
 
 Predictions are named ``<series_id>_seg.nii.gz`` in one folder. Each manifest row with a ``label`` is evaluated with
-:func:`livermets.lesions.scan_metrics.evaluate_scan`; problems with one series (missing prediction, unreadable file,
-unexpected label values, different geometry) are logged as one line each and listed in ``skipped.csv``; when no
-series can be evaluated, the command fails with one line naming the first reason and writes nothing. A missing
-prediction is evaluated as an empty prediction (every reference lesion a false negative) unless ``skip_missing``.
+:func:`livermets.lesions.scan_metrics.evaluate_scan`; problems with one series (unreadable file, unexpected label
+values, different geometry) are logged as one line each and listed in ``skipped.csv``; when no series can be
+evaluated, the command fails with one line naming the first reason and writes nothing. When not one series has its
+prediction, the error names the expected file name and what the folder holds instead (a wrong folder or naming).
+
+Series without a prediction are named together in one warning (their count and the first ids) and, by default, left
+out of every metric: they are rows of ``per_scan.csv`` with ``missing_prediction = True`` and empty metric columns,
+counted in Table 3's ``n_missing_left_out``. ``missing_as_empty`` evaluates them as empty predictions instead (every
+reference lesion a false negative; counted in ``n_missing_predictions``); ``skip_missing`` leaves them out of
+``per_scan.csv`` too and lists them in ``skipped.csv`` (for predictions of one split only).
 
 Outputs in ``out_dir``: ``per_scan.csv``, ``per_lesion.csv``, ``skipped.csv``, ``table3.csv``, ``table3.md``,
 ``provenance.json`` and, on request, ``figures/<series_id>.png``. Per-series results are also kept in
@@ -47,6 +53,11 @@ log = logging.getLogger(__name__)
 
 LISTED_REASONS = 3
 """Skip reasons named in the one-line error of a cohort in which no series could be evaluated."""
+LISTED_IDS = 5
+"""Series ids named in the one line about series without a prediction."""
+_COUNT_COLUMNS = ("n_ref", "n_pred", "tp", "fn", "fp", "tp_pred", "ref_lesion_voxels", "pred_lesion_voxels",
+                  "lesion_intersection_voxels", "ref_liver_voxels", "pred_liver_voxels", "liver_intersection_voxels",
+                  "connectivity")
 CACHE_FOLDER = ".per_series"
 """Per-series results kept in the output folder so that a rerun (after a crash or with more predictions) only
 evaluates series whose files or per-scan settings changed."""
@@ -61,6 +72,7 @@ class EvaluationSettings:
     connectivity: int = 26
     group_by: str | None = None
     skip_missing: bool = False
+    missing_as_empty: bool = False
     size_strata_mm: tuple[float, ...] = ()
     figures: bool = False
     n_boot: int = 1000
@@ -75,6 +87,8 @@ class EvaluationSettings:
         if not 0.0 <= self.iou_threshold < 1.0:
             raise ParameterError("{iou_threshold} must lie in [0, 1) (got {value})", value=self.iou_threshold)
         check_connectivity(self.connectivity)
+        if self.skip_missing and self.missing_as_empty:
+            raise ParameterError("{skip_missing} and {missing_as_empty} exclude each other")
         if self.n_boot < 0:
             raise ParameterError("{n_boot} must be >= 0 (got {value})", value=self.n_boot)
         try:
@@ -87,25 +101,20 @@ def _evaluate_row(row: pd.Series, pred_dir: Path, settings: EvaluationSettings,
                   figure_dir: Path | None) -> ScanEvaluation | str:
     """Evaluate one manifest row; returns the evaluation or the reason it was skipped."""
     series_id = str(row["series_id"])
-    label_path = row.get("label")
-    if label_path is None or pd.isna(label_path) or str(label_path).strip() == "":
+    if not _has_label(row):
         return "no reference label in the manifest"
+    label_path = str(row["label"])
     pred_path = pred_dir / f"{series_id}{PREDICTION_SUFFIX}"
     try:
         reference = read_label(label_path)
         prediction: sitk.Image | None = None
-        if pred_path.exists():
+        if pred_path.exists():  # a missing one reaches here only with missing_as_empty: an empty prediction
             prediction = read_label(pred_path)
             differences = geometry_differences(reference, prediction)
             if differences:
                 return (f"geometry mismatch between reference {label_path} and prediction {pred_path}: "
                         + "; ".join(differences) + " (predictions must lie on the reference grid; resample with "
                         "`livermets imaging check REFERENCE PREDICTION --resample-label OUT`)")
-        elif settings.skip_missing:
-            return f"missing prediction {pred_path} (skipped: --skip-missing)"
-        else:
-            log.warning("%s: missing prediction %s, counted as empty (all reference lesions FN)", series_id,
-                        pred_path)
     except UserInputError as exc:
         return str(exc)
     ref_array = sitk.GetArrayViewFromImage(reference)
@@ -133,6 +142,11 @@ def _evaluate_row(row: pd.Series, pred_dir: Path, settings: EvaluationSettings,
                              f"TP {evaluation.row['tp']} FN {evaluation.row['fn']} FP {evaluation.row['fp']} "
                              f"({settings.rule} rule)")
     return evaluation
+
+
+def _has_label(row: pd.Series) -> bool:
+    label = row.get("label")
+    return not (label is None or pd.isna(label) or str(label).strip() == "")
 
 
 def _file_stamp(path: Any) -> list[int] | None:
@@ -217,28 +231,44 @@ def evaluate_cohort(manifest: str | Path, pred_dir: str | Path, out_dir: str | P
     if settings.group_by is not None and settings.group_by not in frame.columns:
         raise ParameterError("{group_by}: column {value!r} not in {manifest}", value=settings.group_by,
                              manifest=manifest)
+    _check_predictions_exist(frame, pred_dir, manifest)  # before the warning about predictions of other series
     _warn_orphans(frame, pred_dir)
-    rows, lesion_frames, skipped = _evaluate_series(frame, pred_dir, out_dir, settings, group_by)
-    if not rows:
+    found = _evaluate_series(frame, pred_dir, out_dir, settings, group_by)
+    if not found.evaluated:
+        skipped = found.skipped or [{"series_id": s, "reason": "missing prediction"} for s in found.missing]
         listed = "; ".join(f"{s['series_id']}: {s['reason']}" for s in skipped[:LISTED_REASONS])
         more = f"; and {len(skipped) - LISTED_REASONS} more" if len(skipped) > LISTED_REASONS else ""
         raise UserInputError(f"nothing could be evaluated: all {len(frame)} series of {manifest} were skipped: "
                              f"{listed}{more}")
-    write_csv(out_dir / "skipped.csv", pd.DataFrame(skipped, columns=["series_id", "reason"]))
-    per_scan = pd.DataFrame(rows)
+    _report_missing(found, pred_dir, sum(_has_label(row) for _, row in frame.iterrows()), settings)
+    first = next(row for row in found.rows if "tp" in row)  # its columns, in order, then any others
+    per_scan = pd.DataFrame(found.rows, columns=list(dict.fromkeys([*first, *(k for r in found.rows for k in r)])))
     strata = stratum_names(settings.size_strata_mm)
     table = table3(per_scan, group_by=group_by, n_boot=settings.n_boot, seed=settings.seed, strata=strata)
     table.insert(2, "rule", settings.rule)
     table.insert(3, "iou_threshold", settings.iou_threshold if settings.rule == "lits" else np.nan)
-    write_csv(out_dir / "per_scan.csv", per_scan)
-    write_csv(out_dir / "per_lesion.csv", pd.concat(lesion_frames, ignore_index=True))
+    write_csv(out_dir / "skipped.csv", pd.DataFrame(found.skipped, columns=["series_id", "reason"]))
+    write_csv(out_dir / "per_scan.csv", _whole_counts(per_scan))
+    write_csv(out_dir / "per_lesion.csv", pd.concat(found.lesion_frames, ignore_index=True))
     write_csv(out_dir / "table3.csv", table)
     write_text(out_dir / "table3.md", table3_markdown(table, title=_table3_title(settings)))
     parameters = {**asdict(settings), "group_by": group_by, "manifest": str(manifest), "pred_dir": str(pred_dir),
-                  "n_evaluated": len(per_scan), "n_skipped": len(skipped)}
+                  "n_evaluated": found.evaluated, "n_skipped": len(found.skipped),
+                  "n_missing_predictions": len(found.missing)}
     write_json(out_dir / "provenance.json", provenance(parameters, command="livermets seg evaluate"))
-    log.info("evaluated %d series (%d skipped); wrote %s", len(per_scan), len(skipped), out_dir)
+    log.info("evaluated %d series (%d skipped, %d without a prediction); wrote %s", found.evaluated,
+             len(found.skipped), len(found.missing), out_dir)
     return table
+
+
+def _whole_counts(per_scan: pd.DataFrame) -> pd.DataFrame:
+    """Count columns as whole numbers when rows left out of the metrics leave them empty (no ``9.0`` in the CSV)."""
+    out = per_scan.copy()
+    for column in out.columns:
+        if (column in _COUNT_COLUMNS or column.startswith(("n_ref_", "tp_", "n_pred_", "fp_"))) \
+                and out[column].dtype.kind == "f":
+            out[column] = out[column].astype("Int64")
+    return out
 
 
 def _warn_orphans(frame: pd.DataFrame, pred_dir: Path) -> None:
@@ -251,47 +281,117 @@ def _warn_orphans(frame: pd.DataFrame, pred_dir: Path) -> None:
                     orphans[0])
 
 
-def _evaluate_series(
-    frame: pd.DataFrame, pred_dir: Path, out_dir: Path, settings: EvaluationSettings, group_by: str | None
-) -> tuple[list[dict[str, Any]], list[pd.DataFrame], list[dict[str, str]]]:
-    """Evaluate (or reuse from the cache) every manifest row; returns per-scan rows, lesion tables, skipped rows."""
+@dataclass
+class _Collected:
+    """What the series of a cohort gave: per-scan rows (with the left-out missing series), lesion tables, skipped
+    series, series without a prediction, held-back skip warnings and the number of cached results reused."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    lesion_frames: list[pd.DataFrame] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)  # skip warnings wait for a first evaluated series
+    reused: int = 0
+
+    @property
+    def evaluated(self) -> int:
+        return sum("tp" in row for row in self.rows)
+
+    def skip(self, series_id: str, reason: str, warn: bool = True) -> None:
+        self.skipped.append({"series_id": series_id, "reason": reason})
+        if warn:
+            self.pending.append(f"{series_id}: skipped: {reason}")
+        _flush_warnings(self.pending, self.evaluated > 0)
+
+    def add(self, scan_row: dict[str, Any], lesions: pd.DataFrame | None, extra: dict[str, Any]) -> None:
+        self.rows.append({**scan_row, **extra})
+        if lesions is not None:
+            self.lesion_frames.append(lesions)
+            _flush_warnings(self.pending, True)
+
+
+def _evaluate_series(frame: pd.DataFrame, pred_dir: Path, out_dir: Path, settings: EvaluationSettings,
+                     group_by: str | None) -> _Collected:
+    """Evaluate (or reuse from the cache) every manifest row."""
     figure_dir = out_dir / "figures" if settings.figures else None
     cache_dir = out_dir / CACHE_FOLDER
-    rows: list[dict[str, Any]] = []
-    lesion_frames: list[pd.DataFrame] = []
-    skipped: list[dict[str, str]] = []
-    reused = 0
-    pending: list[str] = []  # skip warnings wait for a first evaluated series (or become the one error line)
+    found = _Collected()
     for _, row in track(list(frame.iterrows()), "evaluating"):
         series_id = str(row["series_id"])
-        fingerprint = _fingerprint(row, pred_dir, settings)
-        cached = _load_cached(cache_dir, series_id, fingerprint)
-        if cached is not None and (figure_dir is None or (figure_dir / f"{series_id}.png").exists()):
-            scan_row, lesions = cached
-            reused += 1
-        else:
-            outcome = _evaluate_row(row, pred_dir, settings, figure_dir)
-            if isinstance(outcome, str):
-                # Series skipped on request (--skip-missing) are summarised once below; real problems are warned.
-                requested = settings.skip_missing and outcome.startswith("missing prediction")
-                if requested:
-                    log.debug("%s: skipped: %s", series_id, outcome)
-                else:
-                    pending.append(f"{series_id}: skipped: {outcome}")
-                skipped.append({"series_id": series_id, "reason": outcome})
-                _flush_warnings(pending, bool(rows))
-                continue
-            scan_row, lesions = outcome.row, outcome.lesions
-            _store_cached(cache_dir, series_id, fingerprint, scan_row, lesions)
         extra = {"patient_id": row["patient_id"], "study_id": row["study_id"]}
         if group_by is not None:
             extra[group_by] = row[group_by]
-        rows.append({**scan_row, **extra})
-        lesion_frames.append(lesions)
-        _flush_warnings(pending, True)
-    if reused:
-        log.info("reused %d unchanged series from %s", reused, cache_dir)
-    return rows, lesion_frames, skipped
+        pred_path = pred_dir / f"{series_id}{PREDICTION_SUFFIX}"
+        if _has_label(row) and not pred_path.exists() and not settings.missing_as_empty:
+            found.missing.append(series_id)
+            if settings.skip_missing:
+                found.skip(series_id, f"missing prediction {pred_path} (skipped: --skip-missing)", warn=False)
+            else:  # listed in per_scan.csv without metrics
+                found.add({"series_id": series_id, "missing_prediction": True, "rule": settings.rule,
+                           "connectivity": settings.connectivity}, None, extra)
+            continue
+        fingerprint = _fingerprint(row, pred_dir, settings)
+        cached = _load_cached(cache_dir, series_id, fingerprint)
+        if cached is not None and (figure_dir is None or (figure_dir / f"{series_id}.png").exists()):
+            found.reused += 1
+            scan_row, lesions = cached
+        else:
+            outcome = _evaluate_row(row, pred_dir, settings, figure_dir)
+            if isinstance(outcome, str):
+                found.skip(series_id, outcome)
+                continue
+            scan_row, lesions = outcome.row, outcome.lesions
+            _store_cached(cache_dir, series_id, fingerprint, scan_row, lesions)
+        found.missing += [series_id] if bool(scan_row["missing_prediction"]) else []
+        found.add(scan_row, lesions, extra)
+    if found.reused:
+        log.info("reused %d unchanged series from %s", found.reused, cache_dir)
+    return found
+
+
+def _check_predictions_exist(frame: pd.DataFrame, pred_dir: Path, manifest: str | Path) -> None:
+    """Raise when not one labelled series of the manifest has its prediction: a wrong folder or naming."""
+    labelled = [str(row["series_id"]) for _, row in frame.iterrows() if _has_label(row)]
+    if not labelled or any((pred_dir / f"{s}{PREDICTION_SUFFIX}").exists() for s in labelled):
+        return
+    raise UserInputError(f"{pred_dir}: no prediction for any of the {len(labelled)} labelled series of {manifest}: "
+                         f"{_folder_content(pred_dir, labelled)}; expected <series_id>{PREDICTION_SUFFIX} (e.g. "
+                         f"{labelled[0]}{PREDICTION_SUFFIX})")
+
+
+def _folder_content(folder: Path, series_ids: list[str]) -> str:
+    """What a prediction folder holds: ``found 24 file(s) named <series_id>.nii.gz like CASE_000.nii.gz``."""
+    files = sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not files:
+        return "the folder holds no files"
+    named: dict[str, str] = {}  # file -> what follows the longest series id it starts with
+    for name in files:
+        ids = [s for s in series_ids if name.startswith(s) and len(name) > len(s)]
+        if ids:
+            named[name] = name[len(max(ids, key=len)):]
+    if len(set(named.values())) != 1:
+        return f"found {len(files)} file(s) like {files[0]}"
+    suffix, example = next(iter(named.values())), next(iter(named))
+    if len(named) == len(files):
+        return f"found {len(files)} file(s) named <series_id>{suffix} like {example}"
+    return f"found {len(files)} file(s), {len(named)} of them named <series_id>{suffix} like {example}"
+
+
+def _report_missing(found: _Collected, pred_dir: Path, n_labelled: int, settings: EvaluationSettings) -> None:
+    """One line for the series without a prediction: how many, the first few ids and what became of them."""
+    if not found.missing:
+        return
+    ids = ", ".join(found.missing[:LISTED_IDS]) + (", ..." if len(found.missing) > LISTED_IDS else "")
+    if settings.skip_missing:
+        what = "skipped (--skip-missing), listed in skipped.csv"
+    elif settings.missing_as_empty:
+        what = "counted as empty predictions: all their reference lesions are false negatives"
+    else:
+        what = ("left out of the metrics, listed in per_scan.csv with missing_prediction = True (--missing-as-empty "
+                "counts them as empty predictions)")
+    level = logging.INFO if settings.skip_missing else logging.WARNING
+    log.log(level, "%d of %d series have no prediction <series_id>%s in %s (%s): %s", len(found.missing),
+            n_labelled, PREDICTION_SUFFIX, pred_dir, ids, what)
 
 
 def _table3_title(settings: EvaluationSettings) -> str:

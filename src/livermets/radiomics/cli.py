@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from livermets.atomic import outputs, removed_on_failure
+from livermets.batch import ALLOW_FAILURES, finish_batch
 from livermets.errors import UserInputError
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ def extract(
     max_lesions: int = typer.Option(200, "--max-lesions", help="Skip (record as failed) a series whose mask has more "
                                     "lesion components than this: a speckled prediction, not a series to describe; "
                                     "0 = no limit."),
+    allow_failures: bool = ALLOW_FAILURES,
 ) -> None:
     """Extract radiomics for every series of a manifest (resumable; failures in <out stem>.failures.csv).
 
@@ -46,14 +48,14 @@ def extract(
     resampling, bin width 25, Original image, 7 classes = 107 features + Num_Lesions, in the published table's
     152 columns. Series already in --out are skipped; a series that fails (unreadable file, geometry mismatch,
     unexpected labels, NaN voxels, empty mask = "no lesion", more lesion components than --max-lesions) is recorded
-    and the others continue. Exit code 2 only when no series could be processed.
+    and the others continue: exit code 3 when one failed for another reason than "no lesion", 2 when none succeeded.
 
     Example: ``livermets radiomics extract --manifest cohort/manifest.csv --out features.csv -j 8``
     """
     # PyRadiomics and friends load only when a command runs (keeps `livermets --help` fast).
     from livermets.cohort.manifest import load_manifest, select_split
     from livermets.radiomics.runner import build_tasks, failures_path, parts_dir, provenance_path, run_extraction
-    from livermets.radiomics.series import ExtractionOptions
+    from livermets.radiomics.series import NO_LESION, ExtractionOptions
 
     options = ExtractionOptions(params=None if params is None else str(params), roi=roi,  # type: ignore[arg-type]
                                 per_lesion=per_lesion, crop=not no_crop,
@@ -74,6 +76,8 @@ def extract(
     typer.echo(f"{out}: {summary.succeeded} series computed, {summary.already_done} already there, "
                f"{summary.failed} failed ({summary.failures}); {summary.seconds:.1f} s, "
                f"{summary.series_per_second:.2f} series/s")
+    failed = sum(reason != NO_LESION for _, reason in summary.failure_reasons)  # a lesion-free series is no failure
+    finish_batch(failed, summary.attempted + summary.already_done, summary.failures, allow_failures)
 
 
 def _nothing_processed(summary: RunSummary, max_lesions: int) -> str:

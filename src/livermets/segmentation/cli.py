@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from livermets.atomic import outputs
+from livermets.batch import ALLOW_FAILURES, finish_batch
 
 if TYPE_CHECKING:
     from livermets.segmentation.options import PredictionOptions
@@ -150,8 +151,11 @@ def predict(
     lesion_label_map: str | None = LESION_LABEL_MAP,
     folds: str | None = FOLDS,
     ras: bool | None = RAS,
+    allow_failures: bool = ALLOW_FAILURES,
 ) -> None:
     """Predict label maps (0 background, 1 liver, 2 lesion) on the exact grid of each input CT.
+
+    With --manifest, a CT found bad during the run fails its series (OUT/failures.csv; exit code 3).
 
     The model is a livermets model, a livermets nnU-Net model or any nnU-Net v2 result folder (see docs/nnunet.md);
     --liver-model and --lesion-model combine two models (e.g. TotalSegmentator's total and a lesion model).
@@ -171,8 +175,20 @@ def predict(
                          liver_label_map=liver_label_map, lesion_label_map=lesion_label_map,
                          folds=_folds(folds), ras=ras)
     table = predict_cohort(choice, out, manifest=manifest, image=image, split=split, tta=tta, device=device,
-                           overwrite=overwrite, options=options)
+                           overwrite=overwrite, options=options, keep_going=manifest is not None)
     typer.echo(f"{out}: {len(table)} label map(s); summary in {out / 'predictions.csv'}")
+    if manifest is not None:  # a cohort: its failures decide the exit code
+        _finish_cohort(out, len(table), allow_failures)
+
+
+def _finish_cohort(out: Path, predicted: int, allow_failures: bool) -> None:
+    """The closing line and exit code of ``seg predict --manifest`` from its ``failures.csv``."""
+    import pandas as pd
+
+    from livermets.segmentation.predict import failures_path
+
+    failed = len(pd.read_csv(failures_path(out)))
+    finish_batch(failed, predicted + failed, failures_path(out), allow_failures)
 
 
 def _prediction_options(keep_all_lesions: bool, argmax: bool, **given: Any) -> PredictionOptions:
@@ -241,8 +257,12 @@ def evaluate(
     connectivity: int = typer.Option(26, "--connectivity", help="cc3d connectivity for lesions: 6, 18, 26."),
     group_by: str | None = typer.Option(None, "--group-by", help="Manifest column grouping Table 3 "
                                         "(default: 'dataset' if present, else 'split')."),
-    skip_missing: bool = typer.Option(False, "--skip-missing", help="Skip series without a prediction instead "
-                                      "of counting all their lesions as false negatives."),
+    skip_missing: bool = typer.Option(False, "--skip-missing", help="Leave series without a prediction out of "
+                                      "per_scan.csv too (listed in skipped.csv, no warning): e.g. predictions of "
+                                      "one split only."),
+    missing_as_empty: bool = typer.Option(False, "--missing-as-empty", help="Count a missing prediction as an empty "
+                                          "one (all its reference lesions false negatives) instead of leaving the "
+                                          "series out of the metrics."),
     size_strata_mm: list[float] | None = typer.Option(None, "--size-strata", help="Diameter cut point in mm for "
                                                    "size strata (repeatable), e.g. --size-strata 10."),
     figures: bool = typer.Option(False, "--figures", help="Write figures/<series_id>.png (Figure-2-like)."),
@@ -252,12 +272,16 @@ def evaluate(
     """Evaluate predicted label maps against the manifest's references: per_scan.csv, per_lesion.csv,
     table3.csv/.md (median lesion Dice, sensitivity, PPV, FP/scan with patient-level bootstrap CIs).
 
+    A series without PRED_DIR/<series_id>_seg.nii.gz is left out of the metrics and listed in per_scan.csv with
+    missing_prediction = True (one warning line names them); when no series has a prediction, exit code 2.
+
     Example: ``livermets seg evaluate --pred-dir preds/ --manifest manifest.csv --out eval/ --rule lits``
     """
     from livermets.lesions.evaluate import EvaluationSettings, evaluate_cohort
 
     settings = EvaluationSettings(rule=rule, iou_threshold=iou_threshold, connectivity=connectivity, group_by=group_by,
-                                  skip_missing=skip_missing, size_strata_mm=tuple(sorted(size_strata_mm or ())),
+                                  skip_missing=skip_missing, missing_as_empty=missing_as_empty,
+                                  size_strata_mm=tuple(sorted(size_strata_mm or ())),
                                   figures=figures, n_boot=n_boot, seed=seed)
     table = evaluate_cohort(manifest, pred_dir, out, settings)
     for _, row in table.iterrows():

@@ -270,6 +270,7 @@ def predict_cohort(
     overwrite: bool = False,
     qc: QCConfig | None = None,
     options: PredictionOptions | None = None,
+    keep_going: bool = False,
 ) -> pd.DataFrame:
     """Segment every manifest row (optionally one split) or one image; write ``OUT/<series_id>_seg.nii.gz``.
 
@@ -284,6 +285,10 @@ def predict_cohort(
     prediction is checked (:func:`livermets.segmentation.qc.check_prediction` with ``qc``, default the model's
     ``qc`` thresholds): the record goes to ``OUT/<series_id>.qc.json`` and each flag to one warning. ``options``
     change the model's inference settings for this run (:class:`~livermets.segmentation.options.PredictionOptions`).
+
+    With ``keep_going``, a CT found bad only when its series is read (non-3D, truncated, not in HU) is a failure of
+    that series, listed in ``OUT/failures.csv`` (``series_id, image, reason``; always written), and the others go on;
+    when none succeeds, the :class:`~livermets.errors.UserInputError` names the first reason.
     """
     cases = _cases(manifest, image, split)
     plan = plan_segmenter(model_dir if isinstance(model_dir, ModelChoice) else ModelChoice(model=model_dir),
@@ -292,10 +297,8 @@ def predict_cohort(
     announce_model(plan.info)
     out = Path(out_dir)
     remove_stale_temporaries(out)
-    summary = out / "predictions.csv"
-    old = (pd.read_csv(summary, dtype={"series_id": "string"}, keep_default_na=False, na_values=[""])
-           if summary.is_file() else pd.DataFrame(columns=list(PredictionRow.__dataclass_fields__)))
-    segmenter: ImageSegmenter | None = None
+    old = _previous_summary(out / "predictions.csv")
+    run = _CohortRun(plan, device, tta, qc)
     rows = []
     for series_id, path in track(cases, "Segmenting"):
         target = prediction_path(out, series_id)
@@ -303,17 +306,72 @@ def predict_cohort(
         if finished is not None:
             log.info("%s exists; skipped (use --overwrite to redo)", target)
             rows.append(finished)
+            run.succeeded()
             continue
-        ct = read_image(path)
-        check_ct_intensities(ct, path, plan.min_ct_hu, plan.foreground_hu)
-        if segmenter is None:  # loaded once the first CT passed its checks, so that bad input fails first
-            segmenter = plan.load(device, tta)
-        rows.append(_predict_one(segmenter, series_id, path, ct, target, tta,
-                                 qc if qc is not None else segmenter.qc))
+        try:
+            rows.append(run.predict(series_id, path, target))
+        except UserInputError as exc:
+            if not keep_going:
+                raise
+            run.failed(series_id, path, str(exc))
+    if keep_going:
+        run.write_failures(failures_path(out))
     table = pd.DataFrame([r.__dict__ for r in rows], columns=list(PredictionRow.__dataclass_fields__))
     kept = old[~old["series_id"].isin(table["series_id"])]
-    write_csv(summary, pd.concat([kept, table], ignore_index=True) if len(kept) else table)
+    write_csv(out / "predictions.csv", pd.concat([kept, table], ignore_index=True) if len(kept) else table)
     return table
+
+
+def _previous_summary(summary: Path) -> pd.DataFrame:
+    """The ``predictions.csv`` of an earlier run into the folder (empty when there is none)."""
+    if not summary.is_file():
+        return pd.DataFrame(columns=list(PredictionRow.__dataclass_fields__))
+    return pd.read_csv(summary, dtype={"series_id": "string"}, keep_default_na=False, na_values=[""])
+
+
+def failures_path(out_dir: str | Path) -> Path:
+    """``OUT/failures.csv``: the series of a ``keep_going`` run that could not be segmented, with the reason."""
+    return Path(out_dir) / "failures.csv"
+
+
+class _CohortRun:
+    """The model of a cohort run (loaded once the first CT passed its checks, so that bad input fails first) and its
+    failures, whose warnings wait for a first finished series: a run in which nothing succeeds says it in one line."""
+
+    def __init__(self, plan: SegmenterPlan, device: str, tta: bool, qc: QCConfig | None) -> None:
+        self.plan, self.device, self.tta, self.qc = plan, device, tta, qc
+        self.segmenter: ImageSegmenter | None = None
+        self.failures: list[dict[str, str]] = []
+        self.any_success = False
+
+    def predict(self, series_id: str, path: str, target: Path) -> PredictionRow:
+        ct = read_image(path)
+        check_ct_intensities(ct, path, self.plan.min_ct_hu, self.plan.foreground_hu)
+        if self.segmenter is None:
+            self.segmenter = self.plan.load(self.device, self.tta)
+        row = _predict_one(self.segmenter, series_id, path, ct, target, self.tta,
+                           self.qc if self.qc is not None else self.segmenter.qc)
+        self.succeeded()
+        return row
+
+    def succeeded(self) -> None:
+        if not self.any_success:
+            self.any_success = True
+            for failure in self.failures:
+                log.warning("%s: failed: %s", failure["series_id"], failure["reason"])
+
+    def failed(self, series_id: str, path: str, reason: str) -> None:
+        self.failures.append({"series_id": series_id, "image": path, "reason": reason})
+        if self.any_success:
+            log.warning("%s: failed: %s", series_id, reason)
+
+    def write_failures(self, path: Path) -> None:
+        """Write the failure table; raise the one-line error when no series succeeded."""
+        if self.failures and not self.any_success:
+            first = self.failures[0]
+            more = f" (and {len(self.failures) - 1} more failed series)" if len(self.failures) > 1 else ""
+            raise UserInputError(f"no series could be segmented: {first['series_id']}: {first['reason']}{more}")
+        write_csv(path, pd.DataFrame(self.failures, columns=["series_id", "image", "reason"]))
 
 
 def _cases(manifest: str | Path | None, image: str | Path | None, split: str | None) -> list[tuple[str, str]]:
