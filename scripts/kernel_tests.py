@@ -13,7 +13,7 @@
    byte-identical across kernels.
 
 Exit status 1 when anything fails. ``OPENBLAS_CORETYPE`` is never set for this process itself.
-    python scripts/kernel_tests.py [pytest options, e.g. -x]
+    python scripts/kernel_tests.py [pytest options, e.g. -x; not -q, which hides the header naming the kernel]
 """
 
 from __future__ import annotations
