@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo_output
 
-.PHONY: demo test lint typecheck unit bootstrap browser clean
+.PHONY: demo test lint typecheck unit kernels bootstrap browser clean
 
 bootstrap: $(STAMP) browser
 
@@ -45,13 +45,18 @@ demo: $(STAMP)
 unit: $(STAMP) browser
 	$(VENV)/bin/pytest -q
 
+# The tests marked blas_kernel again under every other OpenBLAS kernel the CPU can run (OPENBLAS_CORETYPE set for
+# each child run only), and the published LASSO/LR outputs compared byte for byte across kernels.
+kernels: $(STAMP)
+	$(PY) scripts/kernel_tests.py
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-test: unit lint typecheck
+test: unit kernels lint typecheck
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR)

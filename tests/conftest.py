@@ -29,6 +29,13 @@ def _require(path: Path) -> Path:
     pytest.skip(message)
 
 
+def pytest_report_header() -> str:
+    """The OpenBLAS kernel of this run (scripts/kernel_tests.py checks it is the one it asked for)."""
+    from livermets.phenotype.pinned import blas_kernels
+
+    return f"OpenBLAS kernel: {blas_kernels()}"
+
+
 @pytest.fixture(autouse=True)
 def _keep_ctype_locale() -> Iterator[None]:
     """Restore LC_CTYPE after every test: SimpleITK's DICOM writer sets it to "C", after which text decoding of

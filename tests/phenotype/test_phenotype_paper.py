@@ -42,6 +42,7 @@ def lr_run(lr_protocol):
     return lr_protocol.run("LR")
 
 
+@pytest.mark.blas_kernel  # LASSO and LR on the pinned kernel: rerun under every kernel
 def test_lasso_selects_figure4_features(lr_protocol, reference):
     assert lr_protocol.selected == reference["lasso_selected_features_figure4"]
     top5 = lr_protocol.lasso_table.sort_values("abs_rank")["feature"].head(5).tolist()
@@ -72,6 +73,7 @@ def test_lr_test_predictions_are_the_notebooks_voting_classifier(data):
     assert not np.allclose(lr_run.test_probability, lr_run.test_fold_probability.mean(axis=0), atol=1e-3)
 
 
+@pytest.mark.blas_kernel  # LASSO and LR on the pinned kernel: rerun under every kernel
 def test_lr_table4_matches_paper(lr_run, reference):
     summary = lr_run.bootstrap.summary().set_index("metric")
     paper = reference["table4_test_unweighted_softvote"]["LR"]
@@ -82,6 +84,7 @@ def test_lr_table4_matches_paper(lr_run, reference):
     assert lr_run.bootstrap.n_boot == 1000
 
 
+@pytest.mark.blas_kernel  # LASSO and LR on the pinned kernel: rerun under every kernel
 def test_lr_fold_auc_matches_notebook_on_well_conditioned_folds(lr_run):
     ours = lr_run.cv.folds["val_auc"].to_numpy()
     printed = np.array(paper_values.NOTEBOOK3_LR_FOLD_AUC)

@@ -33,7 +33,7 @@ from livermets.phenotype.bootstrap import BootstrapResult, bootstrap_metrics, st
 from livermets.phenotype.cv import (
     CVResult,
     check_two_classes,
-    fit_fold,
+    fit_fold_and_predict,
     fit_quietly,
     paper_splits,
     validated_inputs,
@@ -125,9 +125,9 @@ def _fold_job(
     estimator: Any, X: pd.DataFrame, y: NDArray[np.int64], train: Any, val: Any, X_test: pd.DataFrame
 ) -> tuple[Any, list[float], NDArray[np.float64]]:
     """One CV fold: fitted model, train/val F1 and AUC, and its test-set probabilities (computed in the worker)."""
-    model, scores = fit_fold(estimator, X, y, train, val)
-    with validated_inputs():
-        return model, scores, np.asarray(model.predict_proba(X_test), dtype=float)[:, 1]
+    model, scores, test = fit_fold_and_predict(estimator, X, y, train, val, X_test)
+    assert test is not None
+    return model, scores, test
 
 
 def _refit_job(

@@ -39,7 +39,24 @@ from livermets.errors import UserInputError
 PINNED_KERNEL = "Haswell"
 """OpenBLAS core type of the paper protocol's numerics (threadpoolctl's ``architecture`` name)."""
 
-KERNEL_CPU_FEATURES: tuple[str, ...] = ("AVX2", "FMA3")
+CORETYPE_CPU_FEATURES: dict[str, tuple[str, ...]] = {
+    "Haswell": ("AVX2", "FMA3"),
+    "Zen": ("AVX2", "FMA3"),
+    "SkylakeX": ("AVX512F", "AVX512_SKX"),
+    "Cooperlake": ("AVX512_SKX", "AVX512BF16"),
+    "SapphireRapids": ("AVX512_SPR",),
+    "Sandybridge": ("AVX",),
+    "Nehalem": ("SSE42",),
+    "Prescott": ("SSE3",),
+}
+"""x86-64 ``OPENBLAS_CORETYPE`` values and the CPU features (numpy's run-time names) their kernels execute.
+
+Forcing a core type whose instructions the CPU lacks kills the process with an illegal instruction (SkylakeX and
+Cooperlake need AVX-512); OpenBLAS maps some core types to the kernel of another (Zen runs the Haswell kernel,
+Prescott the Katmai kernel): threadpoolctl's ``architecture`` names the kernel that actually runs.
+"""
+
+KERNEL_CPU_FEATURES: tuple[str, ...] = CORETYPE_CPU_FEATURES[PINNED_KERNEL]
 """CPU features the Haswell kernel needs (numpy's runtime CPU-feature names)."""
 
 WHERE_CHOICES = ("auto", "child", "process")
@@ -70,13 +87,23 @@ def cpu_supports_pinned_kernel() -> tuple[bool, str]:
     Forcing a kernel the CPU cannot execute kills the process with an illegal instruction, so this is checked
     before a child is started: x86-64 with AVX2 and FMA, as numpy detects them at run time.
     """
+    return coretype_support(PINNED_KERNEL)
+
+
+def coretype_support(coretype: str) -> tuple[bool, str]:
+    """Whether this CPU can run the OpenBLAS kernel of ``coretype`` (a key of :data:`CORETYPE_CPU_FEATURES`).
+
+    Returns ``(True, "")`` or ``(False, reason)``, e.g. ``"the CPU lacks AVX512F and AVX512_SKX"``.
+    """
     machine = platform.machine().lower()
     if machine not in ("x86_64", "amd64"):
         return False, f"the CPU is {machine or 'unknown'}, not x86-64"
+    if coretype not in CORETYPE_CPU_FEATURES:
+        return False, f"unknown core type {coretype!r}"
     features = _cpu_features()
     if features is None:
         return False, "numpy does not report the CPU features"
-    missing = [name for name in KERNEL_CPU_FEATURES if not features.get(name)]
+    missing = [name for name in CORETYPE_CPU_FEATURES[coretype] if not features.get(name)]
     if missing:
         return False, f"the CPU lacks {' and '.join(missing)}"
     return True, ""
