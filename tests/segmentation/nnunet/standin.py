@@ -56,11 +56,11 @@ class StandIn:
 
 STANDINS = (
     StandIn("Dataset291_TotalSegmentator_part1_organs_1559subj", "nnUNetTrainerNoMirroring", "3d_fullres",
-            (1.5, 1.5, 1.5), "v2.0.0-weights", "liver", (64, 204, 244)),
+            (1.5, 1.5, 1.5), "v2.0.0-weights", "liver", (24, 204, 244)),
     StandIn("Dataset297_TotalSegmentator_total_3mm_1559subj", "nnUNetTrainer_4000epochs_NoMirroring", "3d_fullres",
-            (3.0, 3.0, 3.0), "v2.0.0-weights", "liver", (32, 104, 124)),
+            (3.0, 3.0, 3.0), "v2.0.0-weights", "liver", (12, 104, 124)),
     StandIn("Dataset591_ct_liver_lesions_842subj", "nnUNetTrainer", "3d_fullres_high", (1.0, 0.75, 0.75),
-            "v2.5.0-weights", "lesion", (92, 300, 312)),
+            "v2.5.0-weights", "lesion", (36, 300, 312)),
 )
 REAL_PATCH = (128, 128, 128)
 
@@ -71,7 +71,7 @@ def architecture(spacing: tuple[float, ...], patch: tuple[int, ...], tiny: bool)
     if tiny:
         strides = [[1, 1, 1], [2, 2, 2], [2, 2, 2]]
         kernels = [[1, 1, 1], [3, 3, 3], [3, 3, 3]]
-        features = [8, 8, 8]
+        features = [4, 8, 8]
     else:
         from nnunetv2.experiment_planning.experiment_planners.network_topology import get_pool_and_conv_props
 

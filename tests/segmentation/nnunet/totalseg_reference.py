@@ -22,6 +22,7 @@ import json
 import os
 import socket
 import sys
+import time
 from pathlib import Path
 
 ALLOWED = ("127.0.0.1", "::1", "localhost")
@@ -81,8 +82,16 @@ def run(ct: Path, out: Path) -> None:
     ts_nnunet.custom_trainers.update({"nnUNetTrainer": nnUNetTrainer,
                                       "nnUNetTrainerNoMirroring": nnUNetTrainerNoMirroring,
                                       "nnUNetTrainer_4000epochs_NoMirroring": nnUNetTrainer_4000epochs_NoMirroring})
-    totalsegmentator(ct, out / "total_fast.nii.gz", ml=True, fast=True, task="total", device="cpu", quiet=True)
-    totalsegmentator(ct, out / "liver_lesions.nii.gz", ml=True, task="liver_lesions", device="cpu", quiet=True)
+    timings = {}
+    tick = time.perf_counter()
+    totalsegmentator(ct, out / "total_fast.nii.gz", ml=True, fast=True, task="total", device="cpu", quiet=True,
+                     nr_thr_saving=1)
+    timings["total_fast_s"] = time.perf_counter() - tick
+    tick = time.perf_counter()
+    totalsegmentator(ct, out / "liver_lesions.nii.gz", ml=True, task="liver_lesions", device="cpu", quiet=True,
+                     nr_thr_saving=1)
+    timings["liver_lesions_s"] = time.perf_counter() - tick
+    (out / "timings.json").write_text(json.dumps(timings))
     if "--part1" in sys.argv:
         part1, _, _ = ts_nnunet.nnUNet_predict_image(
             ct, None, 291, model="3d_fullres", folds=[0], trainer="nnUNetTrainerNoMirroring", tta=False,

@@ -356,7 +356,8 @@ class TotalSegPairSegmenter:
                   if organ.any() or not self.lesion.task.crop else np.zeros_like(crop))
         timings = {"liver_model_s": after_liver - tick, "crop_model_s": after_crop - after_liver,
                    "lesion_model_s": time.perf_counter() - after_crop}
-        return PairParts(*(np.ascontiguousarray(a.transpose(2, 1, 0)) for a in (liver, crop, lesion)), timings)
+        liver_zyx, crop_zyx, lesion_zyx = (np.ascontiguousarray(a.transpose(2, 1, 0)) for a in (liver, crop, lesion))
+        return PairParts(liver_zyx, crop_zyx, lesion_zyx, timings)
 
     def combine(self, parts: PairParts, image: sitk.Image) -> sitk.Image:
         """livermets' label map from the parts (:func:`combine_labels`), on exactly ``image``'s grid."""
