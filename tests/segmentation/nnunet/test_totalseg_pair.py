@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -42,7 +43,7 @@ BLOCKS = {
                       "configuration": "3d_fullres", "folds": [0], "resample_mm": [3.0, 3.0, 3.0]},
     "ts-liver-lesions": {"dataset": "Dataset591_ct_liver_lesions_842subj", "trainer": "nnUNetTrainer",
                          "plans": "nnUNetPlans", "configuration": "3d_fullres_high", "folds": [0],
-                         "resample_mm": [0.75, 0.75, 1.0], "crop": "liver", "crop_addon": [20, 20, 20],
+                         "resample_mm": [0.75, 0.75, 1.0], "crop": "liver", "crop_addon": [10, 10, 10],
                          "robust_crop": True, "crop_model": "ts-liver-fast"},
 }
 
@@ -94,8 +95,17 @@ def ts_array(path: Path) -> np.ndarray:
     return np.asarray(nib.load(path).dataobj).astype(np.uint8).transpose(2, 1, 0)
 
 
-def test_pair_matches_totalsegmentator_voxel_for_voxel(standins: Path, slab_ct: Path,
-                                                       totalseg_outputs: Path) -> None:
+def test_pair_matches_totalsegmentator_voxel_for_voxel(standins: Path, slab_ct: Path, totalseg_outputs: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    tried: list[object] = []
+    connect = socket.socket.connect
+
+    def recorded(self: socket.socket, address: object) -> object:
+        if self.family != socket.AF_UNIX:
+            tried.append(address)
+        return connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", recorded)
     found = tasks(standins / "weights")
     pair = TotalSegPairSegmenter(found["ts-liver"], found["ts-liver-lesions"], crop=found["ts-liver-fast"],
                                  device="cpu")
@@ -118,6 +128,7 @@ def test_pair_matches_totalsegmentator_voxel_for_voxel(standins: Path, slab_ct: 
     got = sitk.GetArrayFromImage(combined)
     assert int((got != expected).sum()) == 0
     assert (got == 2).sum() > 0 and (got > 0).sum() >= (got == 2).sum()
+    assert tried == []  # livermets opened no network connection either
 
 
 def test_the_lesion_crop_is_totalsegmentators() -> None:
@@ -139,3 +150,5 @@ def test_the_tile_step_is_totalsegmentators(standins: Path) -> None:
     assert found["ts-liver"].tile_step_size == 0.8 and found["ts-liver-fast"].tile_step_size == 0.8
     assert found["ts-liver-lesions"].tile_step_size == 0.5
     assert found["ts-liver-lesions"].resample_mm == (0.75, 0.75, 1.0)
+    # TotalSegmentator's task configuration says 10 mm; its python_api.py applies 20 mm to a crop from `total`
+    assert found["ts-liver-lesions"].crop_addon_mm == (20.0, 20.0, 20.0)

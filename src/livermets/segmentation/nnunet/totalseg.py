@@ -23,7 +23,7 @@ the same libraries (nibabel, scipy, nnU-Net) on the same arrays:
 The liver-lesion model (Dataset591) sees the CT cropped around the liver of TotalSegmentator's 3 mm ``total``
 model (Dataset297: TotalSegmentator's ``robust_crop``). TotalSegmentator 2.18.0 grows that crop by 20 mm on each
 side, not by the 10 mm of its task configuration: ``python_api.py`` sets ``crop_addon = [20, 20, 20]`` whenever
-the crop comes from the ``total`` model. The registry entry states the margin that is applied.
+the crop comes from the ``total`` model, and so does :meth:`TotalSegTask.from_registry`.
 
 The pair then keeps the liver of the liver task (with ``largest_liver`` its largest part) and the lesion voxels of
 the lesion task within ``lesion_max_distance_mm`` (default 5 mm) of it, by
@@ -80,6 +80,9 @@ TOTAL_DATASET = re.compile(r"^Dataset(29[1-8]|83[1-7]|85\d)_TotalSegmentator_")
 """Datasets of TotalSegmentator's ``total`` models, which it runs with a tile step of 0.8 (others 0.5)."""
 TOTAL_TILE_STEP = 0.8
 DEFAULT_TILE_STEP = 0.5
+TOTAL_CROP_ADDON_MM = (20.0, 20.0, 20.0)
+"""The margin TotalSegmentator 2.18.0 grows a crop made from its ``total`` model's organs by, whatever its task
+configuration's ``crop_addon`` says (``python_api.py``: ``crop_addon = [20,20,20] if crop_model is None``)."""
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,9 @@ class TotalSegTask:
 
         ``result_folder`` may be the model's install folder (holding ``<dataset>/``), the dataset folder or the
         ``<trainer>__<plans>__<configuration>`` folder itself. ``tile_step_size`` defaults to TotalSegmentator's
-        (0.8 for its ``total`` datasets, else 0.5).
+        (0.8 for its ``total`` datasets, else 0.5). A task with a ``crop`` gets TotalSegmentator's effective margin,
+        :data:`TOTAL_CROP_ADDON_MM` (its crop always comes from the ``total`` model, and TotalSegmentator then
+        replaces the task configuration's ``crop_addon``, e.g. liver_lesions' 10 mm, by 20 mm).
 
         Raises
         ------
@@ -138,7 +143,7 @@ class TotalSegTask:
         resample = block.get("resample_mm")
         if isinstance(resample, int | float):
             resample = [resample] * 3
-        addon = block.get("crop_addon") or (3, 3, 3)
+        addon = TOTAL_CROP_ADDON_MM if block.get("crop") else (3, 3, 3)
         default_step = TOTAL_TILE_STEP if TOTAL_DATASET.match(dataset) else DEFAULT_TILE_STEP
         return cls(folder, dataset, trainer, plans, configuration,
                    tuple(str(f) for f in block.get("folds") or (0,)),
