@@ -63,6 +63,8 @@ STANDINS = (
             "v2.5.0-weights", "lesion", (36, 300, 312)),
 )
 REAL_PATCH = (128, 128, 128)
+FIT_PATCH = (64, 64, 64)
+"""The patch the real-architecture stand-ins fit their last layer on (the networks are fully convolutional)."""
 
 
 def architecture(spacing: tuple[float, ...], patch: tuple[int, ...], tiny: bool) -> dict[str, Any]:
@@ -222,7 +224,7 @@ def build_standin(spec: StandIn, out: Path, ct: nib.Nifti1Image, seg: nib.Nifti1
                                      1, len(dataset["labels"]), allow_init=True, deep_supervision=False)
     image, target = training_pair(spec, ct, seg)
     image = normalise(image, props)
-    patch = tuple(plans["configurations"]["3d_fullres"]["patch_size"])
+    patch = tuple(plans["configurations"]["3d_fullres"]["patch_size"]) if tiny else FIT_PATCH
     cls = 5 if spec.target == "liver" else 1
     fit_last_layer(network, image, target, cls, patch, seed)
     ensure_output(network, image, cls, patch)
@@ -258,7 +260,8 @@ def make_standins(out: Path, ct_path: Path, seg_path: Path, tiny: bool = True, s
     ``out/zips/<DatasetXXX>.zip``; returns dataset name -> result folder."""
     ct, seg = nib.load(ct_path), nib.load(seg_path)
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the same float sums on any machine
+    if tiny:
+        torch.set_num_threads(1)  # the same float sums on any machine
     try:
         folders = {spec.dataset: build_standin(spec, out / "weights", ct, seg, tiny, seed=seed + i)
                    for i, spec in enumerate(STANDINS)}
