@@ -13,6 +13,8 @@ bootstrap: $(STAMP) browser
 # torch comes from the CPU wheel on this machine's disk (pinned 2.13.0); pyradiomics 3.0.1 (the paper's version)
 # has to be built against the already-installed numpy, hence --no-build-isolation. nnunetv2 without its declared
 # dependencies: dynamic-network-architectures -> timm -> torchvision would pull a CUDA torch (see requirements.lock).
+# totalsegmentator (test dependency: the TotalSegmentator pair is checked against its own Python API) likewise
+# without its declared dependencies; of those, its code path needs only dicom2nifti (imported at start) beyond ours.
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check pip==26.3
@@ -21,6 +23,7 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PY) -m pip install -q -r requirements.lock
 	$(PY) -m pip install -q --no-build-isolation --no-deps pyradiomics==3.0.1
 	$(PY) -m pip install -q --no-deps nnunetv2==2.8.1 dynamic-network-architectures==0.4.4
+	$(PY) -m pip install -q --no-deps totalsegmentator==2.18.0 dicom2nifti==2.6.2
 	$(PY) -m pip install -q --no-build-isolation --no-deps -e .
 	touch $(STAMP)
 

@@ -1,5 +1,6 @@
 """nnU-Net v2 backend: export a manifest as an nnU-Net dataset, train and fine-tune 3d_fullres in-process, and predict
-with a livermets nnU-Net model folder or any nnU-Net v2 result folder (alone, or liver and lesions from two models).
+with a livermets nnU-Net model folder or any nnU-Net v2 result folder (alone, or liver and lesions from two models),
+and run TotalSegmentator's liver and liver-lesion models as TotalSegmentator runs them.
 See docs/nnunet.md.
 
 nnunetv2 is imported only inside the functions that need it; the public names below are imported on first use
@@ -28,6 +29,8 @@ _WHERE = {
     "is_nnunet_folder": "predictor",
     "CompositeSegmenter": "composite",
     "combine_labels": "composite",
+    "TotalSegTask": "totalseg",
+    "TotalSegPairSegmenter": "totalseg",
     "load_checkpoint": "checkpoint",
     "require_nnunet": "environment",
 }
