@@ -30,7 +30,7 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import matplotlib
 
@@ -77,6 +77,8 @@ CURVE_COLOUR = "#000000"
 """Data curves that are neither liver nor lesion (ROC, calibration, training loss): black."""
 REFERENCE_LINE_COLOUR = "0.5"
 """Chance lines, identity lines and zero lines (grey)."""
+Origin = Literal["upper", "lower"]
+"""Where ``imshow`` puts row 0 of an array: on top (``"upper"``) or at the bottom (``"lower"``)."""
 CT_WINDOW_HU = (-160.0, 240.0)
 """Soft-tissue window of the CT overlays: level 40 HU, width 400 HU."""
 STYLE: dict[RcKeyType, Any] = {
@@ -151,7 +153,7 @@ def add_mask_legend(figure: Figure, handles: Sequence[Artist], ncols: int | None
 
 
 def pixel_centres(shape: tuple[int, int], extent: tuple[float, float, float, float] | None = None,
-                  origin: str = "upper") -> tuple[np.ndarray, np.ndarray]:
+                  origin: Origin = "upper") -> tuple[np.ndarray, np.ndarray]:
     """Data coordinates of the pixel centres of a 2D array drawn by ``imshow(array, extent=extent, origin=origin)``.
 
     Returns ``(x of each column, y of each row)``: with ``origin="upper"`` row 0 is at the ``top`` of ``extent``
@@ -179,19 +181,19 @@ def pixel_centres(shape: tuple[int, int], extent: tuple[float, float, float, flo
 
 
 def draw_outline(axis: Axes, mask: np.ndarray, colour: Any, linewidth: float,
-                 extent: tuple[float, float, float, float] | None = None, origin: str = "upper") -> None:
+                 extent: tuple[float, float, float, float] | None = None, origin: Origin = "upper") -> None:
     """Outline the pixels of a 2D boolean ``mask`` where ``imshow(mask, extent=extent, origin=origin)`` shows them.
 
     The contour runs half-way between inside and outside pixel centres; nothing is drawn for an empty or full mask.
     """
     mask = np.asarray(mask, bool)
     if mask.any() and not mask.all():
-        x, y = pixel_centres(mask.shape, extent, origin)  # type: ignore[arg-type]
+        x, y = pixel_centres((mask.shape[0], mask.shape[1]), extent, origin)
         axis.contour(x, y, mask.astype(float), levels=[0.5], colors=[colour], linewidths=linewidth)
 
 
 def draw_label_overlay(axis: Axes, label: np.ndarray, extent: tuple[float, float, float, float] | None = None,
-                       lesion_outline: str | None = LESION_COLOUR, origin: str = "upper") -> None:
+                       lesion_outline: str | None = LESION_COLOUR, origin: Origin = "upper") -> None:
     """Liver outline and semi-transparent lesion fill of a 2D LiTS label slice on ``axis``.
 
     ``extent`` and ``origin`` are those of the ``imshow`` of the CT slice underneath (default: imshow's own, row 0 on
