@@ -11,6 +11,7 @@ import SimpleITK as sitk
 
 from livermets.errors import UserInputError
 from livermets.imaging import dicom
+from livermets.imaging.integrity import check_headers
 from livermets.imaging.io import image_info, read_image
 from livermets.segmentation.checks import check_ct_intensities
 from livermets.segmentation.predict import series_id_from_path
@@ -58,6 +59,28 @@ def _identifiers(series: dicom.DicomSeries) -> dict[str, str | None]:
             for key, tag in IDENTIFIER_TAGS.items()}
 
 
+def check_ct_path(path: str | Path, series_uid: str | None = None) -> None:
+    """The cheap checks of :func:`read_scan`, before any model loads: the path exists, is a CT file format (its
+    header readable) or a folder holding a DICOM series (``series_uid`` among them when given).
+
+    Raises
+    ------
+    UserInputError
+        One line naming the path.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise UserInputError(f"{p}: file or folder does not exist")
+    _format(p)
+    if p.is_dir():
+        if series_uid is None and not dicom.list_series(p):
+            raise UserInputError(f"{p}: no DICOM series found in this folder")
+        if series_uid is not None:
+            dicom.choose_series(p, series_uid)
+    else:
+        check_headers(p)
+
+
 def read_scan(path: str | Path, series_uid: str | None = None, show_identifiers: bool = False,
               series_id: str | None = None) -> ScanInput:
     """Read and check a CT file or DICOM series folder.
@@ -80,8 +103,7 @@ def read_scan(path: str | Path, series_uid: str | None = None, show_identifiers:
         that are not Hounsfield units (one line naming the input).
     """
     p = Path(path)
-    if not p.exists():
-        raise UserInputError(f"{p}: file or folder does not exist")
+    check_ct_path(p, series_uid)
     kind = _format(p)
     series = dicom.choose_series(p, series_uid) if p.is_dir() else None
     if series is not None:
