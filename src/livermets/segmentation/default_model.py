@@ -17,6 +17,7 @@ import logging
 from pathlib import Path
 
 from livermets.errors import UserInputError
+from livermets.logs import repeated
 from livermets.segmentation.model_files import CONFIG_FILE, WEIGHTS_FILE
 
 DEFAULT_MODEL_DIR = Path(__file__).with_name("models") / "default"
@@ -48,4 +49,5 @@ def warn_default_model() -> None:
     """Log that the shipped model is used and what that means for real CT."""
     log.warning("using the model shipped with livermets (trained on synthetic CT built from one real anatomy; on "
                 "real CT it misses part of the liver and most metastases, see docs/benchmarks.md); for research "
-                "results train on your own labelled scans and pass --model")
+                "results train on your own labelled scans and pass --model",
+                extra=repeated("using the model shipped with livermets"))  # once per process: printed once

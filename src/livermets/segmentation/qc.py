@@ -56,6 +56,14 @@ FLAG_CODES = (
     "liver_cut_off",
 )
 """Every flag code, in the order :func:`check_prediction` reports them."""
+FLAG_TITLES = {
+    "no_liver": "no liver predicted", "liver_volume": "liver volume outside the plausible range",
+    "many_lesions": "more lesion components than qc.max_lesions", "speckle": "speckled lesion predictions",
+    "lesion_outside_liver": "lesion components outside the liver", "not_ct": "intensities unlike CT",
+    "spacing": "spacing outside the model's range", "liver_cut_off": "liver cut off by the field of view",
+}
+"""What each flag code says, as the summary of its repeated warnings (``spacing outside the model's range: 36
+series``)."""
 
 _P99_SAMPLES = 2_000_000
 """The 99th HU percentile is estimated from at most this many evenly spaced voxels."""
