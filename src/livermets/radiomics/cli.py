@@ -72,17 +72,21 @@ def extract(
         if summary.attempted and summary.succeeded == 0 and summary.already_done == 0:
             raise UserInputError(_nothing_processed(summary, max_lesions))
     typer.echo(f"{out}: {summary.succeeded} series computed, {summary.already_done} already there, "
-               f"{summary.failed} failed ({summary.failures}); {summary.seconds:.1f} s, "
-               f"{summary.series_per_second:.2f} series/s")
+               f"{summary.no_lesion} without lesion, {summary.failed} failed ({summary.failures}); "
+               f"{summary.seconds:.1f} s, {summary.series_per_second:.2f} series/s")
 
 
 def _nothing_processed(summary: RunSummary, max_lesions: int) -> str:
     """One-line error when no series could be processed: the first reason (the lesion limit first) and a count."""
     over = summary.too_many_lesions
     if not over:
+        if not summary.failure_reasons:
+            more = f" (and {summary.no_lesion - 1} more series)" if summary.no_lesion > 1 else ""
+            return f"no series could be processed: {summary.no_lesion_series[0]}: no lesion{more}"
         series_id, reason = summary.failure_reasons[0]
         more = f" (and {summary.failed - 1} more failed series)" if summary.failed > 1 else ""
-        return f"no series could be processed: {series_id}: {reason}{more}"
+        lesion_free = f"; {summary.no_lesion} series without lesion" if summary.no_lesion else ""
+        return f"no series could be processed: {series_id}: {reason}{more}{lesion_free}"
     label, count = over[0]
     notes = []
     if len(over) > 1:
