@@ -11,6 +11,7 @@ import SimpleITK as sitk
 
 from livermets.errors import UserInputError
 from livermets.imaging import dicom
+from livermets.imaging.geometry import header_mm
 from livermets.imaging.integrity import check_headers
 from livermets.imaging.io import image_info, read_image
 from livermets.segmentation.checks import check_ct_intensities
@@ -57,6 +58,14 @@ def _identifiers(series: dicom.DicomSeries) -> dict[str, str | None]:
     header = pydicom.dcmread(series.files[0], stop_before_pixels=True)
     return {key: (str(header.get(tag)) if header.get(tag) not in (None, "") else None)
             for key, tag in IDENTIFIER_TAGS.items()}
+
+
+def _thickness(value: Any) -> float | str | None:
+    """DICOM SliceThickness in mm to its header's precision (kept as given when it is not a number)."""
+    try:
+        return header_mm(value)
+    except ValueError:
+        return str(value)
 
 
 def check_ct_path(path: str | Path, series_uid: str | None = None) -> None:
@@ -111,10 +120,11 @@ def read_scan(path: str | Path, series_uid: str | None = None, show_identifiers:
     image = dicom.read_series(series) if series is not None else read_image(p, series_uid)
     check_ct_intensities(image, str(p))
     info: dict[str, Any] = {"path": str(p), "format": kind}
-    described = image_info(image)
-    info.update({key: described.get(key) for key in ("size", "spacing", "origin", "direction")})
+    described: dict[str, Any] = image_info(image)
+    info.update({key: described.get(key) for key in ("size", "direction")})
+    info.update({key: [header_mm(v) for v in described[key]] for key in ("spacing", "origin")})
     info.update({"modality": described.get("modality"), "series_description": described.get("series_description"),
-                 "slice_thickness": described.get("slice_thickness"),
+                 "slice_thickness": _thickness(described.get("slice_thickness")),
                  "n_dicom_files": series.n_slices if series is not None else None,
                  "hu_min": described["min"], "hu_max": described["max"],
                  "identifiers": _identifiers(series) if (series is not None and show_identifiers) else None})

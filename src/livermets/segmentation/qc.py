@@ -47,7 +47,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from livermets.errors import UserInputError
-from livermets.imaging.geometry import geometry_differences
+from livermets.imaging.geometry import geometry_differences, header_mm
 from livermets.lesions.components import LESION_VALUE, LIVER_VALUE, LesionComponents, label_components
 from livermets.segmentation.config import QCConfig
 
@@ -134,7 +134,9 @@ class QCRecord:
         ([], [0.8, 0.8, 2.5])
         """
         data = asdict(self)
-        data["spacing_mm"] = list(self.spacing_mm)
+        data["spacing_mm"] = [header_mm(v) for v in self.spacing_mm]
+        data.update({key: round(float(data[key]), 2) for key in ("liver_ml", "lesion_ml")})  # 0.01 mL
+        data["liver_edge_fraction"] = round(float(data["liver_edge_fraction"]), 4)
         data["flag_codes"] = self.codes
         return data
 
