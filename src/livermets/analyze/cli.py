@@ -43,13 +43,21 @@ def _options(model: Path | None, phenotype_model: Path | None, per_lesion: bool,
         from livermets.segmentation.predict import model_kind
 
         model_kind(model)
-    if phenotype_model is not None and not (phenotype_model / "config.json").is_file():
-        what = "no such folder" if not phenotype_model.is_dir() else "no config.json"
-        raise UserInputError(f"--phenotype-model {phenotype_model}: not a model folder of `livermets phenotype "
-                             f"train` ({what})")
+    if phenotype_model is not None:
+        _check_phenotype_folder(phenotype_model)
     return AnalyzeOptions(model=model, phenotype_model=phenotype_model, per_lesion=per_lesion, tta=tta,
                           device=device, series_uid=series_uid, show_identifiers=show_identifiers,
                           max_lesions=max_lesions)
+
+
+def _check_phenotype_folder(folder: Path) -> None:
+    """A folder of ``phenotype train`` with a valid ``config.json`` (its models are checked when loaded)."""
+    from livermets.phenotype.model_config import read_model_config
+
+    if not folder.is_dir():
+        raise UserInputError(f"--phenotype-model {folder}: not a model folder of `livermets phenotype train` "
+                             "(no such folder)")
+    read_model_config(folder)
 
 
 def analyze(

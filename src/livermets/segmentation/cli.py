@@ -67,10 +67,10 @@ def train(
 
     Example: ``livermets seg train --model nnunet --manifest cohort/manifest.csv --out models/nnunet --device cuda``
     """
+    from livermets.cohort.manifest import load_manifest
     from livermets.errors import UserInputError
     from livermets.segmentation.config import MODELS
     from livermets.segmentation.nnunet.cli import check_option_use, train_nnunet_command
-    from livermets.segmentation.train import train_model
 
     if model is None and resume and (out / "nnunet_run.json").is_file():
         model = "nnunet"
@@ -82,10 +82,14 @@ def train(
                              "--iterations": iterations, "--max-minutes": max_minutes, "--epochs": epochs,
                              "--iterations-per-epoch": iterations_per_epoch, "--fold": fold,
                              "--pretrained": pretrained})
+    if not resume:
+        load_manifest(manifest)  # a bad manifest fails before torch and MONAI load
     if model == "nnunet":
         train_nnunet_command(manifest, out, device, resume, shlex.join(["livermets", *sys.argv[1:]]), {
             "epochs": epochs, "iterations_per_epoch": iterations_per_epoch, "fold": fold, "pretrained": pretrained})
         return
+    from livermets.segmentation.train import train_model
+
     result = train_model(
         manifest, out, model=model, config=config, device=device, max_epochs=max_epochs, max_minutes=max_minutes,
         max_iterations=iterations, resume=resume, command=shlex.join(["livermets", *sys.argv[1:]]),
