@@ -8,7 +8,6 @@ from pathlib import Path
 import typer
 
 from livermets.atomic import outputs, write_csv
-from livermets.featuretable import read_csv_table, read_feature_table
 
 
 def check_model_name(model: str) -> str:
@@ -41,6 +40,7 @@ def evaluate(
     n_jobs: int = typer.Option(-1, help="Parallel jobs (-1 = all cores)."),
 ) -> None:
     """Estimate performance under a protocol and write DIR/summary.json."""
+    from livermets.featuretable import read_feature_table  # pandas: on use
     from livermets.phenotype.protocols import check_protocol, evaluate_to_folder
 
     check_protocol(protocol)
@@ -69,6 +69,8 @@ def train(
     n_jobs: int = typer.Option(-1, help="Parallel jobs."),
 ) -> None:
     """Train a 5-fold ensemble on the development rows (Group != test) and store it without pickle."""
+    from livermets.featuretable import read_feature_table  # pandas: on use
+
     frame = read_feature_table(features, targets=["NE_Score", "NE_Class"])  # before scikit-learn loads
     from livermets.phenotype.protocols import check_protocol
     from livermets.phenotype.training import train_to_folder
@@ -91,6 +93,7 @@ def predict(
     out: Path = typer.Option(..., "--out", help="Predictions CSV."),
 ) -> None:
     """Predict NE phenotype for every series; Group/NE columns are not needed."""
+    from livermets.featuretable import read_csv_table  # pandas: on use
     from livermets.phenotype.model_config import read_model_config
 
     read_model_config(model)  # the model folder and the table are checked before scikit-learn loads

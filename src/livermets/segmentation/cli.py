@@ -221,6 +221,11 @@ def calibrate(
 
     Example: ``livermets seg calibrate --model models/unet --manifest cohort/manifest.csv --metric lesion_f1``
     """
+    from livermets.cohort.manifest import load_manifest
+    from livermets.segmentation.predict import model_kind
+
+    model_kind(model)  # the model folder and the manifest are checked before torch loads
+    load_manifest(manifest)
     from livermets.segmentation.calibrate import calibrate_model
     from livermets.segmentation.validation import THRESHOLDS
 
