@@ -192,7 +192,7 @@ def configure(verbosity: int = 0) -> None:
     _repeats = RepeatedWarnings(verbose=verbosity > 0)
     _handler.addFilter(_repeats)
     logging.basicConfig(level=level, format="%(message)s", datefmt="[%X]", handlers=[_handler], force=True)
-    for noisy in ("radiomics", "monai", "distributed", "matplotlib", "PIL", "highdicom"):
+    for noisy in ("radiomics", "monai", "distributed", "matplotlib", "PIL", "highdicom", "numexpr"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
