@@ -14,8 +14,6 @@ from livermets.imaging import dicom
 from livermets.imaging.geometry import header_mm
 from livermets.imaging.integrity import check_headers
 from livermets.imaging.io import image_info, read_image
-from livermets.segmentation.checks import check_ct_intensities
-from livermets.segmentation.predict import series_id_from_path
 
 IDENTIFIER_TAGS = {"patient_name": "PatientName", "patient_id": "PatientID", "study_date": "StudyDate",
                    "accession_number": "AccessionNumber"}
@@ -111,6 +109,9 @@ def read_scan(path: str | Path, series_uid: str | None = None, show_identifiers:
         Missing or unreadable input, a folder without DICOM, a DICOM series of another modality, or intensities
         that are not Hounsfield units (one line naming the input).
     """
+    from livermets.segmentation.checks import check_ct_intensities  # pandas, scipy: after the path checks
+    from livermets.segmentation.predict import series_id_from_path
+
     p = Path(path)
     check_ct_path(p, series_uid)
     kind = _format(p)
