@@ -19,11 +19,12 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from livermets.errors import EXIT_FAILURES, ParameterError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PARTIAL_MARK = ".partial-"
 _TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp")  # the names atomic_path gives its temporary files
@@ -101,6 +102,8 @@ def append_csv_rows(path: str | os.PathLike[str], frame: pd.DataFrame) -> Path:
     The whole file is rewritten through a temporary file (cohort tables are small next to the work per row), which
     also keeps the column order of the existing file; new columns are appended at the end.
     """
+    import pandas as pd  # imported on use: the command line starts without it
+
     final = Path(path)
     if final.exists() and final.stat().st_size > 0:
         old = pd.read_csv(final)

@@ -22,7 +22,7 @@ from typer._click import exceptions as click_errors  # Typer's own copy of click
 from livermets import __version__
 from livermets.atomic import outputs
 from livermets.errors import EXIT_USER_ERROR, ParameterError, UserInputError
-from livermets.logs import configure, console
+from livermets.logs import configure, console, flush_repeated
 
 app = typer.Typer(
     name="livermets",
@@ -207,7 +207,9 @@ def _interrupted(args: list[str]) -> str:
 
 
 def _error(message: str) -> None:
-    """Print ``message`` as one ``error:`` line on stderr (line breaks inside it become spaces)."""
+    """Print ``message`` as one ``error:`` line on stderr (line breaks inside it become spaces), after the repeated
+    warnings held back so far."""
+    flush_repeated()
     console.print(f"[bold red]error:[/] {escape(' '.join(message.split()))}", highlight=False, soft_wrap=True)
 
 
@@ -235,6 +237,7 @@ def main() -> None:
             raise
         _error(f"{exc.filename}: {exc.strerror or exc}")
         sys.exit(EXIT_USER_ERROR)
+    flush_repeated()  # each repeated warning once, with its count
     if code == EXIT_INTERRUPTED:  # Typer turns a KeyboardInterrupt inside a command into Exit(130)
         typer.echo(_interrupted(sys.argv[1:]), err=True)
     sys.exit(code if isinstance(code, int) else 0)  # an int is typer.Exit(code) raised inside a command

@@ -30,7 +30,7 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import matplotlib
 
@@ -77,6 +77,8 @@ CURVE_COLOUR = "#000000"
 """Data curves that are neither liver nor lesion (ROC, calibration, training loss): black."""
 REFERENCE_LINE_COLOUR = "0.5"
 """Chance lines, identity lines and zero lines (grey)."""
+Origin = Literal["upper", "lower"]
+"""Where ``imshow`` puts row 0 of an array: on top (``"upper"``) or at the bottom (``"lower"``)."""
 CT_WINDOW_HU = (-160.0, 240.0)
 """Soft-tissue window of the CT overlays: level 40 HU, width 400 HU."""
 STYLE: dict[RcKeyType, Any] = {
@@ -150,26 +152,62 @@ def add_mask_legend(figure: Figure, handles: Sequence[Artist], ncols: int | None
     figure.legend(handles=list(handles), loc="outside lower center", ncols=ncols or min(len(handles), 5))
 
 
-def draw_label_overlay(axis: Axes, label: np.ndarray, extent: tuple[float, float, float, float] | None = None,
-                       lesion_outline: str | None = LESION_COLOUR) -> None:
-    """Liver outline and semi-transparent lesion fill of a 2D LiTS label slice on ``axis`` (drawn row 0 on top).
+def pixel_centres(shape: tuple[int, int], extent: tuple[float, float, float, float] | None = None,
+                  origin: Origin = "upper") -> tuple[np.ndarray, np.ndarray]:
+    """Data coordinates of the pixel centres of a 2D array drawn by ``imshow(array, extent=extent, origin=origin)``.
 
-    ``lesion_outline`` is the colour of the lesion outlines (``None``: no outline, e.g. when the caller outlines
+    Returns ``(x of each column, y of each row)``: with ``origin="upper"`` row 0 is at the ``top`` of ``extent``
+    ``(left, right, bottom, top)``, with ``"lower"`` at its ``bottom``; without ``extent`` imshow's default
+    (pixel ``(i, j)`` centred on ``x = j, y = i``).
+
+    Examples
+    --------
+    >>> x, y = pixel_centres((2, 3), extent=(0.0, 6.0, 4.0, 0.0))
+    >>> x.tolist(), y.tolist()
+    ([1.0, 3.0, 5.0], [1.0, 3.0])
+    >>> pixel_centres((2, 3), origin="lower")[1].tolist()
+    [0.0, 1.0]
+    """
+    if origin not in ("upper", "lower"):
+        raise ValueError(f"origin {origin!r}: expected 'upper' or 'lower'")
+    rows, cols = shape
+    if extent is None:
+        extent = (-0.5, cols - 0.5, rows - 0.5, -0.5) if origin == "upper" else (-0.5, cols - 0.5, -0.5, rows - 0.5)
+    left, right, bottom, top = extent
+    first, last = (top, bottom) if origin == "upper" else (bottom, top)
+    x = left + (np.arange(cols) + 0.5) * (right - left) / cols
+    y = first + (np.arange(rows) + 0.5) * (last - first) / rows
+    return x, y
+
+
+def draw_outline(axis: Axes, mask: np.ndarray, colour: Any, linewidth: float,
+                 extent: tuple[float, float, float, float] | None = None, origin: Origin = "upper") -> None:
+    """Outline the pixels of a 2D boolean ``mask`` where ``imshow(mask, extent=extent, origin=origin)`` shows them.
+
+    The contour runs half-way between inside and outside pixel centres; nothing is drawn for an empty or full mask.
+    """
+    mask = np.asarray(mask, bool)
+    if mask.any() and not mask.all():
+        x, y = pixel_centres((mask.shape[0], mask.shape[1]), extent, origin)
+        axis.contour(x, y, mask.astype(float), levels=[0.5], colors=[colour], linewidths=linewidth)
+
+
+def draw_label_overlay(axis: Axes, label: np.ndarray, extent: tuple[float, float, float, float] | None = None,
+                       lesion_outline: str | None = LESION_COLOUR, origin: Origin = "upper") -> None:
+    """Liver outline and semi-transparent lesion fill of a 2D LiTS label slice on ``axis``.
+
+    ``extent`` and ``origin`` are those of the ``imshow`` of the CT slice underneath (default: imshow's own, row 0 on
+    top). ``lesion_outline`` is the colour of the lesion outlines (``None``: no outline, e.g. when the caller outlines
     each lesion by its match status).
     """
-    contour: dict[str, Any] = {"levels": [0.5], "origin": "upper"}
-    if extent is not None:
-        contour["extent"] = extent
-    liver = label >= 1
-    if liver.any() and not liver.all():
-        axis.contour(liver.astype(float), colors=[LIVER_COLOUR], linewidths=1.2, **contour)
+    draw_outline(axis, label >= 1, LIVER_COLOUR, 1.2, extent, origin)
     lesion = label == 2
     if lesion.any():
         fill = np.zeros((*lesion.shape, 4))
         fill[lesion] = to_rgba(LESION_COLOUR, LESION_ALPHA)
-        axis.imshow(fill, extent=extent, origin="upper", interpolation="nearest")
-        if lesion_outline is not None and not lesion.all():
-            axis.contour(lesion.astype(float), colors=[lesion_outline], linewidths=1.0, **contour)
+        axis.imshow(fill, extent=extent, origin=origin, interpolation="nearest")
+        if lesion_outline is not None:
+            draw_outline(axis, lesion, lesion_outline, 1.0, extent, origin)
 
 
 def format_p(p_value: float) -> str:

@@ -82,6 +82,10 @@ def dask_client(workers: int, scheduler: str = "local") -> Iterator[Any]:
     finally:
         client.close()
         if cluster is not None:
+            # Closing our own cluster: a worker still busy after the nanny's grace period is killed, as intended
+            # ("Worker process still alive after 4.0 seconds, killing" once per worker is noise, not a problem).
+            if quiet > logging.DEBUG:
+                logging.getLogger("distributed.nanny").setLevel(logging.ERROR)
             cluster.close()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -241,7 +242,7 @@ def test_exit_code_2_when_no_series_could_be_processed(
     captured = capsys.readouterr()
     lines = (captured.err + captured.out).strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: no series could be processed: ")
-    assert "(and 5 more failed series)" in lines[0]
+    assert "(and 4 more failed series); 1 series without lesion" in lines[0]  # an empty mask is not a failure
     assert set(tmp_path.rglob("*")) == before  # no new file: the reasons are in the error line
 
 
@@ -317,3 +318,31 @@ def test_cli_split_restricts_the_series(small_cohort: Callable[..., Path], tmp_p
     assert result.exit_code == 0, result.output
     assert sorted(pd.read_csv(out)["File"]) == sorted(expected)
     assert len(expected) == 2
+
+
+def test_a_lesion_free_series_is_counted_as_no_lesion_not_as_failed(
+    small_cohort: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = small_cohort(1)
+    frame = pd.read_csv(manifest)
+    label = sitk.ReadImage(str(manifest.parent / frame["label"][0]))
+    empty = sitk.GetImageFromArray(np.where(sitk.GetArrayFromImage(label) == 2, 1, sitk.GetArrayFromImage(label))
+                                   .astype(np.uint8))
+    empty.CopyInformation(label)
+    sitk.WriteImage(empty, str(tmp_path / "free_seg.nii.gz"))
+    shutil.copy(manifest.parent / frame["image"][0], tmp_path / "free.nii.gz")
+    extra = {**frame.iloc[0].to_dict(), "series_id": "free", "image": str(tmp_path / "free.nii.gz"),
+             "label": str(tmp_path / "free_seg.nii.gz")}
+    frame["image"] = [str(manifest.parent / p) for p in frame["image"]]
+    frame["label"] = [str(manifest.parent / p) for p in frame["label"]]
+    pd.concat([frame, pd.DataFrame([extra])]).to_csv(tmp_path / "m.csv", index=False)
+    capsys.readouterr()
+    code = _run_cli(["radiomics", "extract", "--manifest", str(tmp_path / "m.csv"), "--out",
+                     str(tmp_path / "f.csv"), "-j", "1"], monkeypatch)
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "1 series computed, 0 already there, 1 without lesion, 0 failed" in captured.out
+    assert "free" not in captured.err and "no lesion" not in captured.err  # no per-series warning
+    failures = pd.read_csv(tmp_path / "f.failures.csv")
+    assert failures[["series_id", "reason"]].values.tolist() == [["free", "no lesion"]]

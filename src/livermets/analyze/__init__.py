@@ -14,7 +14,7 @@ from __future__ import annotations
 from livermets.lazy import lazy_getattr
 
 _WHERE = {
-    "Analyzer": "single", "AnalyzeOptions": "single", "AnalyzeResult": "single",
+    "Analyzer": "single", "AnalyzeOptions": "options", "AnalyzeResult": "single",
     "run_cohort": "cohort", "RunSummary": "cohort",
     "PhenotypeModel": "phenotype", "read_scan": "inputs", "ScanInput": "inputs",
     "staged_folder": "folder", "write_report_html": "html", "axial_montage": "figures", "coronal_view": "figures",

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from livermets.batch import ALLOW_FAILURES, finish_batch
 from livermets.errors import UserInputError
+
+if TYPE_CHECKING:
+    from livermets.analyze.options import AnalyzeOptions
 
 
 def register(app: typer.Typer) -> None:
@@ -30,16 +34,35 @@ MAX_LESIONS = typer.Option(200, "--max-lesions", help="Skip features when a scan
 
 
 def _options(model: str | None, phenotype_model: Path | None, per_lesion: bool, tta: bool, device: str,
-             max_lesions: int, series_uid: str | None = None, show_identifiers: bool = False) -> object:
-    from livermets.analyze.single import AnalyzeOptions
+             max_lesions: int, series_uid: str | None = None, show_identifiers: bool = False) -> AnalyzeOptions:
+    """The options, checked as far as possible without loading a model (no torch, no scikit-learn yet)."""
+    from livermets.analyze.options import AnalyzeOptions
 
     if per_lesion and phenotype_model is None:
         raise UserInputError("--per-lesion needs --phenotype-model")
     if max_lesions < 0:
         raise UserInputError(f"--max-lesions must be >= 0 (0 = no limit), got {max_lesions}")
+    if model is not None:
+        from livermets.segmentation.predict import model_kind
+        from livermets.segmentation.registry import is_registry_name
+
+        if not is_registry_name(model):  # a registry model is checked (its files hashed) when it is loaded
+            model_kind(model)
+    if phenotype_model is not None:
+        _check_phenotype_folder(phenotype_model)
     return AnalyzeOptions(model=model, phenotype_model=phenotype_model, per_lesion=per_lesion, tta=tta,
                           device=device, series_uid=series_uid, show_identifiers=show_identifiers,
                           max_lesions=max_lesions)
+
+
+def _check_phenotype_folder(folder: Path) -> None:
+    """A folder of ``phenotype train`` with a valid ``config.json`` (its models are checked when loaded)."""
+    from livermets.phenotype.model_config import read_model_config
+
+    if not folder.is_dir():
+        raise UserInputError(f"--phenotype-model {folder}: not a model folder of `livermets phenotype train` "
+                             "(no such folder)")
+    read_model_config(folder)
 
 
 def analyze(
@@ -63,12 +86,14 @@ def analyze(
 
     Example: ``livermets analyze ct.nii.gz --phenotype-model models/ne_lr --out reports/ct``
     """
-    from livermets.analyze.single import AnalyzeOptions, Analyzer
+    from livermets.analyze.inputs import check_ct_path
 
+    check_ct_path(ct, series_uid)
     options = _options(model, phenotype_model, per_lesion, tta, device, max_lesions, series_uid, show_identifiers)
-    assert isinstance(options, AnalyzeOptions)
     if out.exists() and not overwrite:
         raise UserInputError(f"--out {out}: output folder exists (use --overwrite to replace it)")
+    from livermets.analyze.single import Analyzer  # torch, MONAI, PyRadiomics: after the inputs are checked
+
     result = Analyzer(options).analyze(ct, out, overwrite=overwrite)
     burden = result.report["burden"]
     line = (f"{result.report['series_id']}: liver {burden['liver_volume_ml']:.0f} mL, {burden['lesion_count']} "
@@ -102,12 +127,10 @@ def run(
     Example: ``livermets run --manifest cohort/manifest.csv --phenotype-model models/ne_lr --out runs/c1 --workers 2``
     """
     from livermets.analyze.cohort import run_cohort
-    from livermets.analyze.single import AnalyzeOptions
 
     if workers is not None and workers < 1:
         raise UserInputError(f"--workers must be >= 1, got {workers}")
     options = _options(model, phenotype_model, per_lesion, tta, device, max_lesions)
-    assert isinstance(options, AnalyzeOptions)
     summary = run_cohort(manifest, out, options, workers=workers, scheduler=scheduler)
     typer.echo(f"{summary.n_series} series: {summary.n_done_before} already done, {summary.n_analysed} analysed, "
                f"{len(summary.failures)} failed\ncohort report: {out / 'cohort_report.html'}")

@@ -24,19 +24,23 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from livermets.analyze.folder import remove_partials
-from livermets.analyze.single import AnalyzeOptions, Analyzer
+from livermets.analyze.options import AnalyzeOptions
 from livermets.atomic import remove_stale_temporaries, write_csv, write_json
 from livermets.cohort.manifest import load_manifest
 from livermets.errors import UserInputError
+from livermets.logs import SentRecord, captured_records, replay
 from livermets.progress import track
 from livermets.provenance import provenance
 from livermets.radiomics.series import manifest_ids
 from livermets.segmentation.default_model import announce_model
+
+if TYPE_CHECKING:
+    from livermets.analyze.single import Analyzer
 
 log = logging.getLogger(__name__)
 
@@ -68,23 +72,30 @@ class RunSummary:
 @functools.lru_cache(maxsize=2)
 def _analyzer(options: AnalyzeOptions) -> Analyzer:
     """One loaded Analyzer per options and worker process (models are read once, not once per series)."""
+    from livermets.analyze.single import Analyzer  # torch, MONAI, PyRadiomics: after the manifest is checked
+
     return Analyzer(options, announce=False)  # the model line is printed once, by run_cohort
 
 
-def analyze_job(job: SeriesJob, options: AnalyzeOptions) -> str | None:
-    """Analyse one series single-threaded; returns ``None`` or the reason it failed (never raises for bad data)."""
+def analyze_job(job: SeriesJob, options: AnalyzeOptions) -> tuple[str | None, list[SentRecord]]:
+    """Analyse one series single-threaded (never raises for bad data).
+
+    Returns ``None`` or the reason it failed, and the log records of the job, which the main process logs
+    (:func:`livermets.logs.replay`): a worker's warnings are printed, and counted, where the command runs.
+    """
     import SimpleITK as sitk
     import torch
 
     torch.set_num_threads(1)
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
-    try:
-        _analyzer(options).analyze(job.image, job.out, overwrite=True, series_id=job.series_id, ids=job.ids)
-    except UserInputError as exc:
-        return str(exc)
-    except Exception as exc:  # one broken series must not stop a cohort: record it, the next run retries
-        return f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
-    return None
+    with captured_records() as records:
+        try:
+            _analyzer(options).analyze(job.image, job.out, overwrite=True, series_id=job.series_id, ids=job.ids)
+        except UserInputError as exc:
+            return str(exc), records
+        except Exception as exc:  # one broken series must not stop a cohort: record it, the next run retries
+            return f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}", records
+    return None, records
 
 
 def _jobs(manifest: str | Path, series_dir: Path) -> list[SeriesJob]:
@@ -92,12 +103,13 @@ def _jobs(manifest: str | Path, series_dir: Path) -> list[SeriesJob]:
     duplicated = sorted(set(frame.loc[frame["series_id"].duplicated(), "series_id"].astype(str)))
     if duplicated:
         raise UserInputError(f"{manifest}: duplicate series_id {duplicated[:5]} (each names an output folder)")
+
     return [SeriesJob(str(row["series_id"]), str(row["image"]), str(series_dir / str(row["series_id"])),
                       manifest_ids(row)) for _, row in frame.iterrows()]
 
 
 def _outcomes(jobs: list[SeriesJob], options: AnalyzeOptions, workers: int,
-              scheduler: str) -> Iterator[tuple[SeriesJob, Callable[[], str | None]]]:
+              scheduler: str) -> Iterator[tuple[SeriesJob, Callable[[], tuple[str | None, list[SentRecord]]]]]:
     if scheduler == "local" and workers <= 1:
         for job in jobs:
             yield job, functools.partial(analyze_job, job, options)
@@ -140,7 +152,8 @@ def run_cohort(manifest: str | Path, out: str | Path, options: AnalyzeOptions, w
     failures: list[dict[str, str]] = []
     workers = workers or os.cpu_count() or 1
     for job, get in track(_outcomes(todo, options, workers, scheduler), "Analysing", total=len(todo)):
-        reason = get()
+        reason, records = get()
+        replay(records)
         if reason is not None:
             log.warning("%s: %s", job.series_id, reason)
             failures.append({"series_id": job.series_id, "image": job.image, "reason": reason})

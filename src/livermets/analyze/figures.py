@@ -40,7 +40,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import matplotlib
 
@@ -55,7 +54,14 @@ from matplotlib.colors import Normalize, to_rgba
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from livermets.figures import LESION_ALPHA, LESION_COLOUR, LIVER_COLOUR, NE_CMAP, mask_legend_handles
+from livermets.figures import (
+    LESION_ALPHA,
+    LESION_COLOUR,
+    LIVER_COLOUR,
+    NE_CMAP,
+    draw_outline,
+    mask_legend_handles,
+)
 from livermets.lesions.components import LESION_VALUE, label_components
 
 NE_COLOURBAR_LABEL = "NE probability (exploratory)"
@@ -333,10 +339,7 @@ def _draw_panel(axis: Axes, panel: Panel, colours: np.ndarray, per_lesion: bool,
     """CT in the abdomen window, liver outline, lesion fill and outlines on ``axis``."""
     axis.imshow(panel.ct, cmap="gray", vmin=WINDOW_HU[0], vmax=WINDOW_HU[1], extent=panel.extent,
                 interpolation="nearest", origin="upper")
-    contour: dict[str, Any] = {"levels": [0.5], "extent": panel.extent, "origin": "upper"}
-    liver = panel.label > 0
-    if liver.any() and not liver.all():
-        axis.contour(liver.astype(float), colors=[LIVER_COLOUR], linewidths=1.3, **contour)
+    draw_outline(axis, panel.label > 0, LIVER_COLOUR, 1.3, panel.extent, origin="upper")
     lesions = panel.lesion_ids > 0
     if lesions.any():
         fill = colours[panel.lesion_ids]
@@ -347,7 +350,7 @@ def _draw_panel(axis: Axes, panel: Panel, colours: np.ndarray, per_lesion: bool,
             for lesion in groups:
                 mask = lesions if lesion is None else panel.lesion_ids == lesion
                 colour = LESION_COLOUR if lesion is None else tuple(colours[int(lesion)][:3])
-                axis.contour(mask.astype(float), colors=[colour], linewidths=1.1, **contour)
+                draw_outline(axis, mask, colour, 1.1, panel.extent, origin="upper")
     axis.set_title(title, fontsize=FONT_PT)
     axis.set_axis_off()
 

@@ -11,9 +11,9 @@ import SimpleITK as sitk
 
 from livermets.errors import UserInputError
 from livermets.imaging import dicom
+from livermets.imaging.geometry import header_mm
+from livermets.imaging.integrity import check_headers
 from livermets.imaging.io import image_info, read_image
-from livermets.segmentation.checks import check_ct_intensities
-from livermets.segmentation.predict import series_id_from_path
 
 IDENTIFIER_TAGS = {"patient_name": "PatientName", "patient_id": "PatientID", "study_date": "StudyDate",
                    "accession_number": "AccessionNumber"}
@@ -58,6 +58,36 @@ def _identifiers(series: dicom.DicomSeries) -> dict[str, str | None]:
             for key, tag in IDENTIFIER_TAGS.items()}
 
 
+def _thickness(value: Any) -> float | str | None:
+    """DICOM SliceThickness in mm to its header's precision (kept as given when it is not a number)."""
+    try:
+        return header_mm(value)
+    except ValueError:
+        return str(value)
+
+
+def check_ct_path(path: str | Path, series_uid: str | None = None) -> None:
+    """The cheap checks of :func:`read_scan`, before any model loads: the path exists, is a CT file format (its
+    header readable) or a folder holding a DICOM series (``series_uid`` among them when given).
+
+    Raises
+    ------
+    UserInputError
+        One line naming the path.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise UserInputError(f"{p}: file or folder does not exist")
+    _format(p)
+    if p.is_dir():
+        if series_uid is None and not dicom.list_series(p):
+            raise UserInputError(f"{p}: no DICOM series found in this folder")
+        if series_uid is not None:
+            dicom.choose_series(p, series_uid)
+    else:
+        check_headers(p)
+
+
 def read_scan(path: str | Path, series_uid: str | None = None, show_identifiers: bool = False,
               series_id: str | None = None) -> ScanInput:
     """Read and check a CT file or DICOM series folder.
@@ -79,9 +109,11 @@ def read_scan(path: str | Path, series_uid: str | None = None, show_identifiers:
         Missing or unreadable input, a folder without DICOM, a DICOM series of another modality, or intensities
         that are not Hounsfield units (one line naming the input).
     """
+    from livermets.segmentation.checks import check_ct_intensities  # pandas, scipy: after the path checks
+    from livermets.segmentation.predict import series_id_from_path
+
     p = Path(path)
-    if not p.exists():
-        raise UserInputError(f"{p}: file or folder does not exist")
+    check_ct_path(p, series_uid)
     kind = _format(p)
     series = dicom.choose_series(p, series_uid) if p.is_dir() else None
     if series is not None:
@@ -89,10 +121,11 @@ def read_scan(path: str | Path, series_uid: str | None = None, show_identifiers:
     image = dicom.read_series(series) if series is not None else read_image(p, series_uid)
     check_ct_intensities(image, str(p))
     info: dict[str, Any] = {"path": str(p), "format": kind}
-    described = image_info(image)
-    info.update({key: described.get(key) for key in ("size", "spacing", "origin", "direction")})
+    described: dict[str, Any] = image_info(image)
+    info.update({key: described.get(key) for key in ("size", "direction")})
+    info.update({key: [header_mm(v) for v in described[key]] for key in ("spacing", "origin")})
     info.update({"modality": described.get("modality"), "series_description": described.get("series_description"),
-                 "slice_thickness": described.get("slice_thickness"),
+                 "slice_thickness": _thickness(described.get("slice_thickness")),
                  "n_dicom_files": series.n_slices if series is not None else None,
                  "hu_min": described["min"], "hu_max": described["max"],
                  "identifiers": _identifiers(series) if (series is not None and show_identifiers) else None})

@@ -20,6 +20,8 @@ from livermets.phenotype.persistence import load_model_folder
 from livermets.phenotype.training import predict_with_folder
 
 log = logging.getLogger(__name__)
+PROBABILITY_DIGITS = 4
+"""Decimals of the probabilities in the report (the models are not calibrated to better than that)."""
 
 RESEARCH_NOTE = ("Research use only: the NE phenotype is predicted from image features by a model with limited "
                  "validation; it is not a diagnosis and must not guide treatment.")
@@ -63,15 +65,14 @@ class PhenotypeModel:
             "model": str(self.path),
             "protocol": self.config.get("protocol"),
             "classifier": self.config.get("model"),
-            "probability": probability,
+            "probability": round(probability, PROBABILITY_DIGITS),
             "predicted_class": int(probability >= threshold),
             "label": "NE-high" if probability >= threshold else "NE-low",
-            "threshold": threshold,
-            "fold_probability_min": float(prediction["fold_probability_min"]),
-            "fold_probability_max": float(prediction["fold_probability_max"]),
-            "fold_probability_std": float(prediction["fold_probability_std"]),
+            "threshold": round(threshold, PROBABILITY_DIGITS),
+            **{key: round(float(prediction[key]), PROBABILITY_DIGITS)
+               for key in ("fold_probability_min", "fold_probability_max", "fold_probability_std")},
             "n_features_outside_training_range": int(prediction["n_features_outside_training_range"]),
-            "max_outside_range": float(prediction["max_outside_range"]),
+            "max_outside_range": round(float(prediction["max_outside_range"]), 2),
             "flags": [f for f in str(prediction["flags"]).split(";") if f],
             "cv_performance": self.cv_performance,
             "note": RESEARCH_NOTE,

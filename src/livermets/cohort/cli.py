@@ -9,8 +9,6 @@ from rich.console import Console
 from rich.table import Table
 
 from livermets.atomic import outputs, write_csv
-from livermets.cohort import manifest as mf
-from livermets.cohort.summary import cohort_summary
 from livermets.errors import EXIT_USER_ERROR, UserInputError
 
 app = typer.Typer(help="Import public datasets; validate and summarise cohort manifests (one CSV row per CT series).",
@@ -34,6 +32,8 @@ def validate(
 
     Example: ``livermets cohort validate cohort/manifest.csv``
     """
+    from livermets.cohort import manifest as mf  # imported on use: the command line starts without it
+
     frame = mf.read_manifest(manifest)
     problems = mf.find_problems(frame, check_files=not no_files)
     if not (no_files or no_geometry):
@@ -58,6 +58,8 @@ def merge(
 
     Example: ``livermets cohort merge realistic/manifest.csv phantoms/manifest.csv --out train.csv``
     """
+    from livermets.cohort import manifest as mf  # imported on use: the command line starts without it
+
     merged = mf.merge_manifests(list(manifests))
     write_csv(out, merged)
     typer.echo(f"{out}: {len(merged)} series from {len(manifests)} manifests")
@@ -73,7 +75,11 @@ def summary(
 
     Example: ``livermets cohort summary cohort/manifest.csv``
     """
+    from livermets.cohort import manifest as mf  # imported on use: the command line starts without it
+
     frame = mf.load_manifest(manifest, check_files=False)
+    from livermets.cohort.summary import cohort_summary
+
     table = cohort_summary(frame)
     # One row per quantity and one column per split: narrow enough for any terminal.
     rich_table = Table(title=f"Cohort summary: {manifest}")

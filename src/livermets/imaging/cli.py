@@ -10,7 +10,6 @@ import typer
 
 from livermets.atomic import outputs
 from livermets.errors import UserInputError
-from livermets.imaging import geometry, io
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +27,8 @@ def info(
 
     Example: ``livermets imaging info ct_dicom_folder/``
     """
+    from livermets.imaging import io  # imported on use: the command line starts without it
+
     typer.echo(json.dumps(io.image_info(io.read_image(path, series_uid)), indent=2))
 
 
@@ -42,6 +43,8 @@ def convert(
 
     Example: ``livermets imaging convert ct_dicom_folder/ ct.nii.gz``
     """
+    from livermets.imaging import io  # imported on use: the command line starts without it
+
     if not io.is_image_path(target) or target.is_dir():
         raise UserInputError(f"{target}: output must be a file ending in one of {', '.join(io.IMAGE_SUFFIXES)}")
     io.write_image(io.read_image(source, series_uid), target)
@@ -62,6 +65,8 @@ def check(
 
     Exit code 2 and one line naming the differing properties on mismatch, unless ``--resample-label OUT`` is given.
     """
+    from livermets.imaging import geometry, io  # imported on use: the command line starts without it
+
     ct = io.read_image(image)
     lab = io.read_label(label, allowed=None if any_labels else io.LITS_LABELS)
     diffs = geometry.geometry_differences(ct, lab)
@@ -90,6 +95,7 @@ def seg_to_nifti(
     Liver segments become 1 and lesion segments (category morphologically abnormal structure) 2; other segments are
     ignored. Example: ``livermets imaging seg-to-nifti seg.dcm --series ct_dicom_folder/ --out label.nii.gz``
     """
+    from livermets.imaging import io  # imported on use: the command line starts without it
     from livermets.imaging.dicom_seg import read_dicom_seg  # highdicom is imported only when needed
 
     if not io.is_image_path(out) or out.is_dir():

@@ -14,6 +14,23 @@ ORIGIN_TOL_MM = 1e-3
 DIRECTION_TOL = 1e-5
 
 
+def header_mm(value: float | str | None) -> float | None:
+    """A spacing, slice thickness or origin (mm) to the precision its header justifies.
+
+    Image headers store these as 32-bit floats (NIfTI, and DICOM decimal strings written from them), so digits past
+    float32 precision are noise: the value becomes the shortest decimal that reads back as the same float32, rounded
+    to 0.0001 mm. ``None`` and empty strings give ``None``.
+
+    Examples
+    --------
+    >>> header_mm(1.6000000238418579), header_mm("1.6000000238418579"), header_mm(0.9765625), header_mm(None)
+    (1.6, 1.6, 0.9766, None)
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return round(float(str(np.float32(float(value)))), 4)
+
+
 def geometry_differences(a: sitk.Image, b: sitk.Image) -> list[str]:
     """Names and values of the geometry properties in which ``a`` and ``b`` differ (empty if they agree)."""
     diffs: list[str] = []

@@ -34,6 +34,7 @@ from livermets.figures import (
     LESION_COLOUR,
     add_mask_legend,
     draw_label_overlay,
+    draw_outline,
     mask_legend_handles,
     new_figure,
     save_figure,
@@ -68,8 +69,7 @@ def _draw_panel(axis: Axes, plane: np.ndarray, ct_plane: np.ndarray | None, exte
         for value, name in ((1, names[0]), (2, names[1])):
             mask = statuses == value
             if mask.any():
-                axis.contour(mask.astype(float), levels=[0.5], colors=[DETECTION_COLOURS[name]], linewidths=1.6,
-                             extent=extent, origin="upper")
+                draw_outline(axis, mask, DETECTION_COLOURS[name], 1.6, extent, origin="upper")
                 shown.append(name)
     axis.set_xlabel("mm")
     axis.set_ylabel("mm")

@@ -8,7 +8,6 @@ from pathlib import Path
 import typer
 
 from livermets.atomic import outputs, write_csv
-from livermets.featuretable import read_csv_table, read_feature_table
 
 
 def check_model_name(model: str) -> str:
@@ -41,7 +40,11 @@ def evaluate(
     n_jobs: int = typer.Option(-1, help="Parallel jobs (-1 = all cores)."),
 ) -> None:
     """Estimate performance under a protocol and write DIR/summary.json."""
-    from livermets.phenotype.protocols import evaluate_to_folder
+    from livermets.featuretable import read_feature_table  # pandas: on use
+    from livermets.phenotype.protocols import check_protocol, evaluate_to_folder
+
+    check_protocol(protocol)
+    read_feature_table(features, targets=["NE_Score", "NE_Class"])  # a bad table fails before scikit-learn loads
 
     summary = evaluate_to_folder(
         features, out, protocol=protocol, model=model, n_permutations=n_permutations, n_repeats=n_repeats,
@@ -66,12 +69,14 @@ def train(
     n_jobs: int = typer.Option(-1, help="Parallel jobs."),
 ) -> None:
     """Train a 5-fold ensemble on the development rows (Group != test) and store it without pickle."""
+    from livermets.featuretable import read_feature_table  # pandas: on use
+
+    frame = read_feature_table(features, targets=["NE_Score", "NE_Class"])  # before scikit-learn loads
     from livermets.phenotype.protocols import check_protocol
     from livermets.phenotype.training import train_to_folder
 
-    model = check_model_name(model)  # fail on a bad name or protocol before reading the table
+    model = check_model_name(model)
     check_protocol(protocol)
-    frame = read_feature_table(features, targets=["NE_Score", "NE_Class"])
     config = train_to_folder(frame, out, protocol=protocol, model=model, n_jobs=n_jobs, seed=seed)
     cv = config.get("cv_performance")
     estimate = (f", patient-grouped CV AUC {cv['auc']:.3f} on {cv['n_patients']} patients" if cv else
@@ -88,10 +93,14 @@ def predict(
     out: Path = typer.Option(..., "--out", help="Predictions CSV."),
 ) -> None:
     """Predict NE phenotype for every series; Group/NE columns are not needed."""
+    from livermets.featuretable import read_csv_table  # pandas: on use
+    from livermets.phenotype.model_config import read_model_config
+
+    read_model_config(model)  # the model folder and the table are checked before scikit-learn loads
+    frame = read_csv_table(features)
     from livermets.phenotype.caveats import FOLD_DISAGREEMENT
     from livermets.phenotype.training import predict_with_folder
 
-    frame = read_csv_table(features)
     predictions = predict_with_folder(model, frame, str(features))
     write_csv(out, predictions)
     typer.echo(f"{len(predictions)} predictions written to {out}")

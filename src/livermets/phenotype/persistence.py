@@ -22,6 +22,7 @@ from xgboost import XGBClassifier
 
 from livermets.atomic import atomic_path, write_json
 from livermets.errors import UserInputError
+from livermets.phenotype.model_config import read_model_config as _read_config
 from livermets.phenotype.models import BalancedXGBClassifier
 
 FORMAT_VERSION = 1
@@ -140,22 +141,6 @@ def load_model_folder(model_dir: str | os.PathLike[str]) -> tuple[dict[str, Any]
     if not models:
         raise UserInputError(f"model folder {folder}: no fold models listed in config.json")
     return config, models
-
-
-def _read_config(folder: Path) -> dict[str, Any]:
-    config_path = folder / "config.json"
-    if not config_path.is_file():
-        raise UserInputError(f"model folder {folder}: config.json not found")
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise UserInputError(f"{config_path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
-    except UnicodeDecodeError:
-        raise UserInputError(f"{config_path}: not valid JSON (not UTF-8 text)") from None
-    if not isinstance(config, dict) or not isinstance(config.get("folds", []), list):
-        raise UserInputError(f"{config_path}: not a livermets phenotype model config (an object with a 'folds' list)")
-    config.setdefault("folds", [])
-    return config
 
 
 def _fold_file(folder: Path, name: object, k: int) -> Path:

@@ -55,7 +55,7 @@ def extract(
     # PyRadiomics and friends load only when a command runs (keeps `livermets --help` fast).
     from livermets.cohort.manifest import load_manifest, select_split
     from livermets.radiomics.runner import build_tasks, failures_path, parts_dir, provenance_path, run_extraction
-    from livermets.radiomics.series import NO_LESION, ExtractionOptions
+    from livermets.radiomics.series import ExtractionOptions
 
     options = ExtractionOptions(params=None if params is None else str(params), roi=roi,  # type: ignore[arg-type]
                                 per_lesion=per_lesion, crop=not no_crop,
@@ -74,19 +74,22 @@ def extract(
         if summary.attempted and summary.succeeded == 0 and summary.already_done == 0:
             raise UserInputError(_nothing_processed(summary, max_lesions))
     typer.echo(f"{out}: {summary.succeeded} series computed, {summary.already_done} already there, "
-               f"{summary.failed} failed ({summary.failures}); {summary.seconds:.1f} s, "
-               f"{summary.series_per_second:.2f} series/s")
-    failed = sum(reason != NO_LESION for _, reason in summary.failure_reasons)  # a lesion-free series is no failure
-    finish_batch(failed, summary.attempted + summary.already_done, summary.failures, allow_failures)
+               f"{summary.no_lesion} without lesion, {summary.failed} failed ({summary.failures}); "
+               f"{summary.seconds:.1f} s, {summary.series_per_second:.2f} series/s")
+    finish_batch(summary.failed, summary.attempted + summary.already_done, summary.failures, allow_failures)
 
 
 def _nothing_processed(summary: RunSummary, max_lesions: int) -> str:
     """One-line error when no series could be processed: the first reason (the lesion limit first) and a count."""
     over = summary.too_many_lesions
     if not over:
+        if not summary.failure_reasons:
+            more = f" (and {summary.no_lesion - 1} more series)" if summary.no_lesion > 1 else ""
+            return f"no series could be processed: {summary.no_lesion_series[0]}: no lesion{more}"
         series_id, reason = summary.failure_reasons[0]
         more = f" (and {summary.failed - 1} more failed series)" if summary.failed > 1 else ""
-        return f"no series could be processed: {series_id}: {reason}{more}"
+        lesion_free = f"; {summary.no_lesion} series without lesion" if summary.no_lesion else ""
+        return f"no series could be processed: {series_id}: {reason}{more}{lesion_free}"
     label, count = over[0]
     notes = []
     if len(over) > 1:

@@ -48,7 +48,14 @@ from livermets.parallel import completed, dask_client, exit_with_parent
 from livermets.progress import make_progress
 from livermets.provenance import provenance
 from livermets.radiomics.extractor import make_extractor, resolve_params
-from livermets.radiomics.series import ExtractionOptions, SeriesResult, SeriesTask, manifest_ids, run_series
+from livermets.radiomics.series import (
+    NO_LESION,
+    ExtractionOptions,
+    SeriesResult,
+    SeriesTask,
+    manifest_ids,
+    run_series,
+)
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +69,8 @@ class RunSummary:
 
     ``too_many_lesions`` lists ``(label map, lesion component count)`` of this run's series skipped for exceeding
     ``ExtractionOptions.max_lesions`` (they are also among ``failed``); ``failure_reasons`` lists ``(series_id,
-    reason)`` of this run's failures.
+    reason)`` of this run's failures. ``no_lesion_series`` are the series whose lesion mask is empty: not failures,
+    they have no features (listed in the failures table with the reason ``no lesion``, as the paper excluded them).
     """
 
     out: Path
@@ -75,6 +83,11 @@ class RunSummary:
     lesion_voxels: int
     too_many_lesions: list[tuple[str, int]] = field(default_factory=list)
     failure_reasons: list[tuple[str, str]] = field(default_factory=list)
+    no_lesion_series: list[str] = field(default_factory=list)
+
+    @property
+    def no_lesion(self) -> int:
+        return len(self.no_lesion_series)
 
     @property
     def series_per_second(self) -> float:
@@ -316,7 +329,8 @@ def run_extraction(
         write_csv(fail_path, tally.failures_frame())
     summary = RunSummary(out, fail_path, len(tasks) - len(todo), len(todo), tally.succeeded, tally.failed, seconds,
                          tally.voxels, tally.over_limit,
-                         [(str(f["series_id"]), str(f["reason"])) for f in tally.new_failures])
+                         [(str(f["series_id"]), str(f["reason"])) for f in tally.new_failures
+                          if f["reason"] != NO_LESION], tally.no_lesion)
     parameters = {"options": asdict(options), "workers": workers, "scheduler": scheduler,
                   "params_yaml": Path(str(options.params)).read_text(encoding="utf-8"),
                   "summary": {k: v for k, v in asdict(summary).items()
@@ -333,6 +347,7 @@ class _Tally:
     new_failures: list[dict[str, Any]] = field(default_factory=list)
     succeeded: int = 0
     failed: int = 0
+    no_lesion: list[str] = field(default_factory=list)
     voxels: int = 0
     over_limit: list[tuple[str, int]] = field(default_factory=list)
 
@@ -349,9 +364,12 @@ class _Tally:
             self.succeeded += 1
             warnings.success()
             return
-        self.failed += 1
         self.new_failures.append({"File": task.key, "series_id": task.series_id, "reason": result.failure})
         write_csv(fail_path, self.failures_frame())
+        if result.failure == NO_LESION:  # not a failure: a series without lesion has no features
+            self.no_lesion.append(task.series_id)
+            return
+        self.failed += 1
         warnings.failure(task.series_id, result.failure)
         if result.too_many_lesions is not None:
             self.over_limit.append((task.label or task.key, result.too_many_lesions))

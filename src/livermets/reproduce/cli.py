@@ -23,6 +23,12 @@ def paper(
     n_jobs: int = typer.Option(-1, help="Parallel jobs (-1 = all cores)."),
 ) -> None:
     """Write table4.csv, supp_table2/3.csv, lasso_features.csv, figure stats, PNG figures and REPORT.md."""
+    from livermets.errors import UserInputError
+    from livermets.featuretable import TARGET_COLUMNS, read_feature_table
+
+    if tables not in ("4", "all"):  # the options and the table are checked before scikit-learn loads
+        raise UserInputError(f"--tables must be one of 4, all, got {tables!r}")
+    read_feature_table(features, targets=TARGET_COLUMNS)
     from livermets.reproduce.runner import reproduce_paper
 
     numbers = reproduce_paper(

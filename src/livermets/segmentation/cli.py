@@ -68,6 +68,7 @@ def train(
 
     Example: ``livermets seg train --model nnunet --manifest cohort/manifest.csv --out models/nnunet --device cuda``
     """
+    from livermets.cohort.manifest import load_manifest
     from livermets.errors import UserInputError
     from livermets.segmentation.config import MODELS
     from livermets.segmentation.monai.train import train_model
@@ -83,10 +84,13 @@ def train(
                              "--iterations": iterations, "--max-minutes": max_minutes, "--epochs": epochs,
                              "--iterations-per-epoch": iterations_per_epoch, "--fold": fold,
                              "--pretrained": pretrained})
+    if not resume:
+        load_manifest(manifest)  # a bad manifest fails before torch and MONAI load
     if model == "nnunet":
         train_nnunet_command(manifest, out, device, resume, shlex.join(["livermets", *sys.argv[1:]]), {
             "epochs": epochs, "iterations_per_epoch": iterations_per_epoch, "fold": fold, "pretrained": pretrained})
         return
+
     result = train_model(
         manifest, out, model=model, config=config, device=device, max_epochs=max_epochs, max_minutes=max_minutes,
         max_iterations=iterations, resume=resume, command=shlex.join(["livermets", *sys.argv[1:]]),
@@ -234,6 +238,11 @@ def calibrate(
 
     Example: ``livermets seg calibrate --model models/unet --manifest cohort/manifest.csv --metric lesion_f1``
     """
+    from livermets.cohort.manifest import load_manifest
+    from livermets.segmentation.predict import model_kind
+
+    model_kind(model)  # the model folder and the manifest are checked before torch loads
+    load_manifest(manifest)
     from livermets.segmentation.monai.calibrate import calibrate_model
     from livermets.segmentation.monai.validation import THRESHOLDS
 

@@ -25,12 +25,11 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
 import SimpleITK as sitk
-import torch
 
 from livermets.atomic import remove_stale_temporaries, write_csv, write_json
 from livermets.cohort.manifest import load_manifest, select_split
@@ -38,6 +37,7 @@ from livermets.errors import ParameterError, UserInputError
 from livermets.imaging.geometry import geometry_differences
 from livermets.imaging.integrity import check_headers
 from livermets.imaging.io import IMAGE_SUFFIXES, prediction_path, read_image, read_label, write_label
+from livermets.logs import repeated
 from livermets.progress import track
 from livermets.segmentation.checks import check_ct_intensities
 from livermets.segmentation.config import InferenceConfig, QCConfig, SegConfig, config_from_dict, load_config
@@ -47,11 +47,7 @@ from livermets.segmentation.default_model import (
     default_model_name,
     registry_model,
 )
-from livermets.segmentation.device import mixed_precision, out_of_memory_error, resolve_device
 from livermets.segmentation.model_files import CONFIG_FILE, WEIGHTS_FILE
-from livermets.segmentation.monai.convert import array_to_image
-from livermets.segmentation.monai.networks import build_network, load_weights, sliding_window_logits
-from livermets.segmentation.monai.transforms import IMAGE, eval_transforms
 from livermets.segmentation.options import LIVER_CHOICES, MONAI_ONLY, PredictionOptions
 from livermets.segmentation.postprocess import (
     LESION,
@@ -60,7 +56,10 @@ from livermets.segmentation.postprocess import (
     postprocess_label,
     postprocess_probabilities,
 )
-from livermets.segmentation.qc import QCRecord, check_prediction
+from livermets.segmentation.qc import FLAG_TITLES, QCRecord, check_prediction
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +78,10 @@ class Segmenter:
     """
 
     def __init__(self, model_dir: str | Path, device: str = "auto", options: PredictionOptions | None = None) -> None:
+        from livermets.segmentation.device import resolve_device
+        from livermets.segmentation.monai.networks import build_network, load_weights
+        from livermets.segmentation.monai.transforms import eval_transforms
+
         self.model_dir = Path(model_dir)
         self.config: SegConfig = _model_config(self.model_dir, options or PredictionOptions())
         self.device = resolve_device(device)
@@ -104,6 +107,11 @@ class Segmenter:
 
         With ``tta`` the probabilities are averaged over the identity and each flip in ``inference.tta_flip_axes``.
         """
+        import torch
+
+        from livermets.segmentation.device import mixed_precision
+        from livermets.segmentation.monai.networks import sliding_window_logits
+
         settings = self.inference
         amp = mixed_precision(self.device, self.config.train.amp)
 
@@ -123,6 +131,12 @@ class Segmenter:
                       check: bool = True) -> sitk.Image:
         """Label map (UInt8, 0/1/2) on exactly ``image``'s grid; ``check=False`` skips the CT intensity check (for
         a crop of a checked CT, which may hold no air)."""
+        import torch
+
+        from livermets.segmentation.device import out_of_memory_error
+        from livermets.segmentation.monai.convert import array_to_image
+        from livermets.segmentation.monai.transforms import IMAGE
+
         pre = self.config.preprocess
         tick = time.perf_counter()
         if check:
@@ -256,7 +270,8 @@ def _check_inputs(cases: list[tuple[str, str]]) -> None:
 
 def _log_flags(record: QCRecord) -> None:
     for flag in record.flags:
-        log.warning("%s: plausibility check %s: %s", record.name, flag.code, flag.message)
+        log.warning("%s: plausibility check %s: %s", record.name, flag.code, flag.message,
+                    extra=repeated(FLAG_TITLES[flag.code], record.name))
 
 
 def predict_cohort(
@@ -291,9 +306,9 @@ def predict_cohort(
     when none succeeds, the :class:`~livermets.errors.UserInputError` names the first reason.
     """
     cases = _cases(manifest, image, split)
+    _check_inputs(cases)  # before the model: a wrong path fails without loading torch
     plan = plan_segmenter(model_dir if isinstance(model_dir, ModelChoice) else ModelChoice(model=model_dir),
                           options)
-    _check_inputs(cases)
     announce_model(plan.info)
     out = Path(out_dir)
     remove_stale_temporaries(out)
@@ -457,17 +472,18 @@ def model_kind(folder: str | Path) -> str:
     UserInputError
         The folder is none of these.
     """
-    from livermets.segmentation.nnunet.predictor import is_nnunet_folder
-
     path = Path(folder)
+    if not path.is_dir():
+        raise UserInputError(f"{path}: not a trained model folder (no such folder)")
     if (path / CONFIG_FILE).exists() or (path / WEIGHTS_FILE).exists():
         return "monai"
+    from livermets.segmentation.nnunet.predictor import is_nnunet_folder  # torch: only for a folder to look into
+
     if is_nnunet_folder(path):
         return "nnunet"
-    what = "no such folder" if not path.exists() else (
-        f"needs {CONFIG_FILE} and {WEIGHTS_FILE} for a livermets model, nnunet.json for a livermets nnU-Net model, "
-        "or plans.json, dataset.json and fold_<n>/checkpoint_final.pth for an nnU-Net v2 result folder")
-    inside = sorted(p.parent.name for p in path.glob("*/plans.json")) if path.is_dir() else []
+    what = (f"needs {CONFIG_FILE} and {WEIGHTS_FILE} for a livermets model, nnunet.json for a livermets nnU-Net "
+            "model, or plans.json, dataset.json and fold_<n>/checkpoint_final.pth for an nnU-Net v2 result folder")
+    inside = sorted(p.parent.name for p in path.glob("*/plans.json"))
     hint = f"; it holds the nnU-Net result folder(s) {', '.join(inside[:3])}: give one of them" if inside else ""
     raise UserInputError(f"{path}: not a trained model folder ({what}){hint}")
 

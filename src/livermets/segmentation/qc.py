@@ -47,7 +47,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from livermets.errors import UserInputError
-from livermets.imaging.geometry import geometry_differences
+from livermets.imaging.geometry import geometry_differences, header_mm
 from livermets.lesions.components import LESION_VALUE, LIVER_VALUE, LesionComponents, label_components
 from livermets.segmentation.config import QCConfig
 
@@ -56,6 +56,14 @@ FLAG_CODES = (
     "liver_cut_off",
 )
 """Every flag code, in the order :func:`check_prediction` reports them."""
+FLAG_TITLES = {
+    "no_liver": "no liver predicted", "liver_volume": "liver volume outside the plausible range",
+    "many_lesions": "more lesion components than qc.max_lesions", "speckle": "speckled lesion predictions",
+    "lesion_outside_liver": "lesion components outside the liver", "not_ct": "intensities unlike CT",
+    "spacing": "spacing outside the model's range", "liver_cut_off": "liver cut off by the field of view",
+}
+"""What each flag code says, as the summary of its repeated warnings (``spacing outside the model's range: 36
+series``)."""
 
 _P99_SAMPLES = 2_000_000
 """The 99th HU percentile is estimated from at most this many evenly spaced voxels."""
@@ -126,7 +134,9 @@ class QCRecord:
         ([], [0.8, 0.8, 2.5])
         """
         data = asdict(self)
-        data["spacing_mm"] = list(self.spacing_mm)
+        data["spacing_mm"] = [header_mm(v) for v in self.spacing_mm]
+        data.update({key: round(float(data[key]), 2) for key in ("liver_ml", "lesion_ml")})  # 0.01 mL
+        data["liver_edge_fraction"] = round(float(data["liver_edge_fraction"]), 4)
         data["flag_codes"] = self.codes
         return data
 

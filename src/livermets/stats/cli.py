@@ -20,11 +20,13 @@ def burden(
 ) -> None:
     """Spearman and Wilcoxon rank-sum between tumour volume and NE score/class, overall and per sample_type."""
     from livermets.featuretable import TUMOUR_VOLUME_COLUMN, read_feature_table
-    from livermets.stats.burden import burden_statistics, one_series_per_study
-    from livermets.stats.plots import plot_burden
 
     frame = read_feature_table(features, targets=["NE_Score", "NE_Class"], features=[TUMOUR_VOLUME_COLUMN])
+    from livermets.stats.burden import burden_statistics, one_series_per_study
+
     result = burden_statistics(frame, choice=choice)
+    from livermets.stats.plots import plot_burden  # matplotlib: after the inputs are checked
+
     write_json(out / "burden_stats.json", result)
     plot_burden(one_series_per_study(frame, choice), out / "burden.png")
     overall = result["all"]
@@ -46,8 +48,6 @@ def failure(
 
     from livermets.errors import UserInputError
     from livermets.featuretable import read_feature_table
-    from livermets.stats.failure import failure_analysis
-    from livermets.stats.plots import plot_failure
 
     frame = read_feature_table(features, targets=["NE_Score", "NE_Class"], features=[])
     if not predictions.is_file():
@@ -59,7 +59,11 @@ def failure(
     merged = frame.merge(predicted[["File", "predicted_class", "probability"]], on="File", how="inner")
     if merged.empty:
         raise UserInputError(f"{predictions}: no File matches the feature table")
+    from livermets.stats.failure import failure_analysis
+
     result = failure_analysis(merged, merged["predicted_class"], merged["probability"])
+    from livermets.stats.plots import plot_failure  # matplotlib: after the inputs are checked
+
     write_json(out / "failure_stats.json", result)
     plot_failure(
         merged["NE_Score"].to_numpy(),

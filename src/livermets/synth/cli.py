@@ -8,7 +8,7 @@ import typer
 
 from livermets.atomic import outputs
 from livermets.errors import UserInputError
-from livermets.synth.sizes import SIZES
+from livermets.synth.sizes import SIZES, get_size
 
 
 def register(app: typer.Typer) -> None:
@@ -61,6 +61,7 @@ def synth(
         raise UserInputError(f"--mode {mode!r}: choose phantom or realistic")
     if source_ct or source_labels:
         raise UserInputError("--source-ct/--source-labels need --mode realistic")
+    get_size(size)  # before the generator's imports (scipy.stats, matplotlib)
     from livermets.synth.cohort import CohortConfig, generate_cohort
 
     config = CohortConfig(patients=patients, seed=seed, size=size, burden_link=burden_link)
