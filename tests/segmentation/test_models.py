@@ -358,6 +358,13 @@ def test_the_registry_matches_totalsegmentators_own_task_configuration() -> None
         assert block["resample_mm"] == resample and block["folds"] == [0], name
         assert (block["crop"], block["crop_addon"], block["robust_crop"]) == (
             (task.get("crop") or [None])[0], task.get("crop_addon"), task.get("robust_crop", False)), name
+        if block["crop"]:  # applied: python_api.py's crop_addon = [20,20,20] when the crop comes from `total`
+            import inspect
+
+            import totalsegmentator.python_api as api
+
+            assert "crop_addon = [20,20,20] if crop_model is None" in inspect.getsource(api)
+            assert block["crop_margin_mm"] == [20, 20, 20], name
         assert item.files[0].sha256 is None and item.hash_note and item.licence == "Apache-2.0", name
     assert class_map["total"][5] == "liver" and entry("ts-liver").label_map == entry("ts-liver-fast").label_map \
         == "liver=5"

@@ -198,7 +198,8 @@ class Analyzer:
 
     def _segmentation_section(self, seconds: float) -> dict[str, Any]:
         info = self.model_info
-        return {"model": str(self.model_dir), "model_name": info.name, "model_version": info.version,
+        folder = info.folder if info.registry else self.model_dir  # a pair: its models' home, not one of them
+        return {"model": str(folder), "model_name": info.name, "model_version": info.version,
                 "model_licence": info.licence, "model_citation": info.citation, "model_registry": info.registry,
                 "shipped_default": self.shipped_default, "tta": self.options.tta,
                 "device": str(self.segmenter.device), "seconds": round(seconds, 2),

@@ -124,8 +124,8 @@ class TotalSegTask:
 
         ``result_folder`` may be the model's install folder (holding ``<dataset>/``), the dataset folder or the
         ``<trainer>__<plans>__<configuration>`` folder itself. ``tile_step_size`` defaults to TotalSegmentator's
-        (0.8 for its ``total`` datasets, else 0.5). A task with a ``crop`` gets TotalSegmentator's effective margin,
-        :data:`TOTAL_CROP_ADDON_MM` (its crop always comes from the ``total`` model, and TotalSegmentator then
+        (0.8 for its ``total`` datasets, else 0.5). A task with a ``crop`` gets the block's ``crop_margin_mm``, by
+        default TotalSegmentator's effective margin, :data:`TOTAL_CROP_ADDON_MM` (its crop always comes from the ``total`` model, and TotalSegmentator then
         replaces the task configuration's ``crop_addon``, e.g. liver_lesions' 10 mm, by 20 mm).
 
         Raises
@@ -143,7 +143,7 @@ class TotalSegTask:
         resample = block.get("resample_mm")
         if isinstance(resample, int | float):
             resample = [resample] * 3
-        addon = TOTAL_CROP_ADDON_MM if block.get("crop") else (3, 3, 3)
+        addon = (block.get("crop_margin_mm") or TOTAL_CROP_ADDON_MM) if block.get("crop") else (3, 3, 3)
         default_step = TOTAL_TILE_STEP if TOTAL_DATASET.match(dataset) else DEFAULT_TILE_STEP
         return cls(folder, dataset, trainer, plans, configuration,
                    tuple(str(f) for f in block.get("folds") or (0,)),
