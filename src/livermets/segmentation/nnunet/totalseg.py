@@ -125,8 +125,9 @@ class TotalSegTask:
         ``result_folder`` may be the model's install folder (holding ``<dataset>/``), the dataset folder or the
         ``<trainer>__<plans>__<configuration>`` folder itself. ``tile_step_size`` defaults to TotalSegmentator's
         (0.8 for its ``total`` datasets, else 0.5). A task with a ``crop`` gets the block's ``crop_margin_mm``, by
-        default TotalSegmentator's effective margin, :data:`TOTAL_CROP_ADDON_MM` (its crop always comes from the ``total`` model, and TotalSegmentator then
-        replaces the task configuration's ``crop_addon``, e.g. liver_lesions' 10 mm, by 20 mm).
+        default TotalSegmentator's effective margin, :data:`TOTAL_CROP_ADDON_MM` (its crop always comes from the
+        ``total`` model, and TotalSegmentator then replaces the task configuration's ``crop_addon``, e.g.
+        liver_lesions' 10 mm, by 20 mm).
 
         Raises
         ------
