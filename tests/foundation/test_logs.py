@@ -51,14 +51,14 @@ def test_a_repeated_warning_is_printed_once_with_its_count(capsys: pytest.Captur
 def test_one_item_prints_the_warning_itself_and_the_same_item_counts_once(
         capsys: pytest.CaptureFixture[str]) -> None:
     logs.configure(0)
-    _log_flags(_record("S1"))
-    for _ in range(3):  # the main process and two workers
-        warn_default_model()
+    for _ in range(3):  # the same series flagged three times
+        _log_flags(_record("S1"))
+    warn_default_model()  # not a repeated warning: printed at once
     logs.flush_repeated()
     lines = _warning_lines(capsys.readouterr().err)
     assert len(lines) == 2
-    assert "S1: plausibility check spacing: in-plane spacing 1.8 x 1.8 mm" in lines[0] and "series;" not in lines[0]
-    assert "using the model shipped with livermets (trained on synthetic CT" in lines[1]
+    assert "model: shipped (default; trained on synthetic CT" in lines[0]
+    assert "S1: plausibility check spacing: in-plane spacing 1.8 x 1.8 mm" in lines[1] and "series;" not in lines[1]
 
 
 def test_verbose_prints_every_occurrence_and_then_the_count(capsys: pytest.CaptureFixture[str]) -> None:
@@ -75,7 +75,7 @@ def test_worker_records_are_replayed_and_counted_in_the_main_process(capsys: pyt
     sent = []
     for k in range(2):  # what two worker processes send back with their results
         with logs.captured_records() as records:
-            warn_default_model()
+            logging.getLogger("livermets.test").warning("W%d: a warning of its own", k)
             _log_flags(_record(f"W{k}"))
         sent.append(records)
     assert capsys.readouterr().err == ""  # captured, not printed
@@ -84,9 +84,9 @@ def test_worker_records_are_replayed_and_counted_in_the_main_process(capsys: pyt
         logs.replay(records)
     logs.flush_repeated()
     lines = _warning_lines(capsys.readouterr().err)
-    assert len(lines) == 2
-    assert "using the model shipped with livermets" in lines[0]
-    assert "spacing outside the model's range: 2 series; the first: W0:" in lines[1]
+    assert len(lines) == 3
+    assert "W0: a warning of its own" in lines[0] and "W1: a warning of its own" in lines[1]
+    assert "spacing outside the model's range: 2 series; the first: W0:" in lines[2]
 
 
 def test_every_plausibility_flag_has_a_summary_title() -> None:

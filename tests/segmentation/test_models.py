@@ -271,6 +271,20 @@ def test_bad_files_are_one_line_and_leave_nothing(case: str, home: Path, archive
     assert not (models_dir() / "trust.json").exists()  # a refused file is never trusted
 
 
+def _small_ct(folder: Path) -> Path:
+    """A small CT in HU (air around a soft-tissue block) written as NIfTI."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    array = np.full((8, 24, 24), -1000, np.int16)
+    array[2:6, 6:18, 6:18] = 40
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing((1.5, 1.5, 3.0))
+    path = folder / "ct.nii.gz"
+    sitk.WriteImage(image, str(path))
+    return path
+
+
 def test_trust_on_first_use_and_tampering(home: Path, archives: Path, tmp_path: Path,
                                           monkeypatch: pytest.MonkeyPatch,
                                           capsys: pytest.CaptureFixture[str]) -> None:
@@ -282,8 +296,8 @@ def test_trust_on_first_use_and_tampering(home: Path, archives: Path, tmp_path: 
     assert str(checkpoint) in line and "SHA-256 differs" in line
     with pytest.raises(UserInputError, match="SHA-256 differs"):  # and on use: prediction refuses the model
         plan_segmenter(ModelChoice())
-    line = one_error_line(run_cli(monkeypatch, "-q", "seg", "predict", "--model", "ts-pair", "--image", checkpoint,
-                                  "--out", tmp_path / "out"), capsys)
+    line = one_error_line(run_cli(monkeypatch, "-q", "seg", "predict", "--model", "ts-pair", "--image",
+                                  _small_ct(tmp_path), "--out", tmp_path / "out"), capsys)
     assert "SHA-256 differs" in line and not (tmp_path / "out").exists()
     # remove, then another archive under the same name: refused against the hash accepted at first use
     assert run_cli(monkeypatch, "-q", "models", "remove", "ts-liver-lesions") == 0
@@ -333,8 +347,8 @@ def test_run_prints_the_model_line_once_not_once_per_worker() -> None:
 ])
 def test_cli_errors_are_one_line(args: list[str], expected: str, home: Path, tmp_path: Path,
                                  monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    if args[:2] == ["seg", "predict"]:
-        args = [*args, "--image", str(tmp_path / "ct.nii.gz"), "--out", str(tmp_path / "out")]
+    if args[:2] == ["seg", "predict"]:  # a real CT file: the image is checked before the model
+        args = [*args, "--image", str(_small_ct(tmp_path)), "--out", str(tmp_path / "out")]
     line = one_error_line(run_cli(monkeypatch, "-q", *args), capsys)
     assert expected in line
 

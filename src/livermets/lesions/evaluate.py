@@ -43,7 +43,6 @@ from livermets.imaging.geometry import check_same_geometry, geometry_differences
 from livermets.imaging.io import PREDICTION_SUFFIX, read_image, read_label
 from livermets.lesions.cohort_metrics import default_group_column, table3, table3_markdown
 from livermets.lesions.components import check_connectivity
-from livermets.lesions.figures import overlay_figure
 from livermets.lesions.matching import RULES
 from livermets.lesions.scan_metrics import ScanEvaluation, evaluate_scan, stratum_names
 from livermets.progress import track
@@ -124,6 +123,8 @@ def _evaluate_row(row: pd.Series, pred_dir: Path, settings: EvaluationSettings,
                                connectivity=settings.connectivity, size_strata_mm=settings.size_strata_mm,
                                diameters=True)
     if figure_dir is not None and evaluation.figure_slice is not None:
+        from livermets.lesions.figures import overlay_figure  # matplotlib: only when a figure is drawn
+
         ct = None
         image_path = row.get("image")
         if image_path is not None and not pd.isna(image_path):

@@ -44,7 +44,12 @@ def evaluate(
     from livermets.phenotype.protocols import check_protocol, evaluate_to_folder
 
     check_protocol(protocol)
-    read_feature_table(features, targets=["NE_Score", "NE_Class"])  # a bad table fails before scikit-learn loads
+    if protocol == "grouped":  # the options first, then the table, all before scikit-learn loads
+        from livermets.phenotype.grouped_config import GroupedConfig
+
+        GroupedConfig(model=model, n_permutations=n_permutations, n_repeats=n_repeats, n_boot=n_boot, seed=seed,
+                      n_jobs=n_jobs)
+    read_feature_table(features, targets=["NE_Score", "NE_Class"])
 
     summary = evaluate_to_folder(
         features, out, protocol=protocol, model=model, n_permutations=n_permutations, n_repeats=n_repeats,

@@ -22,20 +22,12 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
 from livermets.errors import UserInputError
-
-MODEL_NAMES: tuple[str, ...] = ("LR", "RF", "XGB")
-"""Model short names as in the paper's tables."""
+from livermets.phenotype.grouped_config import MODEL_NAMES as MODEL_NAMES
+from livermets.phenotype.grouped_config import check_model_name as check_model_name
 
 Weighting = None | str | float
 """``None`` (unweighted), ``"balanced"`` (the paper's BAL) or a positive-class weight (negative class weight 1)."""
 
-
-def check_model_name(name: str) -> str:
-    """Return the canonical model name or raise a one-line UserInputError."""
-    canonical = name.strip().upper()
-    if canonical not in MODEL_NAMES:
-        raise UserInputError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
-    return canonical
 
 
 def make_classifier(name: str, weighting: Weighting = None, stage: str = "final", n_jobs: int = 1) -> Any:

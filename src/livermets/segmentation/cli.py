@@ -71,7 +71,6 @@ def train(
     from livermets.cohort.manifest import load_manifest
     from livermets.errors import UserInputError
     from livermets.segmentation.config import MODELS
-    from livermets.segmentation.monai.train import train_model
     from livermets.segmentation.nnunet.cli import check_option_use, train_nnunet_command
 
     if model is None and resume and (out / "nnunet_run.json").is_file():
@@ -90,6 +89,7 @@ def train(
         train_nnunet_command(manifest, out, device, resume, shlex.join(["livermets", *sys.argv[1:]]), {
             "epochs": epochs, "iterations_per_epoch": iterations_per_epoch, "fold": fold, "pretrained": pretrained})
         return
+    from livermets.segmentation.monai.train import train_model
 
     result = train_model(
         manifest, out, model=model, config=config, device=device, max_epochs=max_epochs, max_minutes=max_minutes,
