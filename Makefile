@@ -45,8 +45,9 @@ browser:
 demo: $(STAMP)
 	scripts/demo.sh $(DEMO_DIR)
 
+# Two pytest workers (pytest-xdist), each test file on one worker so its module fixtures are built once.
 unit: $(STAMP) browser
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n 2 --dist loadfile
 
 # The tests marked blas_kernel again under every other OpenBLAS kernel the CPU can run (OPENBLAS_CORETYPE set for
 # each child run only), and the published LASSO/LR outputs compared byte for byte across kernels.
