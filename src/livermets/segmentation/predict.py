@@ -309,7 +309,6 @@ def predict_cohort(
     _check_inputs(cases)  # before the model: a wrong path fails without loading torch
     plan = plan_segmenter(model_dir if isinstance(model_dir, ModelChoice) else ModelChoice(model=model_dir),
                           options)
-    announce_model(plan.info)
     out = Path(out_dir)
     remove_stale_temporaries(out)
     old = _previous_summary(out / "predictions.csv")
@@ -362,7 +361,8 @@ class _CohortRun:
     def predict(self, series_id: str, path: str, target: Path) -> PredictionRow:
         ct = read_image(path)
         check_ct_intensities(ct, path, self.plan.min_ct_hu, self.plan.foreground_hu)
-        if self.segmenter is None:
+        if self.segmenter is None:  # the model line too waits for a CT that passed its checks
+            announce_model(self.plan.info)
             self.segmenter = self.plan.load(self.device, self.tta)
         row = _predict_one(self.segmenter, series_id, path, ct, target, self.tta,
                            self.qc if self.qc is not None else self.segmenter.qc)
