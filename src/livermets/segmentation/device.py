@@ -68,3 +68,17 @@ def out_of_memory_error(device: torch.device, what: str) -> ParameterError:
     return ParameterError("out of memory on {where} during {what}: use a config with a smaller sampling.patch_size "
                           "or sampling.samples_per_image, or a smaller {sw_batch_size} / inference.sw_batch_size",
                           where=str(device), what=what)
+
+
+def nnunet_out_of_memory_error(device: torch.device, name: str) -> ParameterError:
+    """The error of an nnU-Net prediction running out of memory (its patch size is the model's own: no option to
+    shrink it, so the advice is another device).
+
+    Examples
+    --------
+    >>> str(nnunet_out_of_memory_error(torch.device("cuda"), "S01"))
+    'out of memory on cuda during prediction of S01: use device cpu or a machine with more memory'
+    """
+    return ParameterError("out of memory on {where} during prediction of {what}: use {device} cpu or a machine with "
+                          "more memory", where=str(device), what=name)
+

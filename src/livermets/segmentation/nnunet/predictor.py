@@ -42,7 +42,7 @@ from livermets.errors import ParameterError, UserInputError
 from livermets.imaging.geometry import geometry_differences
 from livermets.segmentation.checks import check_ct_intensities
 from livermets.segmentation.config import QCConfig
-from livermets.segmentation.device import resolve_device
+from livermets.segmentation.device import nnunet_out_of_memory_error, resolve_device
 from livermets.segmentation.nnunet.checkpoint import load_checkpoint
 from livermets.segmentation.nnunet.environment import nnunet_prints_to_log
 from livermets.segmentation.postprocess import LESION, LIVER, postprocess_label
@@ -436,8 +436,7 @@ class NnunetSegmenter:
         try:
             labels = self.predict_labels(image, tta)
         except torch.OutOfMemoryError:
-            raise ParameterError("out of memory on {where} during prediction of {what}: use {device} cpu or a "
-                                 "machine with more memory", where=str(self.device), what=name) from None
+            raise nnunet_out_of_memory_error(self.device, name) from None
         inferred = time.perf_counter()
         label = self.label_map.apply(labels)
         if self.largest_liver or self.lesion_max_distance_mm is not None:

@@ -59,7 +59,7 @@ from scipy import ndimage
 from livermets.errors import ParameterError, UserInputError
 from livermets.segmentation.checks import check_ct_intensities
 from livermets.segmentation.config import QCConfig
-from livermets.segmentation.device import resolve_device
+from livermets.segmentation.device import nnunet_out_of_memory_error, resolve_device
 from livermets.segmentation.nnunet.composite import DEFAULT_MARGIN_MM, combine_labels
 from livermets.segmentation.nnunet.environment import nnunet_prints_to_log
 from livermets.segmentation.nnunet.predictor import (
@@ -382,8 +382,7 @@ class TotalSegPairSegmenter:
         try:
             parts = self.predict_parts(image, tta)
         except torch.OutOfMemoryError:
-            raise ParameterError("out of memory on {where} during prediction of {what}: use {device} cpu or a "
-                                 "machine with more memory", where=str(self.device), what=name) from None
+            raise nnunet_out_of_memory_error(self.device, name) from None
         tick = time.perf_counter()
         result = self.combine(parts, image)
         self.last_timings = parts.timings | {"combine_s": time.perf_counter() - tick}
