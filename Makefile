@@ -45,12 +45,13 @@ browser:
 demo: $(STAMP)
 	scripts/demo.sh $(DEMO_DIR)
 
-# Two pytest workers (pytest-xdist), each test file on one worker so its module fixtures are built once. The
+# Two pytest workers (pytest-xdist), each test file on one worker so its module fixtures are built once; the 25
+# slowest tests are listed at the end (the suite must stay under 15 minutes). The
 # overlay test reads rendered pixels back and fails after some other files in the same worker (cause not yet found):
 # it runs in a process of its own.
 OVERLAY_TEST := tests/foundation/test_overlay_orientation.py
 unit: $(STAMP) browser
-	$(VENV)/bin/pytest -q -n 2 --dist loadfile --ignore $(OVERLAY_TEST)
+	$(VENV)/bin/pytest -q -n 2 --dist loadfile --durations=25 --ignore $(OVERLAY_TEST)
 	$(VENV)/bin/pytest -q $(OVERLAY_TEST)
 
 # The tests marked blas_kernel again under every other OpenBLAS kernel the CPU can run (OPENBLAS_CORETYPE set for
