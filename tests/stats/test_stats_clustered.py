@@ -141,3 +141,19 @@ def test_docstring_examples(name: str) -> None:
 
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_stats_failure_states_patients_studies_and_series(shared_data, tmp_path, monkeypatch, capsys) -> None:
+    table = pd.read_csv(shared_data(*CSV))
+    test = table[table["Group"] == "test"]
+    wrong = np.arange(len(test)) % 4 == 0
+    pd.DataFrame({"File": test["File"], "predicted_class": np.where(wrong, 1 - test["NE_Class"], test["NE_Class"]),
+                  "probability": 0.5}).to_csv(tmp_path / "p.csv", index=False)
+    assert run_cli(monkeypatch, "stats", "failure", "--features", shared_data(*CSV), "--predictions",
+                   tmp_path / "p.csv", "--out", tmp_path / "f") == 0
+    units = (test["unique_pt"].nunique(), test["unique_scandate"].nunique(), len(test))
+    assert capsys.readouterr().out.strip().splitlines()[-1] == (
+        f"{wrong.sum()} of {len(test)} series misclassified; n = {units[0]} patients ({units[1]} studies, "
+        f"{units[2]} series) (descriptive, no test)")
+    saved = json.loads((tmp_path / "f" / "failure_stats.json").read_text())
+    assert saved["units"] == {"n_patients": units[0], "n_studies": units[1], "n_series": units[2]}

@@ -90,6 +90,7 @@ def failure(
         merged["NE_Score"].to_numpy(),
         merged["predicted_class"].to_numpy() == merged["NE_Class"].to_numpy(),
         out / "failure.png",
+        units=units.text(),
     )
-    typer.echo(f"{result['incorrect'].get('n', 0)} of {result['n']} series misclassified ({units.text()}; "
-               "descriptive, no test)")
+    typer.echo(f"{result['incorrect'].get('n', 0)} of {result['n']} series misclassified; n = {units.text()} "
+               "(descriptive, no test)")

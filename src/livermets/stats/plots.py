@@ -130,18 +130,22 @@ def plot_burden(studies: pd.DataFrame, path: str | os.PathLike[str], volume_colu
     return save_figure(burden_figure(studies, volume_column, statistics, note), path)
 
 
-def failure_figure(scores: ArrayLike, correct: ArrayLike) -> Figure:
-    """The figure :func:`plot_failure` saves: NE score of correctly and incorrectly classified series."""
+def failure_figure(scores: ArrayLike, correct: ArrayLike, units: str | None = None) -> Figure:
+    """The figure :func:`plot_failure` saves: NE score of correctly and incorrectly classified series.
+
+    ``units`` (e.g. ``"50 patients (50 studies, 50 series)"``) replaces the plain series count in the title.
+    """
     values = np.asarray(scores, dtype=float)
     ok = np.asarray(correct, dtype=bool)
     fig, axes = new_figure(figsize=(4.8, 4.4))
     ax = axes[0, 0]
     _box(ax, [values[ok], values[~ok]], ["correct", "incorrect"])
     ax.axhline(0.0, color=REFERENCE_LINE_COLOUR, lw=0.8, ls="--")
-    ax.set(ylabel="NE score", title=f"NE score by prediction status (n = {values.size})")
+    ax.set(ylabel="NE score", title=f"NE score by prediction status (n = {units or values.size})")
     return fig
 
 
-def plot_failure(scores: ArrayLike, correct: ArrayLike, path: str | os.PathLike[str]) -> Path:
-    """NE score of correctly and incorrectly classified series (box plot with points)."""
-    return save_figure(failure_figure(scores, correct), path)
+def plot_failure(scores: ArrayLike, correct: ArrayLike, path: str | os.PathLike[str],
+                 units: str | None = None) -> Path:
+    """NE score of correctly and incorrectly classified series (box plot with points; ``units``: n in the title)."""
+    return save_figure(failure_figure(scores, correct, units), path)
