@@ -63,12 +63,13 @@ def burden_statistics(summary: pd.DataFrame, n_boot: int = N_BOOT, seed: int = S
     return panels
 
 
-def gate_reason(row: Mapping[str, Any], report: Mapping[str, Any]) -> str | None:
+def gate_reason(row: Mapping[Any, Any], report: Mapping[str, Any]) -> str | None:
     """Why a series analysed with a phenotype model has no NE probability (``None`` when it has one).
 
     The reason is the summary's :data:`NE_REASON_COLUMN` when present, otherwise the report's features section.
     """
-    if pd.notna(pd.to_numeric(row.get("ne_probability"), errors="coerce")):
+    probability = row.get("ne_probability")
+    if probability is not None and pd.notna(pd.to_numeric(pd.Series([probability]), errors="coerce").iloc[0]):
         return None
     reason = row.get(NE_REASON_COLUMN)
     if isinstance(reason, str) and reason:
