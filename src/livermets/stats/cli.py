@@ -23,7 +23,8 @@ def burden(
     n_boot: int = typer.Option(2000, "--n-boot", min=1, help="Patient-level bootstrap samples of the Spearman CI."),
     seed: int = typer.Option(0, help="Seed of the patient-level bootstrap."),
 ) -> None:
-    """Spearman and Wilcoxon rank-sum between tumour volume and NE score/class, overall and per sample_type."""
+    """Spearman and Wilcoxon rank-sum between tumour volume and NE score/class, overall and per sample_type: one value
+    per patient by default (docs/statistics.md), or the paper's study-level analysis with --level study."""
     from livermets.stats.burden import check_level
 
     check_level(level)  # before the table is read

@@ -10,6 +10,7 @@ NE classes take the two ends of the NE colour map (:data:`livermets.figures.NE_N
 from __future__ import annotations
 
 import os
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +82,7 @@ def burden_figure(studies: pd.DataFrame, volume_column: str = TUMOUR_VOLUME_COLU
     :func:`livermets.stats.burden.burden_statistics` as ``statistics``, the figure is at the patient level: one point
     per patient (:func:`livermets.stats.burden.patient_table`; patients with tied NE classes are drawn grey in the
     scatter and left out of the box plot), titles with its Spearman CI and n as patients, studies and series; without
-    it, one point per study (the paper's Figure 3). ``note`` is written above the panels."""
+    it, one point per study (the paper's Figure 3). ``note`` is written above the panels (wrapped to their width)."""
     patients = statistics is not None
     subsets = sample_type_subsets(studies) if patients else _study_subsets(studies)
     fig, axes = new_figure(2, len(subsets), figsize=(4.8 * len(subsets), 8.2 if patients else 7.6))
@@ -111,7 +112,7 @@ def burden_figure(studies: pd.DataFrame, volume_column: str = TUMOUR_VOLUME_COLU
         bottom.set_yscale("log")
         bottom.set(ylabel="tumour volume (mL, log scale)", title=box_title)
     if note:
-        fig.suptitle(note, fontsize=9)
+        fig.suptitle(textwrap.fill(note, width=60 * len(subsets)), fontsize=9)
     return fig
 
 
