@@ -124,3 +124,13 @@ def test_gate_reason_reads_the_summary_reason_first() -> None:
     assert gate_reason({"ne_probability": None, "ne_probability_reason": "liver cut off"}, ok) == "liver cut off"
     assert gate_reason({"ne_probability": np.nan}, {"features": {"status": "failed", "reason": "too many lesions"}}) \
         == "no radiomics features (too many lesions)"
+
+
+def test_the_figure_of_a_run_without_ne_probabilities_is_drawn(tmp_path: Path) -> None:
+    """No phenotype model: the probability panel has no point and says that rho was not computed."""
+    from livermets.figures import save_figure
+
+    summary = issue_cohort(4).assign(ne_probability=np.nan, ne_score_known=np.nan)
+    figure = burden_vs_ne_figure(summary)
+    assert "not computed" in figure.axes[0].get_title() and "n = 0 patients" in figure.axes[0].get_title()
+    assert save_figure(figure, tmp_path / "b.png").stat().st_size > 1000

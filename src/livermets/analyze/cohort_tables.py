@@ -81,20 +81,23 @@ def burden_vs_ne_figure(summary: pd.DataFrame, statistics: list[dict[str, Any]] 
         series = summary.assign(**{c: pd.to_numeric(summary[c], errors="coerce")
                                    for c in (VOLUME_COLUMN, panel["column"])})
         means = patient_means(series, [VOLUME_COLUMN, panel["column"]], "patient_id")
-        drawn = series[series[VOLUME_COLUMN] > 0]
-        ax.scatter(drawn[VOLUME_COLUMN], drawn[panel["column"]], s=10, color="0.6", label="series")
+        drawn = series[(series[VOLUME_COLUMN] > 0) & series[panel["column"]].notna()]
         not_drawn = int((means[VOLUME_COLUMN] <= 0).sum())
         means = means[means[VOLUME_COLUMN] > 0]
-        ax.scatter(means[VOLUME_COLUMN], means[panel["column"]], s=30, color=LESION_COLOUR, edgecolor="black",
-                   linewidth=0.4, label="patient mean")
+        if drawn.empty:  # matplotlib cannot put empty scatters on a log axis
+            ax.text(0.5, 0.5, "no series with a lesion volume > 0 and a value", transform=ax.transAxes, ha="center")
+        else:
+            ax.scatter(drawn[VOLUME_COLUMN], drawn[panel["column"]], s=10, color="0.6", label="series")
+            ax.scatter(means[VOLUME_COLUMN], means[panel["column"]], s=30, color=LESION_COLOUR, edgecolor="black",
+                       linewidth=0.4, label="patient mean")
+            ax.set_xscale("log")
+            ax.legend(loc="best", fontsize=8)
         if not_drawn:
             ax.text(0.02, 0.02, f"{not_drawn} patient{'s' * (not_drawn > 1)} with volume 0 not drawn (log axis)",
                     transform=ax.transAxes, fontsize=7)
-        ax.set_xscale("log")
         ax.set_xlabel("total lesion volume (mL, log scale)")
         ax.set_ylabel(panel["name"])
         ax.set_title(f"{panel['name']} vs tumour burden\n{panel['sentence'].replace('; n = ', chr(10) + 'n = ')}")
-        ax.legend(loc="best", fontsize=8)
         ax.grid(alpha=0.3)
     return fig
 
