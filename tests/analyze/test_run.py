@@ -137,7 +137,9 @@ def test_broken_series_are_listed_the_others_finish_and_the_exit_code_is_3(three
     assert pd.read_csv(out / "failures.csv", dtype=str)["series_id"].tolist() == bad
 
 
-def test_cohort_report_in_a_real_browser(reference: tuple[Path, RunSummary], tmp_path: Path) -> None:
+def test_cohort_report_in_a_real_browser(reference: tuple[Path, RunSummary], three_series: Path, ne_model: Path,
+                                         tmp_path: Path) -> None:
+    """The page loads whole and shows its caveats, each counted again here from the run's own tables."""
     from browser import make_driver, require_browser
 
     require_browser()
@@ -149,7 +151,39 @@ def test_cohort_report_in_a_real_browser(reference: tuple[Path, RunSummary], tmp
         links = driver.execute_script(
             "return Array.from(document.querySelectorAll('#series tbody a')).map(a => a.href);")
         severe = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+        caveats = driver.execute_script("return document.getElementById('caveats').innerText;")
+        statistics = driver.execute_script("return document.getElementById('statistics').innerText;")
+        text = driver.execute_script("return document.body.innerText;")
     finally:
         driver.quit()
     assert severe == [] and images and all(width > 0 for width in images)
     assert len(links) == 3 and all(Path(link.removeprefix("file://")).is_file() for link in links)
+    _check_caveats(" ".join(caveats.split()), out, ne_model)
+    manifest = pd.read_csv(three_series, dtype=str)
+    units = f"{manifest['patient_id'].nunique()} patients, {manifest['study_id'].nunique()} studies, 3 series"
+    assert units.startswith("2 patients") and units in " ".join(text.split())
+    assert "n = " + units.replace(", ", " (", 1) + ")" in statistics  # per panel, as patients (studies, series)
+
+
+def _check_caveats(caveats: str, out: Path, ne_model: Path) -> None:
+    import json
+
+    from livermets.phenotype.caveats import FOLD_DISAGREEMENT
+
+    predictions = pd.read_csv(out / "predictions.csv")
+    n = len(predictions)
+    outside = int((predictions["n_features_outside_training_range"] > 0).sum())
+    disagree = int((predictions["fold_probability_max"] - predictions["fold_probability_min"]
+                    >= FOLD_DISAGREEMENT).sum())
+    assert f"{outside} of {n} NE predictions have features outside the range" in caveats
+    assert f"{disagree} of {n} have fold disagreement" in caveats
+    summary = pd.read_csv(out / "summary.csv")
+    gated = int(summary["ne_probability"].isna().sum())
+    assert f"{gated} of {len(summary)} analysed series ({100 * gated / len(summary):.0f} %) have no NE probability" \
+        in caveats
+    segmentation = [json.loads(p.read_text())["segmentation"] for p in sorted(out.glob("series/*/report.json"))]
+    assert f"Segmentation model: {segmentation[0]['model_name']} (3 series)" in caveats
+    assert ("trained on synthetic CT" in caveats) == segmentation[0]["shipped_default"]
+    cv = json.loads((ne_model / "config.json").read_text())["cv_performance"]
+    assert (f"patient-grouped {cv['n_folds']}-fold cross-validated ROC AUC {cv['auc']:.2f} on {cv['n_patients']} "
+            "patients") in caveats

@@ -492,6 +492,12 @@ def stats_burden_unknown_choice(inputs: Inputs, tmp: Path) -> Case:
 
 
 @case
+def stats_burden_unknown_level(inputs: Inputs, tmp: Path) -> Case:
+    return (["stats", "burden", "--features", inputs.features, "--out", tmp / "stats", "--level", "series"],
+            ["--level", "'series'", "patient, study"])
+
+
+@case
 def stats_failure_predictions_without_probability(inputs: Inputs, tmp: Path) -> Case:
     pd.DataFrame({"File": feature_table()["File"], "predicted_class": 1}).to_csv(tmp / "p.csv", index=False)
     return (["stats", "failure", "--features", inputs.features, "--predictions", tmp / "p.csv",

@@ -206,15 +206,25 @@ def test_burden_figure_states_spearman_of_the_plotted_data(tmp_path: Path) -> No
         f"NE-negative\n(n={(~positive).sum()})", f"NE-positive\n(n={positive.sum()})"]
 
 
-def test_cohort_burden_figure_states_spearman_over_the_drawn_points() -> None:
+def test_cohort_burden_figure_states_the_patient_level_spearman() -> None:
+    """One point per patient (mean of its series); a volume of 0 counts but is not drawn on the log axis."""
     rng = np.random.default_rng(4)
     volume = np.exp(rng.normal(2, 1, 12))
-    volume[0] = 0.0  # not drawn on the log axis, not counted
+    volume[[0, 1]] = 0.0
     probability = rng.uniform(0, 1, 12)
-    summary = pd.DataFrame({"total_lesion_volume_ml": volume, "ne_probability": probability,
+    patient = np.repeat([f"P{i}" for i in range(6)], 2)
+    summary = pd.DataFrame({"series_id": [f"S{i}" for i in range(12)], "study_id": patient, "patient_id": patient,
+                            "total_lesion_volume_ml": volume, "ne_probability": probability,
                             "ne_score_known": [np.nan] * 12})
     figure = burden_vs_ne_figure(summary)
-    _check_spearman(figure.axes[0].get_title(), volume[1:], probability[1:])
+    title = figure.axes[0].get_title()
+    found = re.search(r"Spearman ρ = (-?[\d.]+) \(95% CI (-?[\d.]+) to (-?[\d.]+)\), p ([=<]) ([\d.e-]+)", title)
+    assert found, title
+    rho, p_value = _spearman_expected(volume.reshape(6, 2).mean(axis=1), probability.reshape(6, 2).mean(axis=1))
+    assert abs(float(found[1]) - rho) <= 0.005 + 1e-9 and float(found[2]) <= float(found[1]) <= float(found[3])
+    _check_p(found[4], found[5], p_value)
+    assert "n = 6 patients (6 studies, 12 series)" in title
+    assert "1 patient with volume 0 not drawn (log axis)" in [t.get_text() for t in figure.axes[0].texts]
 
 
 def test_reliability_figure_says_what_it_is_with_n_and_brier() -> None:

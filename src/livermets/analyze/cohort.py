@@ -9,7 +9,8 @@ Layout of ``OUT``::
     predictions.csv       the NE prediction of every series that has one (probability, class, fold spread)
     qc.csv                the plausibility measurements of every series
     failures.csv          series that could not be analysed, with the reason (retried by the next run)
-    cohort_report.html    burden vs NE, per-patient timelines, failures
+    cohort_stats.json     burden vs NE at the patient level (n as patients, studies, series) and the caveats
+    cohort_report.html    caveats, burden vs NE, per-patient timelines, failures
     run.json              options, counts, provenance
 
 Each series folder appears whole or not at all (:mod:`livermets.analyze.folder`), so after a kill a new run skips
@@ -120,6 +121,15 @@ def _outcomes(jobs: list[SeriesJob], options: AnalyzeOptions, workers: int,
         yield from completed(client, analyze_job, jobs, options=options)
 
 
+def _phenotype_model(analyzer: Analyzer) -> dict[str, Any] | None:
+    """What the cohort report says about the run's phenotype model (``None`` without one)."""
+    model = analyzer.phenotype
+    if model is None:
+        return None
+    return {"model": str(model.path), "classifier": model.config.get("model"),
+            "protocol": model.config.get("protocol"), "cv_performance": model.cv_performance}
+
+
 def run_cohort(manifest: str | Path, out: str | Path, options: AnalyzeOptions, workers: int | None = None,
                scheduler: str = "local") -> RunSummary:
     """Analyse every manifest series not yet done in ``out``; then rebuild the cohort tables and report.
@@ -159,7 +169,7 @@ def run_cohort(manifest: str | Path, out: str | Path, options: AnalyzeOptions, w
             failures.append({"series_id": job.series_id, "image": job.image, "reason": reason})
     from livermets.analyze.cohort_tables import write_cohort_outputs
 
-    write_cohort_outputs(jobs, out, failures)
+    write_cohort_outputs(jobs, out, failures, _phenotype_model(analyzer))
     summary = RunSummary(out, len(jobs), len(jobs) - len(todo), len(todo) - len(failures), failures)
     write_json(out / "run.json", {"n_series": summary.n_series, "n_done_before": summary.n_done_before,
                                   "n_analysed": summary.n_analysed, "n_failed": len(failures),

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
-from livermets.atomic import write_csv
+from livermets.atomic import write_csv, write_json
 from livermets.featuretable import order_columns
-from livermets.figures import LESION_COLOUR, new_figure, save_figure, spearman_text
+from livermets.figures import LESION_COLOUR, new_figure, save_figure
 
 QC_COLUMNS = ["liver_ml", "lesion_ml", "n_lesions", "n_speckles", "n_lesions_outside_liver", "hu_min", "hu_max",
               "liver_edge_fraction"]
@@ -65,25 +65,39 @@ PREDICTION_COLUMNS = ["probability", "predicted_class", "threshold", "fold_proba
                       "fold_probability_std", "n_features_outside_training_range", "max_outside_range"]
 
 
-def burden_vs_ne_figure(summary: pd.DataFrame) -> Any:
+def burden_vs_ne_figure(summary: pd.DataFrame, statistics: list[dict[str, Any]] | None = None) -> Any:
     """Total lesion volume against the predicted NE probability and, where the manifest has it, the NE score.
 
-    Series with a lesion volume above 0 and a value are drawn (log volume axis); each panel's title gives Spearman
-    rho, p and n over exactly those points.
+    Grey dots are series, coloured dots patient means (log volume axis; a volume of 0 is not drawn). Each panel's
+    title gives the patient-level statistic of :func:`livermets.analyze.cohort_stats.burden_statistics` (computed
+    here when ``statistics`` is not given): Spearman rho, its 95% CI, p and n as patients, studies and series.
     """
-    panels = [("ne_probability", "predicted NE probability")]
-    if summary["ne_score_known"].notna().any():
-        panels.append(("ne_score_known", "NE score (manifest)"))
-    fig, axes = new_figure(1, len(panels), figsize=(5.2 * len(panels), 4.4))
-    volume = summary["total_lesion_volume_ml"].astype(float)
-    for ax, (column, name) in zip(axes[0], panels, strict=True):
-        values = pd.to_numeric(summary[column], errors="coerce")
-        ok = values.notna() & (volume > 0)
-        ax.scatter(volume[ok], values[ok], s=22, color=LESION_COLOUR, edgecolor="black", linewidth=0.4)
-        ax.set_xscale("log")
+    from livermets.analyze.cohort_stats import VOLUME_COLUMN, burden_statistics
+    from livermets.stats.clustered import patient_means
+
+    panels = statistics if statistics is not None else burden_statistics(summary)
+    fig, axes = new_figure(1, len(panels), figsize=(5.6 * len(panels), 4.8))
+    for ax, panel in zip(axes[0], panels, strict=True):
+        series = summary.assign(**{c: pd.to_numeric(summary[c], errors="coerce")
+                                   for c in (VOLUME_COLUMN, panel["column"])})
+        means = patient_means(series, [VOLUME_COLUMN, panel["column"]], "patient_id")
+        drawn = series[(series[VOLUME_COLUMN] > 0) & series[panel["column"]].notna()]
+        not_drawn = int((means[VOLUME_COLUMN] <= 0).sum())
+        means = means[means[VOLUME_COLUMN] > 0]
+        if drawn.empty:  # matplotlib cannot put empty scatters on a log axis
+            ax.text(0.5, 0.5, "no series with a lesion volume > 0 and a value", transform=ax.transAxes, ha="center")
+        else:
+            ax.scatter(drawn[VOLUME_COLUMN], drawn[panel["column"]], s=10, color="0.6", label="series")
+            ax.scatter(means[VOLUME_COLUMN], means[panel["column"]], s=30, color=LESION_COLOUR, edgecolor="black",
+                       linewidth=0.4, label="patient mean")
+            ax.set_xscale("log")
+            ax.legend(loc="best", fontsize=8)
+        if not_drawn:
+            ax.text(0.02, 0.02, f"{not_drawn} patient{'s' * (not_drawn > 1)} with volume 0 not drawn (log axis)",
+                    transform=ax.transAxes, fontsize=7)
         ax.set_xlabel("total lesion volume (mL, log scale)")
-        ax.set_ylabel(name)
-        ax.set_title(f"{name} vs tumour burden\n{spearman_text(volume[ok], values[ok])}")
+        ax.set_ylabel(panel["name"])
+        ax.set_title(f"{panel['name']} vs tumour burden\n{panel['sentence'].replace('; n = ', chr(10) + 'n = ')}")
         ax.grid(alpha=0.3)
     return fig
 
@@ -113,18 +127,32 @@ def timelines_figure(summary: pd.DataFrame, max_patients: int = 12) -> Any | Non
     return fig
 
 
-def write_cohort_outputs(jobs: Sequence[Any], out: Path, failures: list[dict[str, str]]) -> dict[str, pd.DataFrame]:
-    """Write summary/lesions/features/qc tables, the figures and ``cohort_report.html`` into ``out``."""
+def write_cohort_outputs(jobs: Sequence[Any], out: Path, failures: list[dict[str, str]],
+                         phenotype_model: dict[str, Any] | None = None) -> dict[str, pd.DataFrame]:
+    """Write summary/lesions/features/qc tables, ``cohort_stats.json``, the figures and ``cohort_report.html``.
+
+    ``phenotype_model`` (``model, classifier, protocol, cv_performance``; ``None``: the run predicts no NE phenotype)
+    is what the report's caveats say about the phenotype model.
+    """
+    from livermets.analyze.cohort_stats import AGGREGATION, burden_statistics, cohort_caveats, series_reports
+    from livermets.stats.clustered import N_BOOT, SEED
+
     tables = collect_tables(jobs)
     for name, frame in tables.items():
         write_csv(out / f"{name}.csv", frame)
+    statistics = burden_statistics(tables["summary"]) if not tables["summary"].empty else []
+    caveats = cohort_caveats(tables, series_reports(jobs), phenotype_model)
+    cohort_stats = {"aggregation": AGGREGATION.format(n_boot=N_BOOT, seed=SEED), "burden_vs_ne": statistics,
+                    "caveats": caveats}
+    write_json(out / "cohort_stats.json", cohort_stats)
     figures = {}
     if not tables["summary"].empty:
-        figures["burden_vs_ne"] = save_figure(burden_vs_ne_figure(tables["summary"]), out / "burden_vs_ne.png").name
+        figures["burden_vs_ne"] = save_figure(burden_vs_ne_figure(tables["summary"], statistics),
+                                              out / "burden_vs_ne.png").name
         timelines = timelines_figure(tables["summary"])
         if timelines is not None:
             figures["timelines"] = save_figure(timelines, out / "timelines.png").name
     from livermets.analyze.cohort_html import write_cohort_html
 
-    write_cohort_html(tables, figures, failures, len(jobs), out)
+    write_cohort_html(tables, figures, failures, len(jobs), out, cohort_stats)
     return tables

@@ -31,17 +31,14 @@ from livermets.imaging.io import write_label
 from livermets.lesions.components import lesion_table
 from livermets.provenance import provenance
 from livermets.radiomics.series import ExtractionOptions, SeriesResult, SeriesTask, series_features
-from livermets.segmentation.default_model import INSTALL_HINT, ModelInfo, announce_model
+from livermets.segmentation.default_model import SHIPPED_MODEL_WARNING, ModelInfo, announce_model
 from livermets.segmentation.predict import ImageSegmenter, ModelChoice, plan_segmenter
 from livermets.segmentation.qc import QCRecord, check_prediction
 
 log = logging.getLogger(__name__)
 
 SCHEMA = "livermets.report/1"
-DEFAULT_MODEL_WARNING = ("Segmented with the model shipped with livermets, which was trained on synthetic CT built "
-                         "from one real anatomy: on real CT it misses part of the liver and most metastases "
-                         f"(docs/benchmarks.md). Check the masks before using any number; `{INSTALL_HINT}` installs "
-                         "TotalSegmentator's liver and liver-lesion models, used by default once installed.")
+DEFAULT_MODEL_WARNING = SHIPPED_MODEL_WARNING
 PER_LESION_NOTE = ("Exploratory: the phenotype model was trained on whole-scan features; applied to each lesion's "
                    "own features (with the scan's lesion count) it is outside what it was validated for.")
 
