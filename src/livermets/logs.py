@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,15 +181,34 @@ def replay(records: list[SentRecord]) -> None:
         logging.getLogger(name).log(level, "%s", message, extra=None if tag is None else {REPEAT_ATTRIBUTE: tag})
 
 
-_handler: RichHandler | None = None
+class PlainHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """One unwrapped line per record on the current ``sys.stderr`` (``[HH:MM:SS] LEVEL message``): used when stderr
+    is not a terminal, so that a log file or a pipe gets whole lines (a path or a SHA-256 is never split)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logging.Formatter("[%(asctime)s] %(levelname)-8s %(message)s", datefmt="%X"))
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:  # StreamHandler.__init__ sets it; the current sys.stderr is always used
+        pass
+
+
+_handler: logging.Handler | None = None
 _repeats: RepeatedWarnings | None = None
 
 
 def configure(verbosity: int = 0) -> None:
-    """Send log records to stderr through rich; ``verbosity`` 0 = INFO, 1+ = DEBUG, -1 = WARNING."""
+    """Send log records to stderr (through rich on a terminal, else one plain line each); ``verbosity`` 0 = INFO,
+    1+ = DEBUG, -1 = WARNING."""
     global _handler, _repeats
     level = logging.DEBUG if verbosity > 0 else logging.WARNING if verbosity < 0 else logging.INFO
-    _handler = RichHandler(console=console, show_path=False, rich_tracebacks=False)
+    _handler = (RichHandler(console=console, show_path=False, rich_tracebacks=False) if console.is_terminal
+                else PlainHandler())
     _repeats = RepeatedWarnings(verbose=verbosity > 0)
     _handler.addFilter(_repeats)
     logging.basicConfig(level=level, format="%(message)s", datefmt="[%X]", handlers=[_handler], force=True)
