@@ -181,7 +181,7 @@ def replay(records: list[SentRecord]) -> None:
         logging.getLogger(name).log(level, "%s", message, extra=None if tag is None else {REPEAT_ATTRIBUTE: tag})
 
 
-class PlainHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class PlainHandler(logging.StreamHandler):
     """One unwrapped line per record on the current ``sys.stderr`` (``[HH:MM:SS] LEVEL message``): used when stderr
     is not a terminal, so that a log file or a pipe gets whole lines (a path or a SHA-256 is never split)."""
 
@@ -189,7 +189,7 @@ class PlainHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().__init__()
         self.setFormatter(logging.Formatter("[%(asctime)s] %(levelname)-8s %(message)s", datefmt="%X"))
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         return sys.stderr
 
