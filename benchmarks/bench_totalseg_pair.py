@@ -1,11 +1,16 @@
 """CPU time and peak memory of the TotalSegmentator pair in livermets beside TotalSegmentator's own run.
 
 Both run on the same CT in the same invocation, each in its own child process; the script prints and writes
-(``OUT/bench.json``) wall time and the child's peak resident memory (``ru_maxrss`` from ``os.wait4``).
+(``OUT/bench.json``) wall time, CPU time (user + system) and the child's peak resident memory (``ru_maxrss``
+from ``os.wait4``).
 
 * CT: the real example CT of ../shared/data/totalsegmentator (``example_ct.nii.gz``, 366 x 303 x 336 mm at 3 mm)
-  resampled (linear) onto ``--size`` voxels (default 512 x 512 x 150) at ``--spacing`` (default 0.78 x 0.78 x 2 mm,
-  a 400 x 400 x 300 mm field of view centred on the scan, -1024 HU outside), written as NIfTI.
+  resampled (linear) onto ``--size`` voxels (default 512 x 512 x 150) at ``--spacing`` (default 0.5 x 0.5 x 1 mm,
+  a 256 x 256 x 150 mm field of view centred on the scan, -1024 HU outside), written as NIfTI.
+* The stand-in crop model (Dataset297) marks nearly the whole field of view as liver, so the liver-lesion model runs
+  on the whole field at 0.75 x 0.75 x 1 mm. The default field of view makes that input 341 x 341 x 150 voxels,
+  about the size of a real liver crop with its margin (a 220 x 190 x 170 mm liver box plus 2 x 20 mm gives
+  347 x 307 x 210); a 400 x 400 x 225 mm field would give 532 x 532 x 225 voxels, 3.6 times the work.
 * Weights: stand-ins with the real architectures (``tests/segmentation/nnunet/standin.py`` with ``tiny=False``:
   nnU-Net's default PlainConvUNet topology for a 128-voxel patch at each model's spacing, 6 stages of 32..320 feature
   maps; TotalSegmentator's own plans.json are not published apart from its weights, so the patch size is assumed).
@@ -65,22 +70,22 @@ def bench_ct(source: Path, size: tuple[int, ...], spacing: tuple[float, ...], pa
     return path
 
 
-def run_child(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
-    """Wall seconds and peak RSS (GB) of one child process."""
+def run_child(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds (user + system, with the child's own children) and peak RSS (GB) of one child."""
     tick = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, env=env)
     _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - tick
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"failed: {' '.join(command)}")
-    return seconds, usage.ru_maxrss / 1024**2
+    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024**2
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--size", default="512x512x150", help="x x y x z voxels of the CT")
-    parser.add_argument("--spacing", default="0.78x0.78x2.0", help="x x y x z mm")
+    parser.add_argument("--spacing", default="0.5x0.5x1.0", help="x x y x z mm")
     parser.add_argument("--liver", default="ts-liver-fast", choices=("ts-liver-fast", "ts-liver"))
     parser.add_argument("--skip-totalsegmentator", action="store_true")
     args = parser.parse_args()
@@ -104,18 +109,21 @@ def main() -> None:
     results: dict[str, object] = {"date": f"{_dt.datetime.now(_dt.UTC):%Y-%m-%d}", "commit": commit,
                                   "machine": f"{platform.machine()} {os.cpu_count()} cores", "load_at_start": load,
                                   "size": size, "spacing_mm": spacing, "liver": args.liver}
-    seconds, peak = run_child([sys.executable, "-c", LIVERMETS_CHILD, str(weights / "weights"), str(ct),
+    seconds, cpu, peak = run_child([sys.executable, "-c", LIVERMETS_CHILD, str(weights / "weights"), str(ct),
                                str(args.out), args.liver, json.dumps(BLOCKS)], env)
-    results["livermets"] = {"wall_s": round(seconds, 1), "peak_rss_gb": round(peak, 2),
+    results["livermets"] = {"wall_s": round(seconds, 1), "cpu_s": round(cpu, 1), "peak_rss_gb": round(peak, 2),
                             "steps": json.loads((args.out / "livermets_timings.json").read_text())}
-    print(f"livermets pair ({args.liver} + ts-liver-lesions): {seconds:.1f} s, peak {peak:.2f} GB")
+    print(f"livermets pair ({args.liver} + ts-liver-lesions): {seconds:.1f} s wall, {cpu:.1f} s CPU, "
+          f"peak {peak:.2f} GB")
     if not args.skip_totalsegmentator:
-        seconds, peak = run_child([sys.executable, str(REPO / "tests/segmentation/nnunet/totalseg_reference.py"),
+        seconds, cpu, peak = run_child([sys.executable, str(REPO / "tests/segmentation/nnunet/totalseg_reference.py"),
                                    str(weights / "weights"), str(args.out / "ts_home"), str(ct),
                                    str(args.out / "ts")], env)
-        results["totalsegmentator"] = {"wall_s": round(seconds, 1), "peak_rss_gb": round(peak, 2),
+        results["totalsegmentator"] = {"wall_s": round(seconds, 1), "cpu_s": round(cpu, 1),
+                                       "peak_rss_gb": round(peak, 2),
                                        "steps": json.loads((args.out / "ts" / "timings.json").read_text())}
-        print(f"TotalSegmentator 2.18.0 (total --fast, then liver_lesions): {seconds:.1f} s, peak {peak:.2f} GB")
+        print(f"TotalSegmentator 2.18.0 (total --fast, then liver_lesions): {seconds:.1f} s wall, {cpu:.1f} s CPU, "
+              f"peak {peak:.2f} GB")
     results["load_at_end"] = os.getloadavg()
     (args.out / "bench.json").write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
