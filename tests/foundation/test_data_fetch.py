@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import logging
 import re
+import shutil
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +22,7 @@ import pytest
 
 from cli_helpers import one_error_line, run_cli
 from livermets.data import registry
-from livermets.data.store import data_home, locate, require
+from livermets.data.store import data_home, fetch_dataset, locate, require
 from livermets.errors import UserInputError
 from livermets.fetch import sha256sum
 from net_helpers import Server
@@ -63,13 +65,17 @@ def test_every_registered_file_is_pinned() -> None:
 
 def test_download_checks_the_upstream_hash_and_keeps_the_registered_form(
         home: Path, shared_data: Callable[..., Path], contacted: list[Any], monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        caplog: pytest.LogCaptureFixture) -> None:
     files = {f"up/{name}": data for name, data in upstream_lits(shared_data).items()}
     with Server(files) as server:
         point_registry_at(server, monkeypatch)
-        assert run_cli(monkeypatch, "data", "fetch", "lits_tiny") == 0
+        with caplog.at_level(logging.INFO):
+            done = fetch_dataset("lits_tiny", progress=False)
     assert [r[0] for r in server.requests] == ["GET", "GET"] and contacted
-    assert "2 file(s) checked (2 download)" in capsys.readouterr().out
+    assert [how for _, _, how in done] == ["download", "download"]
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("fetching")]
+    assert len(said) == 1 and f"from {server.url}/up/" in said[0] and "licence: CC BY-NC-SA 4.0" in said[0]
+    assert f"kept in {data_home() / 'lits_tiny'}" in said[0]
     for path in LITS:  # kept gzip-compressed, its content the upstream file
         kept = data_home() / path
         assert locate(path) == kept
@@ -158,7 +164,10 @@ def test_list_and_info_say_where_each_data_set_is(home: Path, shared_data: Calla
                                                   monkeypatch: pytest.MonkeyPatch,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     csv = shared_data("nih_mip_msclc", "Final_ResampledClassificationData.csv")
-    monkeypatch.setenv("LIVERMETS_DATA_DIR", str(csv.parents[1]))
+    mirror = home.parent / "mirror"  # the paper's table only
+    (mirror / "nih_mip_msclc").mkdir(parents=True)
+    csv = Path(shutil.copy(csv, mirror / "nih_mip_msclc"))
+    monkeypatch.setenv("LIVERMETS_DATA_DIR", str(mirror))
     assert run_cli(monkeypatch, "data", "list") == 0
     rows = {line.split()[0]: line.split()[1] for line in capsys.readouterr().out.splitlines()[1:-1]}
     assert rows["nih_mip_msclc"] == "mirror"
@@ -166,3 +175,7 @@ def test_list_and_info_say_where_each_data_set_is(home: Path, shared_data: Calla
     out = capsys.readouterr().out
     assert sha256sum(csv) in out and "never redistributes" in out
     assert one_error_line(run_cli(monkeypatch, "data", "info", "nope"), capsys).startswith("error: data set 'nope'")
+    assert run_cli(monkeypatch, "data", "path", "nih_mip_msclc/Final_ResampledClassificationData.csv") == 0
+    assert capsys.readouterr().out.strip() == str(csv)
+    line = one_error_line(run_cli(monkeypatch, "data", "path", "totalsegmentator/example_ct_dicom"), capsys)
+    assert "livermets data fetch totalsegmentator" in line

@@ -76,14 +76,11 @@ def fetch_command(
 
     Example: ``livermets data fetch totalsegmentator --from-file /media/usb/reference_files/``
     """
-    from livermets.data import data_home, dataset, datasets, fetch_dataset
+    from livermets.data import dataset, datasets, fetch_dataset
     from livermets.errors import UserInputError
 
     names = list(datasets()) if name == "all" else [dataset(name).name]
     for current in names:
-        item = dataset(current)
-        if not from_files:
-            log.info("%s: from %s; licence: %s; kept in %s", current, item.source, item.licence, data_home() / current)
         try:
             done = fetch_dataset(current, from_files=from_files or ())
         except UserInputError as exc:
@@ -94,3 +91,22 @@ def fetch_command(
         said = ", ".join(f"{n} {how if how != 'home' else 'already here'}" for how, n in counts.items() if n)
         folder = done[0][1].parents[len(Path(done[0][0].path).parts) - 2]
         typer.echo(f"{current}: {len(done)} file(s) checked ({said}) in {folder}")
+
+
+@app.command("path")
+def path_command(
+    path: str = typer.Argument(..., help="A registered file or folder, e.g. totalsegmentator/example_ct_dicom."),
+) -> None:
+    """Print where a registered file or folder is (mirror folder or data home); exit 2 when it is not here.
+
+    Nothing is downloaded: for scripts that use the data (``livermets data fetch NAME`` gets it).
+
+    Example: ``livermets analyze "$(livermets data path totalsegmentator/example_ct_dicom)" --out real_ct``
+    """
+    from livermets.data import dataset_of, locate
+    from livermets.errors import UserInputError
+
+    found = locate(path)
+    if found is None:
+        raise UserInputError(f"{path}: not here (fetch it with `livermets data fetch {dataset_of(path).name}`)")
+    typer.echo(str(found))

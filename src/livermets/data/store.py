@@ -183,10 +183,13 @@ def _match_files(given: Sequence[str | os.PathLike[str]], item: DataSet) -> dict
     return found
 
 
-def fetch_dataset(name: str, from_files: Sequence[str | os.PathLike[str]] = (),
-                  progress: bool = True) -> list[tuple[DataFile, Path, str]]:
+def fetch_dataset(name: str, from_files: Sequence[str | os.PathLike[str]] = (), progress: bool = True,
+                  what: str | None = None) -> list[tuple[DataFile, Path, str]]:
     """Make every file of data set ``name`` available; return ``(file, local path, how)`` per file, ``how`` one of
     ``mirror``, ``home`` (already there), ``download`` or ``file`` (from ``from_files``).
+
+    Before downloading, one line says what is fetched (``what``, default the data set's name), from where, its
+    licence and where it is kept.
 
     Raises
     ------
@@ -201,6 +204,8 @@ def fetch_dataset(name: str, from_files: Sequence[str | os.PathLike[str]] = (),
     if missing:
         raise UserInputError(f"--from-file: no file with the registered name and SHA-256 for {', '.join(missing)} "
                              f"(see `livermets data info {name}`)")
+    if todo and not from_files:
+        _announce(item, todo, what)
     done = []
     mirror = mirror_dir()
     for spec in item.files:
@@ -214,6 +219,14 @@ def fetch_dataset(name: str, from_files: Sequence[str | os.PathLike[str]] = (),
         else:
             done.append((spec, _download(spec, progress), "download"))
     return done
+
+
+def _announce(item: DataSet, todo: list[DataFile], what: str | None) -> None:
+    """The line before a download: what, from where, licence, where it is kept."""
+    origin = os.environ.get(DATA_URL_ENV) or todo[0].url.rsplit("/", 1)[0] + "/"
+    size = sum(spec.download_size or spec.size for spec in todo)
+    log.info("fetching %s (%s: %d file(s), %s) from %s; licence: %s; kept in %s", what or f"data set {item.name}",
+             item.name, len(todo), _size(size), origin, item.licence, data_home() / item.name)
 
 
 def require(path: str, what: str, progress: bool = True) -> Path:
@@ -230,12 +243,8 @@ def require(path: str, what: str, progress: bool = True) -> Path:
     if found is not None:
         return found
     item = dataset_of(path)
-    first = files_under(path)[0]
-    origin = os.environ.get(DATA_URL_ENV) or first.url.rsplit("/", 1)[0] + "/"
-    log.info("fetching %s (data set %s, %s) from %s; licence: %s; kept in %s", what, item.name,
-             _size(item.size), origin, item.licence, data_home() / item.name)
     try:
-        fetch_dataset(item.name, progress=progress)
+        fetch_dataset(item.name, progress=progress, what=what)
     except UserInputError as exc:
         where = f"{DATA_DIR_ENV} ({mirror_dir()}) nor " if mirror_dir() else ""
         raise UserInputError(f"{what} ({path}) is not in {where}{data_home()}, and fetching it failed: {exc}. "
