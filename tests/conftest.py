@@ -3,7 +3,8 @@
 Real data is never copied into the repository: a test that needs it calls ``shared_data(...)``, which finds the file
 of the data registry (:mod:`livermets.data`) in ``$LIVERMETS_DATA_DIR`` (CI's mirror; ``../shared/data`` when unset
 and present) or in the data home, checked by SHA-256. A missing file skips the test with one message naming the
-command that fetches it; with ``CI=true`` it fails. ``shared_paper(...)`` reads ``../shared/paper`` the same way.
+command that fetches it; with ``CI=true`` it fails. ``shared_paper(...)`` reads the paper's reference values from
+``../shared/paper`` (or ``paper/`` beside the mirror folder) the same way.
 The ``browser`` fixture (a headless Chromium, see ``tests/browser.py``) is skipped or failed the same way when Debian's
 chromium or chromium-driver is missing.
 """
@@ -42,10 +43,15 @@ def _missing(message: str) -> NoReturn:
     pytest.skip(message)
 
 
-def _require(path: Path) -> Path:
-    if path.exists():
-        return path
-    _missing(f"shared file not found: {path} (tests read the paper's reference values from ../shared/paper)")
+def _paper_file(parts: tuple[str, ...]) -> Path:
+    """A file of the paper's folder: ``../shared/paper``, or ``paper/`` beside the mirror folder (CI's layout)."""
+    mirror = os.environ.get("LIVERMETS_DATA_DIR")
+    roots = [SHARED / "paper", *([Path(mirror).expanduser().parent / "paper"] if mirror else [])]
+    for root in roots:
+        if root.joinpath(*parts).exists():
+            return root.joinpath(*parts)
+    _missing(f"paper file not found: {'/'.join(parts)} (tests read the paper's reference values from "
+             f"{' or '.join(map(str, roots))})")
 
 
 def _require_data(relative: str) -> Path:
@@ -99,10 +105,10 @@ def shared_data() -> Callable[..., Path]:
 
 @pytest.fixture(scope="session")
 def shared_paper() -> Callable[..., Path]:
-    """Like ``shared_data`` for files below ``../shared/paper``."""
+    """Files below ``../shared/paper`` (or ``paper/`` beside ``$LIVERMETS_DATA_DIR``); skip/fail as ``shared_data``."""
 
     def get(*parts: str) -> Path:
-        return _require(SHARED.joinpath("paper", *parts))
+        return _paper_file(parts)
 
     return get
 
