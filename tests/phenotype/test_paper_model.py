@@ -17,7 +17,7 @@ from livermets.analyze.paper_option import no_phenotype_model_line
 from livermets.errors import UserInputError
 from livermets.featuretable import read_feature_table
 from livermets.fetch import sha256sum
-from livermets.phenotype import paper_model as pm
+from livermets.phenotype import published as pm
 from livermets.phenotype.model_config import read_model_config
 from livermets.phenotype.training import predict_with_folder
 

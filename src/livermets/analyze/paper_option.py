@@ -1,7 +1,7 @@
 """``--phenotype-model paper`` of ``analyze`` and ``run``: the NE model of the paper's published features.
 
 :func:`resolve_phenotype_model` turns the word ``paper`` into the model folder of
-:func:`livermets.phenotype.paper_model.paper_model` (built, and its table fetched, on first use); any other value is
+:func:`livermets.phenotype.published.paper_model` (built, and its table fetched, on first use); any other value is
 a model folder. :func:`no_phenotype_model_line` is the line printed when no phenotype model is given.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from livermets.phenotype.paper_model import PAPER_MODEL
+from livermets.phenotype.published import PAPER_MODEL
 
 __all__ = ["no_phenotype_model_line", "resolve_phenotype_model"]
 
@@ -23,7 +23,7 @@ def resolve_phenotype_model(value: str | Path) -> Path:
         ``paper`` while the published features are neither local nor downloadable (one line saying how).
     """
     if isinstance(value, str) and value == PAPER_MODEL:
-        from livermets.phenotype.paper_model import paper_model
+        from livermets.phenotype.published import paper_model
 
         return paper_model()
     return Path(value)
@@ -32,7 +32,7 @@ def resolve_phenotype_model(value: str | Path) -> Path:
 def no_phenotype_model_line() -> str:
     """How to get an NE probability, and how little the model that comes with livermets is worth."""
     from livermets.phenotype.model_config import read_model_config
-    from livermets.phenotype.paper_model import paper_model_dir
+    from livermets.phenotype.published import paper_model_dir
 
     auc = "about 0.58"
     try:
