@@ -94,8 +94,12 @@ def test_without_table_nor_network_one_line_and_nothing_written(tmp_path: Path, 
     monkeypatch.setenv("LIVERMETS_DATA_URL", "http://127.0.0.1:9")  # nothing listens there
     with pytest.raises(UserInputError, match="livermets data fetch nih_mip_msclc --from-file"):
         pm.paper_model()
-    line = one_error_line(run_cli(monkeypatch, "-q", "phenotype", "train", "--published", "--out", tmp_path / "m"),
-                          capsys)
-    assert "the paper's published feature table" in line
+    for argv in (["phenotype", "train", "--published"], ["phenotype", "evaluate", "--published"],
+                 ["reproduce", "paper", "--tables", "4"]):
+        line = one_error_line(run_cli(monkeypatch, "-q", *argv, "--out", tmp_path / "m"), capsys)
+        assert "the paper's published feature table" in line and "connection refused" in line
+    both = one_error_line(run_cli(monkeypatch, "phenotype", "train", "--published", "--features", "x.csv", "--out",
+                                  tmp_path / "m"), capsys)
+    assert "--features or --published, not both" in both
     assert not (tmp_path / "m").exists() and not pm.paper_model_dir().exists()
     assert not [p for p in (tmp_path / "home").rglob("*") if p.is_file()]
