@@ -8,8 +8,9 @@ and keeps the model folder in the model home, ``<home>/models/ne-paper`` (``live
 from: the table's SHA-256 and the livermets version. A folder built from another table or by another version is
 built again.
 
-The grouped CV AUC of this model is near chance (about 0.58 on 37 patients): it shows the pipeline end to end and is
-no clinical predictor. ``livermets analyze`` uses it only when asked (``--phenotype-model paper``).
+The grouped CV AUC of this model is near chance (0.585 on the 36 patients of its development rows): it shows the
+pipeline end to end and is no clinical predictor. ``livermets analyze`` uses it only when asked
+(``--phenotype-model paper``).
 
 Examples
 --------
