@@ -119,7 +119,8 @@ def test_server_gone_says_what_is_missing_and_how_to_get_it_offline(home: Path, 
         require(registry.PAPER_FEATURES, "the paper's published feature table", progress=False)
     message = str(caught.value)
     assert "\n" not in message and "connection refused" in message
-    assert "livermets data fetch nih_mip_msclc --from-file" in message
+    assert "livermets data fetch nih_mip_msclc" in message
+    assert "LIVERMETS_DATA_DIR to a folder holding nih_mip_msclc/Final_ResampledClassificationData.csv" in message
     assert not [p for p in data_home().rglob("*") if p.is_file()]
 
 

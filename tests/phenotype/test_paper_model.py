@@ -92,11 +92,14 @@ def test_without_table_nor_network_one_line_and_nothing_written(tmp_path: Path, 
     monkeypatch.setenv("LIVERMETS_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("LIVERMETS_DATA_DIR", raising=False)
     monkeypatch.setenv("LIVERMETS_DATA_URL", "http://127.0.0.1:9")  # nothing listens there
-    with pytest.raises(UserInputError, match="livermets data fetch nih_mip_msclc --from-file"):
+    with pytest.raises(UserInputError, match="run `livermets data fetch nih_mip_msclc` where there is internet"):
         pm.paper_model()
     for argv in (["phenotype", "train", "--published"], ["phenotype", "evaluate", "--published"],
                  ["reproduce", "paper", "--tables", "4"]):
-        line = one_error_line(run_cli(monkeypatch, "-q", *argv, "--out", tmp_path / "m"), capsys)
+        code = run_cli(monkeypatch, *argv, "--out", tmp_path / "m")
+        said = capsys.readouterr()
+        (line,) = [x for x in (said.err + said.out).splitlines() if x.startswith("error:")]  # after the fetch line
+        assert code == 2 and "Traceback" not in said.err
         assert "the paper's published feature table" in line and "connection refused" in line
     both = one_error_line(run_cli(monkeypatch, "phenotype", "train", "--published", "--features", "x.csv", "--out",
                                   tmp_path / "m"), capsys)

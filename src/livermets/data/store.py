@@ -34,7 +34,7 @@ from pathlib import Path
 
 from livermets.atomic import atomic_path
 from livermets.data.registry import PAPER_FEATURES, DataFile, DataSet, dataset, dataset_of, files_under
-from livermets.errors import UserInputError
+from livermets.errors import ParameterError, UserInputError
 from livermets.fetch import HOME_ENV, fetch, sha256sum
 
 __all__ = ["DATA_DIR_ENV", "DATA_URL_ENV", "PAPER_FEATURES", "data_home", "fetch_dataset", "locate", "mirror_dir",
@@ -202,8 +202,8 @@ def fetch_dataset(name: str, from_files: Sequence[str | os.PathLike[str]] = (), 
     todo = [spec for spec in item.files if locate(spec.path) is None]
     missing = [spec.path for spec in todo if from_files and spec.path not in local]
     if missing:
-        raise UserInputError(f"--from-file: no file with the registered name and SHA-256 for {', '.join(missing)} "
-                             f"(see `livermets data info {name}`)")
+        raise ParameterError("{from_files}: no file with the registered name and SHA-256 for {missing} (see "
+                             "`livermets data info {name}`)", missing=", ".join(missing), name=name)
     if todo and not from_files:
         _announce(item, todo, what)
     done = []
@@ -248,8 +248,9 @@ def require(path: str, what: str, progress: bool = True) -> Path:
     except UserInputError as exc:
         where = f"{DATA_DIR_ENV} ({mirror_dir()}) nor " if mirror_dir() else ""
         raise UserInputError(f"{what} ({path}) is not in {where}{data_home()}, and fetching it failed: {exc}. "
-                             f"Offline: download it elsewhere, then `livermets data fetch {item.name} --from-file "
-                             "FILE_OR_FOLDER`") from None
+                             f"Offline: run `livermets data fetch {item.name}` where there is internet, or set "
+                             f"{DATA_DIR_ENV} to a folder holding {', '.join(f.path for f in item.files[:1])}"
+                             f"{' and the other files of ' + item.name if len(item.files) > 1 else ''}") from None
     found = locate(path)
     assert found is not None
     return found
