@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import sklearn
 
 import livermets
 from cli_helpers import one_error_line, run_cli
@@ -47,7 +48,8 @@ def test_built_once_in_the_model_home_with_its_grouped_auc(env: Path, shared_dat
     assert folder == env / "models" / "ne-paper"
     config = read_model_config(folder)
     assert config["paper_model"] == {"data_sha256": sha256sum(shared_data(*CSV)),
-                                     "livermets_version": livermets.__version__, "protocol": "grouped",
+                                     "livermets_version": livermets.__version__,
+                                     "scikit_learn_version": sklearn.__version__, "protocol": "grouped",
                                      "model": "LR", "seed": 0}
     cv = config["cv_performance"]
     assert cv["protocol"] == "grouped" and 0.4 < cv["auc"] < 0.75  # near chance, as measured (docs/phenotype.md)

@@ -5,8 +5,8 @@ the mirror folder, the data home, or a download), trains the patient-grouped pro
 of one repeat of the nested patient-grouped CV, as ``livermets phenotype train --published``) on its development rows
 and keeps the model folder in the model home, ``<home>/models/ne-paper`` (``livermets.fetch.home``). Its
 ``config.json`` holds the patient-grouped CV AUC of those fold models and, under ``paper_model``, what it was built
-from: the table's SHA-256 and the livermets version. A folder built from another table or by another version is
-built again.
+from: the table's SHA-256 and the livermets and scikit-learn versions. A folder built from another table or by
+another version is built again.
 
 The grouped CV AUC of this model is near chance (0.585 on the 36 patients of its development rows): it shows the
 pipeline end to end and is no clinical predictor. ``livermets analyze`` uses it only when asked
@@ -45,12 +45,15 @@ def paper_model_dir() -> Path:
 
 
 def paper_model_key(table: Path) -> dict[str, Any]:
-    """What the model is built from: the table's SHA-256, the livermets version, protocol, model and seed."""
+    """What the model is built from: the table's SHA-256, the versions of livermets and scikit-learn (which wrote
+    its fold files), protocol, model and seed."""
+    from importlib.metadata import version
+
     from livermets import __version__
     from livermets.fetch import sha256sum
 
-    return {"data_sha256": sha256sum(table), "livermets_version": __version__, "protocol": PROTOCOL, "model": MODEL,
-            "seed": SEED}
+    return {"data_sha256": sha256sum(table), "livermets_version": __version__,
+            "scikit_learn_version": version("scikit-learn"), "protocol": PROTOCOL, "model": MODEL, "seed": SEED}
 
 
 def _current(folder: Path, key: dict[str, Any]) -> bool:
