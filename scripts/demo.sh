@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The main job of `make demo`: the whole livermets pipeline on a synthetic cohort, then the paper's reproduction
-# from its published features (when ../shared/data is present). Every step is an ordinary CLI command; re-running
-# the script reuses what is already there (synth --resume, resumable radiomics, an existing model).
+# from its published features and the analysis of a real DICOM CT. The public data (livermets data list) comes from
+# LIVERMETS_DATA_DIR (a local mirror folder, e.g. CI's ../shared/data) or the data home, or is downloaded once and
+# checked by SHA-256; a step whose data cannot be had says so in one line. Every step is an ordinary CLI command;
+# re-running the script reuses what is already there (synth --resume, resumable radiomics, an existing model).
 set -euo pipefail
 out=${1:-demo_output}
 patients=${DEMO_PATIENTS:-24}
@@ -9,10 +11,19 @@ train_iterations=${DEMO_TRAIN_ITERATIONS:-1200}
 lm=(.venv/bin/livermets)
 cohort=$out/cohort
 manifest=$cohort/manifest.csv
-published=../shared/data/nih_mip_msclc/Final_ResampledClassificationData.csv
-real_dicom=../shared/data/totalsegmentator/example_ct_dicom
 
 step() { printf '\n== %s\n' "$*"; }
+# fetch DATASET: 0 when the data set is here (mirror folder, data home, or downloaded now: what, from where, licence
+# and where it is kept are printed); else one line why not.
+fetch() {
+  local said
+  if said=$("${lm[@]}" data fetch "$1" 2>&1); then
+    printf '%s\n' "$said"
+    return 0
+  fi
+  echo "skipped: ${said##*error: }"
+  return 1
+}
 
 step "1/9 synthetic cohort ($patients patients, demo size)"
 if [ -f "$manifest" ]; then echo "reusing $manifest"; else
@@ -51,31 +62,26 @@ step "7/9 tumour burden vs NE score on the synthetic cohort (its generator links
 "${lm[@]}" stats burden --features "$out/features.csv" --out "$out/burden"
 
 step "8/9 the paper's Table 4 from its published features, and the grouped protocol beside it"
-if [ -f "$published" ]; then
-  "${lm[@]}" reproduce paper --features "$published" --out "$out/reproduce" --tables 4
-  "${lm[@]}" phenotype evaluate --features "$published" --protocol grouped --out "$out/phenotype_grouped" \
+phenotype=()
+if fetch nih_mip_msclc; then
+  "${lm[@]}" reproduce paper --out "$out/reproduce" --tables 4
+  "${lm[@]}" phenotype evaluate --published --protocol grouped --out "$out/phenotype_grouped" \
     --n-permutations 50 --n-repeats 2
-else
-  echo "skipped: $published not found (the published feature table is read from ../shared/data)"
+  phenotype=(--phenotype-model paper)  # built once from the published features (grouped CV AUC near chance)
 fi
 
 step "9/9 analyze: one synthetic CT and the real DICOM CT -> label map, lesions, features, NE probability, report"
-phenotype=()
-if [ -f "$published" ]; then
-  if [ ! -f "$out/ne_model/config.json" ]; then
-    "${lm[@]}" phenotype train --features "$published" --protocol grouped --model LR --out "$out/ne_model"; fi
-  phenotype=(--phenotype-model "$out/ne_model")
-fi
 synthetic_ct=$(.venv/bin/python -c "import pandas as p, sys; m = p.read_csv(sys.argv[1]); \
 print(m.loc[m['split'] == 'test', 'image'].iloc[0])" "$manifest")
 "${lm[@]}" analyze "$cohort/$synthetic_ct" --out "$out/analyze_synthetic" --overwrite "${phenotype[@]}"
-if [ -d "$real_dicom" ]; then
+if fetch totalsegmentator; then
+  real_dicom=$("${lm[@]}" data path totalsegmentator/example_ct_dicom)
   "${lm[@]}" analyze "$real_dicom" --out "$out/analyze_real_dicom" --overwrite "${phenotype[@]}"
-else
-  echo "skipped: $real_dicom not found"
 fi
 
 printf '\nDemo outputs in %s:\n' "$out"
-printf '  %s\n' "$cohort/overview.png" "$out/evaluation/table3.md" "$out/evaluation_showcase/table3.md" \
+for written in "$cohort/overview.png" "$out/evaluation/table3.md" "$out/evaluation_showcase/table3.md" \
   "$out/model/training_curve.png" "$out/analyze_synthetic/report.html" "$out/analyze_real_dicom/report.html" \
-  "$out/features.csv" "$out/burden" "$out/reproduce/REPORT.md" "$out/phenotype_grouped/summary.json"
+  "$out/features.csv" "$out/burden" "$out/reproduce/REPORT.md" "$out/phenotype_grouped/summary.json"; do
+  if [ -e "$written" ]; then printf '  %s\n' "$written"; fi
+done

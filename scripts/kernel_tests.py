@@ -26,7 +26,16 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-CSV = REPO.parent / "shared/data/nih_mip_msclc/Final_ResampledClassificationData.csv"
+
+
+def published_csv() -> Path | None:
+    """The paper's feature table from the data registry: ``$LIVERMETS_DATA_DIR``, the data home, or ``../shared/data``
+    (the developers' layout, as in tests/conftest.py); ``None`` when absent."""
+    from livermets.data import PAPER_FEATURES, locate, search_roots
+
+    return locate(PAPER_FEATURES, [*search_roots(), REPO.parent / "shared" / "data"])
+
+
 PUBLISHED = """
 import sys
 from livermets.phenotype.notebooks import load_paper_data
@@ -106,9 +115,9 @@ def check_tests(run: subprocess.Popen[str], coretype: str, kernel: str) -> bool:
     return True
 
 
-def published(coretype: str | None) -> str:
+def published(csv: Path, coretype: str | None) -> str:
     """The published LASSO and LR Table 4 rows as CSV text, computed in a child under ``coretype``."""
-    done = subprocess.run([sys.executable, "-c", PUBLISHED, str(CSV)], env=_environment(coretype),
+    done = subprocess.run([sys.executable, "-c", PUBLISHED, str(csv)], env=_environment(coretype),
                           capture_output=True, text=True)
     if done.returncode != 0:
         return f"failed (exit {done.returncode}): {done.stderr.strip()[-500:]}"
@@ -116,17 +125,18 @@ def published(coretype: str | None) -> str:
 
 
 def main(extra: list[str]) -> int:
-    if not CSV.exists():
-        message = f"shared data not found: {CSV}"
-        print(message)
+    csv = published_csv()
+    if csv is None:
+        print("data not found: nih_mip_msclc/Final_ResampledClassificationData.csv (fetch it with `livermets data "
+              "fetch nih_mip_msclc`, or set LIVERMETS_DATA_DIR to a folder that holds it)")
         return 1 if os.environ.get("CI", "").lower() == "true" else 0
     started = time.perf_counter()
     native, chosen = kernels_to_run()
     ok = True
-    outputs = {native: published(None)}
+    outputs = {native: published(csv, None)}
     for kernel, coretype in chosen.items():  # the tests and the published outputs of one kernel side by side
         run = start_tests(coretype, extra)
-        outputs[kernel] = published(coretype)
+        outputs[kernel] = published(csv, coretype)
         ok &= check_tests(run, coretype, kernel)
     reference = outputs[native]
     for kernel, text in outputs.items():

@@ -1,7 +1,10 @@
 """Shared test fixtures.
 
-Real data lives in ``../shared/data`` beside the repository and is never copied into it. A test that needs it calls
-``shared_data(...)``: on a developer machine a missing file skips the test with a message; with ``CI=true`` it fails.
+Real data is never copied into the repository: a test that needs it calls ``shared_data(...)``, which finds the file
+of the data registry (:mod:`livermets.data`) in ``$LIVERMETS_DATA_DIR`` (CI's mirror; ``../shared/data`` when unset
+and present) or in the data home, checked by SHA-256. A missing file skips the test with one message naming the
+command that fetches it; with ``CI=true`` it fails. ``shared_paper(...)`` reads the paper's reference values from
+``../shared/paper`` (or ``paper/`` beside the mirror folder) the same way.
 The ``browser`` fixture (a headless Chromium, see ``tests/browser.py``) is skipped or failed the same way when Debian's
 chromium or chromium-driver is missing.
 """
@@ -10,9 +13,10 @@ from __future__ import annotations
 
 import locale
 import os
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -20,13 +24,44 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
 
-def _require(path: Path) -> Path:
-    if path.exists():
-        return path
-    message = f"shared data not found: {path} (see DEVELOPERS/README: tests read ../shared/data)"
+def _data_roots() -> list[Path]:
+    """Where registered data files are looked for: ``$LIVERMETS_DATA_DIR`` (CI's mirror), else ``../shared/data``
+    when it exists (the developers' layout), then the user's data home (``livermets data fetch``), taken before the
+    tests point ``LIVERMETS_HOME`` to an empty folder."""
+    from livermets.data import data_home, mirror_dir
+
+    mirror = mirror_dir() or (SHARED / "data" if (SHARED / "data").is_dir() else None)
+    return [*([mirror] if mirror is not None else []), data_home()]
+
+
+DATA_ROOTS = _data_roots()
+
+
+def _missing(message: str) -> NoReturn:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(message)
     pytest.skip(message)
+
+
+def _paper_file(parts: tuple[str, ...]) -> Path:
+    """A file of the paper's folder: ``../shared/paper``, or ``paper/`` beside the mirror folder (CI's layout)."""
+    mirror = os.environ.get("LIVERMETS_DATA_DIR")
+    roots = [SHARED / "paper", *([Path(mirror).expanduser().parent / "paper"] if mirror else [])]
+    for root in roots:
+        if root.joinpath(*parts).exists():
+            return root.joinpath(*parts)
+    _missing(f"paper file not found: {'/'.join(parts)} (tests read the paper's reference values from "
+             f"{' or '.join(map(str, roots))})")
+
+
+def _require_data(relative: str) -> Path:
+    from livermets.data import dataset_of, locate
+
+    found = locate(relative, DATA_ROOTS)
+    if found is None:
+        _missing(f"data not found: {relative} (fetch it with `livermets data fetch {dataset_of(relative).name}`, or "
+                 "set LIVERMETS_DATA_DIR to a folder that holds it)")
+    return found
 
 
 def pytest_report_header() -> str:
@@ -59,22 +94,40 @@ def _livermets_home(_empty_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def shared_data() -> Callable[..., Path]:
-    """Return a function mapping a path below ``../shared/data`` to an existing Path (skip/fail if missing)."""
+    """Return a function mapping a registered data path (``lits_tiny``, ``volume.nii.gz``) to its checked local copy
+    in the mirror folder or the data home (skip, or fail with ``CI=true``, if missing)."""
 
     def get(*parts: str) -> Path:
-        return _require(SHARED.joinpath("data", *parts))
+        return _require_data("/".join(parts))
 
     return get
 
 
 @pytest.fixture(scope="session")
 def shared_paper() -> Callable[..., Path]:
-    """Like ``shared_data`` for files below ``../shared/paper``."""
+    """Files below ``../shared/paper`` (or ``paper/`` beside ``$LIVERMETS_DATA_DIR``); skip/fail as ``shared_data``."""
 
     def get(*parts: str) -> Path:
-        return _require(SHARED.joinpath("paper", *parts))
+        return _paper_file(parts)
 
     return get
+
+
+@pytest.fixture
+def contacted(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
+    """Every address this process connects a socket to; any non-loopback address fails the test at once."""
+    seen: list[Any] = []
+    real = socket.socket.connect
+
+    def connect(sock: socket.socket, address: Any) -> Any:
+        seen.append(address)
+        host = address[0] if isinstance(address, tuple) else address
+        assert host in ("127.0.0.1", "::1", "localhost"), f"connection beyond loopback: {address}"
+        return real(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    yield seen
+    assert all(a[0] == "127.0.0.1" for a in seen if isinstance(a, tuple)), seen
 
 
 @pytest.fixture(scope="session")

@@ -71,6 +71,10 @@ def _register_stages() -> None:
 
     app.add_typer(models_app, name="models")
 
+    from livermets.data.cli import app as data_app
+
+    app.add_typer(data_app, name="data")
+
     from livermets.phenotype.cli import app as phenotype_app
     from livermets.reproduce.cli import app as reproduce_app
     from livermets.stats.cli import app as stats_app

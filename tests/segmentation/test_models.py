@@ -9,14 +9,11 @@ fails on any address that is not loopback.
 from __future__ import annotations
 
 import hashlib
-import http.server
 import json
 import logging
 import os
 import socket
-import threading
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +33,7 @@ from livermets.segmentation.install import (
 )
 from livermets.segmentation.predict import ModelChoice, plan_segmenter
 from livermets.segmentation.registry import entry
+from net_helpers import Server
 
 TS_FILES = ("ts-liver", "ts-liver-fast", "ts-liver-lesions")
 
@@ -56,71 +54,11 @@ def weights_zip(folder: Path, name: str, payload: bytes | None = None, layout: b
     return path
 
 
-class Server:
-    """Serve files from memory on 127.0.0.1 with HTTP Range; optionally drop the first transfer half-way."""
-
-    def __init__(self, files: dict[str, bytes], drop_first: bool = False) -> None:
-        self.files, self.drop_first, self.requests = files, drop_first, []
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                server.requests.append((self.command, self.path, self.headers.get("Range")))
-                data = server.files.get(self.path.lstrip("/"))
-                if data is None:
-                    self.send_error(404)
-                    return
-                start = int(self.headers["Range"].split("=")[1].split("-")[0]) if self.headers.get("Range") else 0
-                self.send_response(206 if start else 200)
-                self.send_header("Content-Length", str(len(data) - start))
-                if start:
-                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-                self.end_headers()
-                if server.drop_first and not start:
-                    server.drop_first = False
-                    self.wfile.write(data[: len(data) // 2])  # then the connection closes: a broken download
-                    self.close_connection = True
-                    return
-                self.wfile.write(data[start:])
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self) -> Server:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty models home for this test."""
     monkeypatch.setenv("LIVERMETS_HOME", str(tmp_path / "home"))
     return tmp_path / "home"
-
-
-@pytest.fixture
-def contacted(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
-    """Every address this process connects a socket to; any non-loopback address fails the test at once."""
-    seen: list[Any] = []
-    real = socket.socket.connect
-
-    def connect(sock: socket.socket, address: Any) -> Any:
-        seen.append(address)
-        host = address[0] if isinstance(address, tuple) else address
-        assert host in ("127.0.0.1", "::1", "localhost"), f"connection beyond loopback: {address}"
-        return real(sock, address)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    yield seen
-    assert all(a[0] == "127.0.0.1" for a in seen if isinstance(a, tuple)), seen
 
 
 def leftovers(home: Path) -> list[str]:

@@ -25,7 +25,9 @@ MODEL = typer.Option(None, "--model", help="Segmentation model: an installed mod
                      "any nnU-Net v2 result folder (default: the best installed model, ts-pair > ts-pair-fast > "
                      "shipped).")
 PHENOTYPE = typer.Option(None, "--phenotype-model",
-                         help="NE-phenotype model folder from `livermets phenotype train` (default: no NE prediction).")
+                         help="NE-phenotype model folder from `livermets phenotype train`, or 'paper': the model of "
+                         "the paper's published features, built on first use (patient-grouped CV AUC ~0.58, near "
+                         "chance). Default: no NE prediction.")
 PER_LESION = typer.Option(False, "--per-lesion",
                           help="Exploratory: also apply the phenotype model to each lesion's own features.")
 TTA = typer.Option(False, "--tta", help="Average the segmentation over flips (slower).")
@@ -33,7 +35,7 @@ DEVICE = typer.Option("auto", "--device", help="auto (CUDA if available), cpu or
 MAX_LESIONS = typer.Option(200, "--max-lesions", help="Skip features when a scan has more lesion components.")
 
 
-def _options(model: str | None, phenotype_model: Path | None, per_lesion: bool, tta: bool, device: str,
+def _options(model: str | None, phenotype_model: str | None, per_lesion: bool, tta: bool, device: str,
              max_lesions: int, series_uid: str | None = None, show_identifiers: bool = False) -> AnalyzeOptions:
     """The options, checked as far as possible without loading a model (no torch, no scikit-learn yet)."""
     from livermets.analyze.options import AnalyzeOptions
@@ -48,11 +50,21 @@ def _options(model: str | None, phenotype_model: Path | None, per_lesion: bool, 
 
         if not is_registry_name(model):  # a registry model is checked (its files hashed) when it is loaded
             model_kind(model)
-    if phenotype_model is not None:
-        _check_phenotype_folder(phenotype_model)
-    return AnalyzeOptions(model=model, phenotype_model=phenotype_model, per_lesion=per_lesion, tta=tta,
+    folder = _phenotype_folder(phenotype_model)
+    return AnalyzeOptions(model=model, phenotype_model=folder, per_lesion=per_lesion, tta=tta,
                           device=device, series_uid=series_uid, show_identifiers=show_identifiers,
                           max_lesions=max_lesions)
+
+
+def _phenotype_folder(value: str | None) -> Path | None:
+    """``--phenotype-model``: ``paper`` (built on first use) or a folder, checked."""
+    from livermets.analyze.paper_option import resolve_phenotype_model
+
+    if value is None:
+        return None
+    folder = resolve_phenotype_model(value)
+    _check_phenotype_folder(folder)
+    return folder
 
 
 def _check_phenotype_folder(folder: Path) -> None:
@@ -69,7 +81,7 @@ def analyze(
     ct: Path = typer.Argument(..., help="CT: a NIfTI/NRRD/MHA file or a DICOM series folder."),
     out: Path = typer.Option(..., "--out", help="Output folder (created whole, or not at all)."),
     model: str | None = MODEL,
-    phenotype_model: Path | None = PHENOTYPE,
+    phenotype_model: str | None = PHENOTYPE,
     per_lesion: bool = PER_LESION,
     tta: bool = TTA,
     device: str = DEVICE,
@@ -101,6 +113,15 @@ def analyze(
     if result.report["phenotype"] is not None:
         line += f", NE probability {result.report['phenotype']['probability']:.2f}"
     typer.echo(f"{line}; {len(result.report['warnings'])} warning(s)\nreport: {out / 'report.html'}")
+    _say_without_phenotype_model(phenotype_model)
+
+
+def _say_without_phenotype_model(phenotype_model: str | None) -> None:
+    """One line on how to get an NE probability, when none was asked for."""
+    if phenotype_model is None:
+        from livermets.analyze.paper_option import no_phenotype_model_line
+
+        typer.echo(no_phenotype_model_line())
 
 
 def run(
@@ -108,7 +129,7 @@ def run(
                                   "image; ne_score/ne_class when known)."),
     out: Path = typer.Option(..., "--out", help="Output folder; an existing one is resumed."),
     model: str | None = MODEL,
-    phenotype_model: Path | None = PHENOTYPE,
+    phenotype_model: str | None = PHENOTYPE,
     per_lesion: bool = PER_LESION,
     tta: bool = TTA,
     device: str = DEVICE,
@@ -134,4 +155,5 @@ def run(
     summary = run_cohort(manifest, out, options, workers=workers, scheduler=scheduler)
     typer.echo(f"{summary.n_series} series: {summary.n_done_before} already done, {summary.n_analysed} analysed, "
                f"{len(summary.failures)} failed\ncohort report: {out / 'cohort_report.html'}")
+    _say_without_phenotype_model(phenotype_model)
     finish_batch(len(summary.failures), summary.n_series, out / "failures.csv", allow_failures)

@@ -48,6 +48,8 @@ _WHERE = {
     "BootstrapResult": "bootstrap",
     "bootstrap_metrics": "bootstrap",
     "binary_metrics": "metrics",
+    "paper_model": "published",
+    "paper_model_dir": "published",
 }
 __all__ = sorted(_WHERE)
 __getattr__ = lazy_getattr(__name__, _WHERE)

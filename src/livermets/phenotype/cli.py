@@ -24,12 +24,33 @@ app = typer.Typer(
 )
 
 FEATURES = typer.Option(..., "--features", exists=False, help="Feature table CSV (published schema).")
+FEATURES_OR_PUBLISHED = typer.Option(None, "--features", exists=False,
+                                     help="Feature table CSV (published schema); or --published.")
+PUBLISHED = typer.Option(False, "--published", help="Use the paper's published feature table (from LIVERMETS_DATA_DIR "
+                         "or the data home, or fetched on first use: `livermets data info nih_mip_msclc`).")
+
+
+def feature_table(features: Path | None, published: bool) -> Path:
+    """The table given with ``--features``, or the paper's published table with ``--published`` (fetched on first
+    use)."""
+    from livermets.errors import UserInputError
+
+    if published and features is not None:
+        raise UserInputError("give --features or --published, not both")
+    if features is not None:
+        return features
+    if not published:
+        raise UserInputError("missing --features (or --published for the paper's published feature table)")
+    from livermets.data import paper_features
+
+    return paper_features()
 
 
 @app.command("evaluate")
 @outputs("out")
 def evaluate(
-    features: Path = FEATURES,
+    features: Path | None = FEATURES_OR_PUBLISHED,
+    published: bool = PUBLISHED,
     out: Path = typer.Option(..., "--out", help="Output folder (summary.json, oof_predictions.csv, plots)."),
     protocol: str = typer.Option("grouped", help="grouped (default, rigorous) or paper (the notebooks)."),
     model: str = typer.Option("LR", help="LR, RF or XGB."),
@@ -49,6 +70,7 @@ def evaluate(
 
         GroupedConfig(model=model, n_permutations=n_permutations, n_repeats=n_repeats, n_boot=n_boot, seed=seed,
                       n_jobs=n_jobs)
+    features = feature_table(features, published)
     read_feature_table(features, targets=["NE_Score", "NE_Class"])
 
     summary = evaluate_to_folder(
@@ -66,7 +88,8 @@ def evaluate(
 @app.command("train")
 @outputs("out")
 def train(
-    features: Path = FEATURES,
+    features: Path | None = FEATURES_OR_PUBLISHED,
+    published: bool = PUBLISHED,
     out: Path = typer.Option(..., "--out", help="Model folder to write."),
     protocol: str = typer.Option("grouped", help="grouped (default) or paper."),
     model: str = typer.Option("LR", help="LR, RF or XGB."),
@@ -76,7 +99,7 @@ def train(
     """Train a 5-fold ensemble on the development rows (Group != test) and store it without pickle."""
     from livermets.featuretable import read_feature_table  # pandas: on use
 
-    frame = read_feature_table(features, targets=["NE_Score", "NE_Class"])  # before scikit-learn loads
+    frame = read_feature_table(feature_table(features, published), targets=["NE_Score", "NE_Class"])
     from livermets.phenotype.protocols import check_protocol
     from livermets.phenotype.training import train_to_folder
 
