@@ -242,7 +242,7 @@ class Analyzer:
             return self.phenotype.not_predicted("not_computed", f"no radiomics features: {series.failure}",
                                                 gate), None
         prediction = self.phenotype.predict(pd.DataFrame(series.rows), f"features of {scan.series_id}")
-        gate = phenotype_gate(qc, prediction.iloc[0].to_dict(), force=force)
+        gate = phenotype_gate(qc, {str(k): v for k, v in prediction.iloc[0].items()}, force=force)
         summary = self.phenotype.summary(prediction.iloc[0], gate)
         _gate_warnings(gate, warnings)
         if gate.withheld:
