@@ -232,7 +232,8 @@ def test_predict_cohort_writes_qc_json_and_columns(
     assert record["name"] == sid
     assert set(record) >= {"liver_ml", "lesion_ml", "n_lesions", "n_speckles", "n_lesions_outside_liver", "hu_min",
                            "hu_max", "hu_p99", "spacing_mm", "liver_edge_fraction", "liver_edges", "flags",
-                           "flag_codes"}
+                           "flag_codes", "n_lesions_removed", "removed_lesion_ml"}
+    assert (record["min_lesion_ml"], record["min_lesion_diameter_mm"]) == (0.03, 3.0)  # the provenance of the limit
     assert "spacing" in record["flag_codes"]  # the phantoms have 4 x 4 x 6 mm voxels
     assert record["flag_codes"] == [f["code"] for f in record["flags"]]
     assert set(record["flag_codes"]) <= set(FLAG_CODES)
