@@ -46,7 +46,8 @@ def calibration_text(config: dict[str, Any]) -> str:
               "grouped" else "fixed")
     return ("Not calibrated: the probability is the mean of the fold models' predicted probabilities, with no "
             "calibration step, and its calibration has not been measured on patients outside the training table "
-            "(livermets phenotype evaluate draws the reliability diagram of the out-of-fold probabilities on that table). "
+            "(livermets phenotype evaluate draws the reliability diagram of the out-of-fold probabilities on that "
+            "table). "
             f"Read it as a score that ranks scans; class NE-high at probability >= {threshold:.2f} ({chosen}).")
 
 
