@@ -222,7 +222,7 @@ def test_composite_equals_numpy_combination(foreign: Foreign, references: dict[s
     image = foreign.images["permuted"]
     assert run_cli(monkeypatch, "seg", "predict", "--liver-model", foreign.a, "--liver-label-map", "liver",
                    "--lesion-model", foreign.b, "--lesion-max-distance-mm", "5.5", "--image", image,
-                   "--out", out, "--device", "cpu") == 0
+                   "--out", out, "--device", "cpu", "--min-lesion-ml", "0", "--min-lesion-diameter-mm", "0") == 0
     ct = sitk.ReadImage(str(image))
     spacing = ct.GetSpacing()[::-1]
     organ = largest_component(references["a_permuted"] == 5)
