@@ -56,10 +56,12 @@ def test_cohort_tables_stack_the_series(reference: tuple[Path, RunSummary], thre
     features = pd.read_csv(out / "features.csv")
     assert features["unique_pt"].astype(str).tolist() == manifest["patient_id"].tolist()  # manifest ids carried
     assert np.allclose(features["NE_Score"], manifest["ne_score"].astype(float))
-    assert table["ne_probability"].notna().all()
+    given = table["ne_status"] == "given"  # a withheld probability is empty, with its reason
+    assert given.any() and table.loc[given, "ne_probability"].notna().all()
+    assert table.loc[~given, "ne_probability"].isna().all() and table.loc[~given, "ne_reason"].notna().all()
     predictions = pd.read_csv(out / "predictions.csv", dtype={"series_id": str})
-    assert predictions["series_id"].tolist() == table["series_id"].tolist()
-    assert np.allclose(predictions["probability"], table["ne_probability"])
+    assert predictions["series_id"].tolist() == table.loc[given, "series_id"].tolist()
+    assert np.allclose(predictions["probability"], table.loc[given, "ne_probability"])
     assert (out / "cohort_report.html").stat().st_size > 10_000 and (out / "burden_vs_ne.png").is_file()
     assert pd.read_csv(out / "failures.csv").empty
 

@@ -33,6 +33,8 @@ def _command(name: str):
     ({"lesion_max_distance_mm": "everywhere"}, "lesion_max_distance_mm everywhere: must be a number >= 0"),
     ({"lesion_threshold": 0.0}, "lesion_threshold 0.0: must be in (0, 1)"),
     ({"lesion_threshold": 1.0}, "lesion_threshold 1.0: must be in (0, 1)"),
+    ({"min_lesion_ml": -0.01}, "min_lesion_ml -0.01: must be a number >= 0"),
+    ({"min_lesion_diameter_mm": math.inf}, "min_lesion_diameter_mm inf: must be a number >= 0"),
 ])
 def test_prediction_options_name_the_bad_parameter(values, message):
     with pytest.raises(ParameterError) as caught:
@@ -66,7 +68,8 @@ def test_every_prediction_option_is_an_option_of_seg_predict():
     assert {name: flags[name] for name in PredictionOptions.__dataclass_fields__} == {
         "overlap": "--overlap", "blend_mode": "--blend", "sw_batch_size": "--sw-batch-size",
         "resample": "--resample", "largest_liver": "--largest-liver", "lesion_max_distance_mm":
-        "--lesion-max-distance-mm", "lesion_threshold": "--lesion-threshold"}
+        "--lesion-max-distance-mm", "lesion_threshold": "--lesion-threshold", "min_lesion_ml": "--min-lesion-ml",
+        "min_lesion_diameter_mm": "--min-lesion-diameter-mm"}
 
 
 @pytest.mark.parametrize(("values", "message"), [

@@ -99,9 +99,9 @@ def test_liver_volume(liver_ml: float) -> None:
 
 def test_many_lesions() -> None:
     hu, label, liver = scene()
-    add_cubes(label, liver, 50)
+    add_cubes(label, liver, 50, size=3, step=5)
     assert check(hu, label).codes == []  # exactly max_lesions is allowed
-    add_cubes(label, liver, 51)
+    add_cubes(label, liver, 51, size=3, step=5)
     record = check(hu, label)
     assert record.codes == ["many_lesions"]
     assert record.n_lesions == 51 and "51 lesion components" in record.flags[0].message
@@ -113,13 +113,37 @@ def test_many_lesions() -> None:
 )
 def test_speckle(n_big: int, n_small: int, flagged: bool) -> None:
     hu, label, liver = scene()
-    corners = add_cubes(label, liver, n_big + n_small)
-    for z, y, x in corners[:n_small]:  # n_small of the cubes shrunk to one voxel
-        label[z : z + 2, y : y + 2, x : x + 2] = 1
+    corners = add_cubes(label, liver, n_big + n_small, size=3, step=5)  # 3 x 3 x 3 voxels: 0.087 mL
+    for z, y, x in corners[:n_small]:  # n_small of the cubes shrunk to one voxel: 0.0032 mL
+        label[z : z + 3, y : y + 3, x : x + 3] = 1
         label[z, y, x] = 2
     record = check(hu, label)
     assert record.n_lesions == n_big + n_small and record.n_speckles == n_small
     assert record.codes == (["speckle"] if flagged else [])
+    assert ("0.03 mL (qc.speckle_ml)" in " ".join(f.message for f in record.flags)) == flagged
+
+
+def test_speckle_is_physical_and_counts_removed_specks() -> None:
+    """A component is a speck by its volume in mL, whatever the voxel size; the specks the minimum lesion size
+    removed still count (they say the model's output was noisy)."""
+    from livermets.segmentation.lesion_size import MinLesionSize, remove_small_lesions
+
+    hu, label, liver = scene()
+    corners = add_cubes(label, liver, 6, size=3, step=5)
+    for z, y, x in corners[:5]:
+        label[z : z + 3, y : y + 3, x : x + 3] = 1
+        label[z, y, x] = 2  # 0.0032 mL
+    assert check(hu, label, speckle_ml=0.003).n_speckles == 0  # below the limit in mL, not in voxels
+    ct = sitk.GetImageFromArray(hu)
+    ct.SetSpacing(SPACING)
+    lab = sitk.GetImageFromArray(label)
+    lab.CopyInformation(ct)
+    kept, removed = remove_small_lesions(lab, MinLesionSize(0.03, 3.0))
+    record = check_prediction(kept, ct, QCConfig(), "case1", removed)
+    assert (record.n_lesions, record.n_lesions_removed, record.n_speckles) == (1, 5, 5)
+    assert record.removed_lesion_ml == pytest.approx(5 * np.prod(SPACING) / 1000)
+    assert record.codes == ["speckle"] and "5 removed by the minimum lesion size" in record.flags[0].message
+    assert record.to_dict()["min_lesion_ml"] == 0.03 and record.to_dict()["min_lesion_diameter_mm"] == 3.0
 
 
 def test_lesion_outside_liver() -> None:
@@ -127,9 +151,9 @@ def test_lesion_outside_liver() -> None:
     z0, y0, x0 = liver[0].start, liver[1].start, liver[2].start
     add_cubes(label, liver, 1)
     label[z0 - 2 : z0, y0 - 2 : y0, x0 - 2 : x0] = 2  # touches the liver's corner only (26-neighbour)
-    assert check(hu, label).codes == []
+    assert check(hu, label, speckle_ml=0.02).codes == []  # 8-voxel cubes, 0.026 mL: not specks here
     label[z0 + 3 : z0 + 5, y0 - 4 : y0 - 2, x0 + 8 : x0 + 10] = 2  # in the fat, one voxel away from the liver
-    record = check(hu, label)
+    record = check(hu, label, speckle_ml=0.02)
     assert record.codes == ["lesion_outside_liver"]
     assert (record.n_lesions, record.n_lesions_outside_liver) == (3, 1)
 
@@ -208,7 +232,8 @@ def test_predict_cohort_writes_qc_json_and_columns(
     assert record["name"] == sid
     assert set(record) >= {"liver_ml", "lesion_ml", "n_lesions", "n_speckles", "n_lesions_outside_liver", "hu_min",
                            "hu_max", "hu_p99", "spacing_mm", "liver_edge_fraction", "liver_edges", "flags",
-                           "flag_codes"}
+                           "flag_codes", "n_lesions_removed", "removed_lesion_ml"}
+    assert (record["min_lesion_ml"], record["min_lesion_diameter_mm"]) == (0.03, 3.0)  # the provenance of the limit
     assert "spacing" in record["flag_codes"]  # the phantoms have 4 x 4 x 6 mm voxels
     assert record["flag_codes"] == [f["code"] for f in record["flags"]]
     assert set(record["flag_codes"]) <= set(FLAG_CODES)
@@ -224,7 +249,7 @@ def test_predict_cohort_writes_qc_json_and_columns(
     assert all(m.startswith(f"{sid}: plausibility check {c}:") for m, c in zip(warnings, record["flag_codes"],
                                                                                  strict=True))
 
-    permissive = QCConfig(liver_ml=(0.0, 1e9), max_lesions=10**6, speckle_voxels=1, ct_min_hu=1e6, ct_max_hu=-1e6,
+    permissive = QCConfig(liver_ml=(0.0, 1e9), max_lesions=10**6, speckle_ml=0.0, ct_min_hu=1e6, ct_max_hu=-1e6,
                           ct_p99_hu=-1e6, pixel_mm=(0.0, 100.0), slice_mm=(0.0, 100.0), edge_fraction=0.99)
     predict_cohort(trained_model, out, manifest=tiny_cohort, split="test", device="cpu", overwrite=True,
                    qc=permissive)

@@ -33,10 +33,19 @@ PER_LESION = typer.Option(False, "--per-lesion",
 TTA = typer.Option(False, "--tta", help="Average the segmentation over flips (slower).")
 DEVICE = typer.Option("auto", "--device", help="auto (CUDA if available), cpu or cuda.")
 MAX_LESIONS = typer.Option(200, "--max-lesions", help="Skip features when a scan has more lesion components.")
+FORCE_PHENOTYPE = typer.Option(False, "--force-phenotype",
+                               help="Write the NE probability even when the quality checks withhold it (failed "
+                                    "segmentation checks, features far outside the training range); the report "
+                                    "says so in its first line.")
+MIN_LESION_ML = typer.Option(None, "--min-lesion-ml", help="Remove predicted lesions smaller than this many mL "
+                             "(default: the segmentation model's setting, 0.03; 0 = no volume limit).")
+MIN_LESION_DIAMETER = typer.Option(None, "--min-lesion-diameter-mm", help="Remove predicted lesions whose longest "
+                                   "axial diameter is below this (default: the model's setting, 3 mm; 0 = no limit).")
 
 
 def _options(model: str | None, phenotype_model: str | None, per_lesion: bool, tta: bool, device: str,
-             max_lesions: int, series_uid: str | None = None, show_identifiers: bool = False) -> AnalyzeOptions:
+             max_lesions: int, series_uid: str | None = None, show_identifiers: bool = False,
+             gating: tuple[bool, float | None, float | None] = (False, None, None)) -> AnalyzeOptions:
     """The options, checked as far as possible without loading a model (no torch, no scikit-learn yet)."""
     from livermets.analyze.options import AnalyzeOptions
 
@@ -50,10 +59,15 @@ def _options(model: str | None, phenotype_model: str | None, per_lesion: bool, t
 
         if not is_registry_name(model):  # a registry model is checked (its files hashed) when it is loaded
             model_kind(model)
+    force, min_ml, min_diameter = gating
+    for flag, value in (("--min-lesion-ml", min_ml), ("--min-lesion-diameter-mm", min_diameter)):
+        if value is not None and not value >= 0:
+            raise UserInputError(f"{flag} must be >= 0 (0 = no limit), got {value}")
     folder = _phenotype_folder(phenotype_model)
     return AnalyzeOptions(model=model, phenotype_model=folder, per_lesion=per_lesion, tta=tta,
                           device=device, series_uid=series_uid, show_identifiers=show_identifiers,
-                          max_lesions=max_lesions)
+                          max_lesions=max_lesions, force_phenotype=force, min_lesion_ml=min_ml,
+                          min_lesion_diameter_mm=min_diameter)
 
 
 def _phenotype_folder(value: str | None) -> Path | None:
@@ -89,6 +103,9 @@ def analyze(
     show_identifiers: bool = typer.Option(False, "--show-identifiers",
                                           help="Copy DICOM patient name/id/study date into the report."),
     max_lesions: int = MAX_LESIONS,
+    force_phenotype: bool = FORCE_PHENOTYPE,
+    min_lesion_ml: float | None = MIN_LESION_ML,
+    min_lesion_diameter_mm: float | None = MIN_LESION_DIAMETER,
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output folder."),
 ) -> None:
     """Segment one CT and report its liver, lesions, tumour burden, features and (with a model) NE phenotype.
@@ -101,7 +118,8 @@ def analyze(
     from livermets.analyze.inputs import check_ct_path
 
     check_ct_path(ct, series_uid)
-    options = _options(model, phenotype_model, per_lesion, tta, device, max_lesions, series_uid, show_identifiers)
+    options = _options(model, phenotype_model, per_lesion, tta, device, max_lesions, series_uid, show_identifiers,
+                       (force_phenotype, min_lesion_ml, min_lesion_diameter_mm))
     if out.exists() and not overwrite:
         raise UserInputError(f"--out {out}: output folder exists (use --overwrite to replace it)")
     from livermets.analyze.single import Analyzer  # torch, MONAI, PyRadiomics: after the inputs are checked
@@ -110,8 +128,12 @@ def analyze(
     burden = result.report["burden"]
     line = (f"{result.report['series_id']}: liver {burden['liver_volume_ml']:.0f} mL, {burden['lesion_count']} "
             f"lesion(s), {burden['total_lesion_volume_ml']:.1f} mL")
-    if result.report["phenotype"] is not None:
-        line += f", NE probability {result.report['phenotype']['probability']:.2f}"
+    phenotype = result.report["phenotype"]
+    if phenotype is not None and phenotype["probability"] is not None:
+        forced = " (forced)" if phenotype["status"] == "forced" else ""
+        line += f", NE probability {phenotype['probability']:.2f}{forced}"
+    elif phenotype is not None:
+        line += f", no NE probability ({phenotype['status']})"
     typer.echo(f"{line}; {len(result.report['warnings'])} warning(s)\nreport: {out / 'report.html'}")
     _say_without_phenotype_model(phenotype_model)
 
@@ -134,6 +156,9 @@ def run(
     tta: bool = TTA,
     device: str = DEVICE,
     max_lesions: int = MAX_LESIONS,
+    force_phenotype: bool = FORCE_PHENOTYPE,
+    min_lesion_ml: float | None = MIN_LESION_ML,
+    min_lesion_diameter_mm: float | None = MIN_LESION_DIAMETER,
     workers: int | None = typer.Option(None, "--workers", help="Worker processes (default: CPU count)."),
     scheduler: str = typer.Option("local", "--scheduler",
                                   help="local, or the address of a dask.distributed scheduler (tcp://host:8786)."),
@@ -151,7 +176,8 @@ def run(
 
     if workers is not None and workers < 1:
         raise UserInputError(f"--workers must be >= 1, got {workers}")
-    options = _options(model, phenotype_model, per_lesion, tta, device, max_lesions)
+    options = _options(model, phenotype_model, per_lesion, tta, device, max_lesions,
+                       gating=(force_phenotype, min_lesion_ml, min_lesion_diameter_mm))
     summary = run_cohort(manifest, out, options, workers=workers, scheduler=scheduler)
     typer.echo(f"{summary.n_series} series: {summary.n_done_before} already done, {summary.n_analysed} analysed, "
                f"{len(summary.failures)} failed\ncohort report: {out / 'cohort_report.html'}")

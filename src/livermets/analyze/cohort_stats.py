@@ -37,7 +37,7 @@ from livermets.stats.clustered import N_BOOT, SEED, clustered_spearman, spearman
 
 VOLUME_COLUMN = "total_lesion_volume_ml"
 PANELS = (("ne_probability", "predicted NE probability"), ("ne_score_known", "NE score (manifest)"))
-NE_REASON_COLUMN = "ne_probability_reason"
+NE_REASON_COLUMN = "ne_reason"
 """Column of ``summary.csv`` giving why a series has no NE probability (read by :func:`gate_reason` when present)."""
 AGGREGATION = ("one value per patient: the mean over the patient's series that have both values; Spearman rho and p "
                "over the patient means; 95% CI from {n_boot} patient-level bootstrap samples (seed {seed})")

@@ -45,7 +45,7 @@ def collect_tables(jobs: Sequence[Any]) -> dict[str, pd.DataFrame]:
         if (folder / "features.csv").is_file():
             parts["features"].append(pd.read_csv(folder / "features.csv"))
         report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
-        if report["phenotype"] is not None:
+        if report["phenotype"] is not None and report["phenotype"]["probability"] is not None:
             phenotype = report["phenotype"]
             parts["predictions"].append(pd.DataFrame([{**ids, **{c: phenotype[c] for c in PREDICTION_COLUMNS},
                                                        "flags": ";".join(phenotype["flags"])}]))

@@ -30,6 +30,13 @@ class AnalyzeOptions:
         More lesion components than this: features are not computed (a failed segmentation, not a scan to describe).
     radiomics_params
         PyRadiomics parameter file (``None``: the paper's settings).
+    force_phenotype
+        Write the NE probability even when the quality checks withhold it (:mod:`livermets.analyze.gate`); the
+        reasons stay in every output and the report says so first.
+    min_lesion_ml, min_lesion_diameter_mm
+        Remove predicted lesions smaller than this (mL) or with a shorter longest axial diameter (mm); ``None``: the
+        segmentation model's settings (defaults 0.03 mL and 3 mm), ``0``: that limit off
+        (:mod:`livermets.segmentation.lesion_size`).
     """
 
     model: str | Path | None = None
@@ -41,6 +48,9 @@ class AnalyzeOptions:
     show_identifiers: bool = False
     max_lesions: int = 200
     radiomics_params: str | None = None
+    force_phenotype: bool = False
+    min_lesion_ml: float | None = None
+    min_lesion_diameter_mm: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}

@@ -13,9 +13,10 @@ from typing import Any
 
 import pandas as pd
 
+from livermets.analyze.gate import PhenotypeGate
 from livermets.errors import UserInputError
 from livermets.featuretable import FEATURE_COLUMNS
-from livermets.phenotype.caveats import caveat_sentences
+from livermets.phenotype.caveats import FOLD_DISAGREEMENT, caveat_sentences
 from livermets.phenotype.persistence import load_model_folder
 from livermets.phenotype.training import predict_with_folder
 
@@ -26,6 +27,34 @@ PROBABILITY_DIGITS = 4
 RESEARCH_NOTE = ("Research use only: the NE phenotype is predicted from image features by a model with limited "
                  "validation; it is not a diagnosis and must not guide treatment.")
 WEAK_AUC = 0.7  # below this cross-validated ROC AUC the report calls the model weak
+INTENDED_POPULATION = ("Adults with liver metastases of small cell lung cancer (SCLC), as in the cohort the paper's "
+                       "features come from (50 patients, 227 CT series).")
+INTENDED_INPUTS = ("A contrast-enhanced CT in Hounsfield units (slice thickness 1-5 mm) that covers the whole liver, "
+                   "segmented into liver and lesions; the model reads the 107 PyRadiomics features of the lesion mask "
+                   "(the paper's settings) and Num_Lesions.")
+FOLD_DISAGREEMENT_RULE = (f"The fold models disagree when their probabilities span {FOLD_DISAGREEMENT:g} or more "
+                          "(maximum minus minimum).")
+PREDICTION_KEYS = ("probability", "predicted_class", "label", "fold_probability_min", "fold_probability_max",
+                   "fold_probability_std")
+"""The numbers of a prediction: all null when the probability is withheld."""
+
+
+def calibration_text(config: dict[str, Any]) -> str:
+    """What the probability is: the mean of the fold models' probabilities, with no calibration step."""
+    threshold = float(config["threshold"])
+    chosen = ("the mean of the thresholds chosen by Youden's J in the training folds" if config.get("protocol") ==
+              "grouped" else "fixed")
+    return ("Not calibrated: the probability is the mean of the fold models' predicted probabilities, with no "
+            "calibration step, and its calibration has not been measured on patients outside the training table "
+            "(livermets phenotype evaluate draws the reliability diagram of the out-of-fold probabilities on that "
+            "table). "
+            f"Read it as a score that ranks scans; class NE-high at probability >= {threshold:.2f} ({chosen}).")
+
+
+def about(config: dict[str, Any]) -> dict[str, Any]:
+    """The report's statement of what the NE probability is (``phenotype.about``)."""
+    return {"intended_population": INTENDED_POPULATION, "inputs": INTENDED_INPUTS, "calibrated": False,
+            "calibration": calibration_text(config), "fold_disagreement_rule": FOLD_DISAGREEMENT_RULE}
 
 
 @dataclass(frozen=True)
@@ -57,11 +86,14 @@ class PhenotypeModel:
         """:func:`livermets.phenotype.training.predict_with_folder` on feature rows in the published schema."""
         return predict_with_folder(self.path, rows, source)
 
-    def summary(self, prediction: pd.Series) -> dict[str, Any]:
-        """The report's ``phenotype`` section for one prediction row."""
+    def summary(self, prediction: pd.Series, gate: PhenotypeGate) -> dict[str, Any]:
+        """The report's ``phenotype`` section for one prediction row; the numbers are null when ``gate`` withholds
+        them."""
         threshold = float(self.config["threshold"])
         probability = float(prediction["probability"])
-        return {
+        section = {
+            "status": gate.status,
+            "reason": gate.text() or None,
             "model": str(self.path),
             "protocol": self.config.get("protocol"),
             "classifier": self.config.get("model"),
@@ -76,7 +108,23 @@ class PhenotypeModel:
             "flags": [f for f in str(prediction["flags"]).split(";") if f],
             "cv_performance": self.cv_performance,
             "note": RESEARCH_NOTE,
+            "gate": gate.to_dict(),
+            "about": about(self.config),
         }
+        if gate.withheld:
+            section.update(dict.fromkeys(PREDICTION_KEYS))
+        return section
+
+    def not_predicted(self, status: str, reason: str | None, gate: PhenotypeGate) -> dict[str, Any]:
+        """The ``phenotype`` section without a prediction: ``withheld`` by the segmentation checks, or
+        ``not_computed`` (no features: ``reason``)."""
+        return {"status": status, "reason": reason, "model": str(self.path),
+                "protocol": self.config.get("protocol"), "classifier": self.config.get("model"),
+                **dict.fromkeys(PREDICTION_KEYS), "threshold": round(float(self.config["threshold"]),
+                                                                       PROBABILITY_DIGITS),
+                "n_features_outside_training_range": None, "max_outside_range": None, "flags": [],
+                "cv_performance": self.cv_performance, "note": RESEARCH_NOTE, "gate": gate.to_dict(),
+                "about": about(self.config)}
 
     def warnings(self, summary: dict[str, Any]) -> list[str]:
         """Sentences for the report when this prediction deserves less trust than its number suggests."""

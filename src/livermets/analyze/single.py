@@ -21,6 +21,7 @@ import pandas as pd
 import SimpleITK as sitk
 
 from livermets.analyze.folder import staged_folder
+from livermets.analyze.gate import PhenotypeGate, phenotype_gate
 from livermets.analyze.inputs import ScanInput, read_scan
 from livermets.analyze.options import AnalyzeOptions
 from livermets.analyze.phenotype import PhenotypeModel
@@ -32,6 +33,13 @@ from livermets.lesions.components import lesion_table
 from livermets.provenance import provenance
 from livermets.radiomics.series import ExtractionOptions, SeriesResult, SeriesTask, series_features
 from livermets.segmentation.default_model import SHIPPED_MODEL_WARNING, ModelInfo, announce_model
+from livermets.segmentation.lesion_size import (
+    MinLesionSize,
+    RemovedLesions,
+    model_min_lesion_size,
+    remove_small_lesions,
+)
+from livermets.segmentation.options import PredictionOptions
 from livermets.segmentation.predict import ImageSegmenter, ModelChoice, plan_segmenter
 from livermets.segmentation.qc import QCRecord, check_prediction
 
@@ -39,6 +47,9 @@ log = logging.getLogger(__name__)
 
 SCHEMA = "livermets.report/1"
 DEFAULT_MODEL_WARNING = SHIPPED_MODEL_WARNING
+FORCED_NOTE = ("NE probability forced (--force-phenotype) although the quality checks withhold it: {reasons}. "
+               "Do not quote it without these reasons.")
+WITHHELD_NOTE = "No NE probability: {reasons}. --force-phenotype writes it all the same."
 PER_LESION_NOTE = ("Exploratory: the phenotype model was trained on whole-scan features; applied to each lesion's "
                    "own features (with the scan's lesion count) it is outside what it was validated for.")
 
@@ -94,6 +105,13 @@ class Analyzer:
         return self._model_info
 
     @property
+    def min_lesion_size(self) -> MinLesionSize:
+        """The smallest lesion kept: the options' values, else the segmentation model's (defaults 0.03 mL, 3 mm)."""
+        options = PredictionOptions(min_lesion_ml=self.options.min_lesion_ml,
+                                    min_lesion_diameter_mm=self.options.min_lesion_diameter_mm)
+        return model_min_lesion_size(self.segmenter, options)
+
+    @property
     def model_dir(self) -> Path:
         return self.segmenter.model_dir
 
@@ -118,12 +136,13 @@ class Analyzer:
         scan = read_scan(ct, self.options.series_uid, self.options.show_identifiers, series_id)
         tick = time.perf_counter()
         label = self.segmenter.predict_image(scan.image, str(scan.path), tta=self.options.tta)
+        label, removed = remove_small_lesions(label, self.min_lesion_size)
         seconds = time.perf_counter() - tick
-        qc = check_prediction(label, scan.image, self.segmenter.qc, scan.series_id)
+        qc = check_prediction(label, scan.image, self.segmenter.qc, scan.series_id, removed)
         files = self._write_masks(scan, label, tmp)
         lesions = lesion_table(label, scan.image)
         features = self._features(scan, label, ids or {"File": scan.series_id})
-        report = self._report(scan, label, qc, lesions, features, seconds, files)
+        report = self._report(scan, label, qc, lesions, features, (seconds, removed), files)
         probabilities = {int(r["lesion_id"]): r["ne_probability"] for r in report["lesions"]
                          if r["ne_probability"] is not None} or None
         report["figures"] = _write_figures(scan.image, label, probabilities, tmp)
@@ -163,22 +182,23 @@ class Analyzer:
         return {"series": series, "per_lesion": per_lesion}
 
     def _report(self, scan: ScanInput, label: sitk.Image, qc: QCRecord, lesions: pd.DataFrame,
-                features: dict[str, SeriesResult | None], seconds: float,
+                features: dict[str, SeriesResult | None], timing: tuple[float, RemovedLesions],
                 files: dict[str, str | None]) -> dict[str, Any]:
         series = features["series"]
         assert series is not None
+        seconds, removed = timing
         warnings = [DEFAULT_MODEL_WARNING] if self.shipped_default else []
         warnings += [flag.message for flag in qc.flags]
         if series.failure is not None:
             warnings.append(f"No radiomics features: {series.failure}.")
-        phenotype, lesion_probability = self._phenotype(scan, series, features["per_lesion"], warnings)
+        phenotype, lesion_probability = self._phenotype(scan, (series, features["per_lesion"]), qc, warnings)
         report: dict[str, Any] = {
             "schema": SCHEMA,
             "research_use_only": True,
             "series_id": scan.series_id,
             "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             "input": scan.info,
-            "segmentation": self._segmentation_section(seconds),
+            "segmentation": {**self._segmentation_section(seconds), "min_lesion_size": removed.to_dict()},
             "burden": burden(label, lesions),
             "lesions": lesion_records(lesions, lesion_probability),
             "qc": qc.to_dict(),
@@ -202,15 +222,28 @@ class Analyzer:
                 "device": str(self.segmenter.device), "seconds": round(seconds, 2),
                 "lesion_threshold": self.segmenter.lesion_threshold}
 
-    def _phenotype(self, scan: ScanInput, series: SeriesResult, per_lesion: SeriesResult | None,
+    def _phenotype(self, scan: ScanInput, features: tuple[SeriesResult, SeriesResult | None], qc: QCRecord,
                    warnings: list[str]) -> tuple[dict[str, Any] | None, dict[int, float] | None]:
+        """The ``phenotype`` section, gated by :func:`livermets.analyze.gate.phenotype_gate`, and the per-lesion
+        probabilities (None unless given)."""
         if self.phenotype is None:
             return None, None
+        series, per_lesion = features
+        force = self.options.force_phenotype
+        gate = phenotype_gate(qc, force=force)
+        if gate.withheld:  # the masks are not usable: no prediction at all
+            _gate_warnings(gate, warnings)
+            return self.phenotype.not_predicted("withheld", gate.text(), gate), None
         if series.failure is not None:
             warnings.append("No NE phenotype: it needs the radiomics features of at least one lesion.")
-            return None, None
+            return self.phenotype.not_predicted("not_computed", f"no radiomics features: {series.failure}",
+                                                gate), None
         prediction = self.phenotype.predict(pd.DataFrame(series.rows), f"features of {scan.series_id}")
-        summary = self.phenotype.summary(prediction.iloc[0])
+        gate = phenotype_gate(qc, {str(k): v for k, v in prediction.iloc[0].items()}, force=force)
+        summary = self.phenotype.summary(prediction.iloc[0], gate)
+        _gate_warnings(gate, warnings)
+        if gate.withheld:
+            return summary, None
         warnings.extend(self.phenotype.warnings(summary))
         lesion_probability = None
         if per_lesion is not None and per_lesion.rows:
@@ -220,6 +253,14 @@ class Analyzer:
             lesion_probability = dict(zip(ok["lesion_id"].astype(int), predicted["probability"].astype(float),
                                           strict=True))
         return summary, lesion_probability
+
+
+def _gate_warnings(gate: PhenotypeGate, warnings: list[str]) -> None:
+    """The first warning of a report whose NE probability is withheld or forced."""
+    if gate.status == "withheld":
+        warnings.insert(0, WITHHELD_NOTE.format(reasons=gate.text()))
+    elif gate.status == "forced":
+        warnings.insert(0, FORCED_NOTE.format(reasons=gate.text()))
 
 
 def _features_section(series: SeriesResult) -> dict[str, Any]:

@@ -16,8 +16,10 @@ LESION_COLUMNS = ["lesion_id", "volume_ml", "longest_axial_diameter_mm", "centro
 """Columns of ``lesions.csv``; ``liver_segment`` (Couinaud) stays empty: no segment model is included."""
 
 SUMMARY_COLUMNS = ["series_id", "liver_volume_ml", "lesion_count", "total_lesion_volume_ml",
-                   "lesion_fraction_of_liver", "largest_diameter_mm", "ne_probability", "ne_class", "qc_flags",
-                   "n_warnings"]
+                   "lesion_fraction_of_liver", "largest_diameter_mm", "ne_probability", "ne_class", "ne_status",
+                   "ne_reason", "qc_flags", "n_warnings"]
+"""``ne_status``: ``given``, ``forced`` (written although the quality checks withhold it), ``withheld`` (empty
+probability; ``ne_reason`` says why), ``not_computed`` (no features) or empty (no phenotype model)."""
 
 
 def _number(value: Any, digits: int) -> float | None:
@@ -81,6 +83,8 @@ def summary_row(report: dict[str, Any]) -> dict[str, Any]:
                                                   "lesion_fraction_of_liver", "largest_diameter_mm")},
         "ne_probability": phenotype.get("probability"),
         "ne_class": phenotype.get("predicted_class"),
+        "ne_status": phenotype.get("status"),
+        "ne_reason": phenotype.get("reason"),
         "qc_flags": ";".join(report["qc"]["flag_codes"]),
         "n_warnings": len(report["warnings"]),
     }

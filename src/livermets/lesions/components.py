@@ -135,8 +135,9 @@ def index_to_physical(index_zyx: np.ndarray, image: sitk.Image) -> np.ndarray:
     return origin + (index_xyz * spacing) @ direction.T
 
 
-def longest_axial_diameters(components: LesionComponents, spacing_xyz: tuple[float, float, float]) -> np.ndarray:
-    """Longest in-plane (axial) diameter of each lesion in mm.
+def longest_axial_diameters(components: LesionComponents, spacing_xyz: tuple[float, float, float],
+                            indices: np.ndarray | None = None) -> np.ndarray:
+    """Longest in-plane (axial) diameter of each lesion in mm (only of the 0-based components ``indices`` if given).
 
     The diameter is the maximum Feret diameter of the lesion's pixel squares within one axial slice, maximised over
     slices: the largest edge-to-edge extent a reader would measure with a calliper on one slice (a single pixel has
@@ -150,8 +151,10 @@ def longest_axial_diameters(components: LesionComponents, spacing_xyz: tuple[flo
     in_plane_cross = np.zeros((1, 3, 3), dtype=bool)
     in_plane_cross[0, 1, :] = True
     in_plane_cross[0, :, 1] = True
-    diameters = np.zeros(components.count)
-    for index, box in enumerate(components.bounding_boxes):
+    which = np.arange(components.count) if indices is None else np.asarray(indices, dtype=np.intp)
+    diameters = np.zeros(len(which))
+    for position, index in enumerate(which):
+        box = components.bounding_boxes[index]
         lesion = components.labels[box] == index + 1
         boundary = lesion & ~ndimage.binary_erosion(lesion, structure=in_plane_cross, border_value=0)
         z, y, x = np.nonzero(boundary)
@@ -165,7 +168,7 @@ def longest_axial_diameters(components: LesionComponents, spacing_xyz: tuple[flo
             local_starts = starts[first:last] - starts[first]
             extent = np.maximum.reduceat(proj, local_starts, axis=0) - np.minimum.reduceat(proj, local_starts, axis=0)
             best = max(best, float((extent + pixel_extent).max()))
-        diameters[index] = best
+        diameters[position] = best
     return diameters
 
 

@@ -121,6 +121,12 @@ RAS = typer.Option(None, "--ras/--no-ras",
                         "when the model's plans.json reader reorients); the output stays on the input's grid.")
 
 
+MIN_LESION_ML = typer.Option(None, "--min-lesion-ml", help="Remove predicted lesions smaller than this many mL "
+                             "(default: the model's config, 0.03; 0 = no volume limit).")
+MIN_LESION_DIAMETER = typer.Option(None, "--min-lesion-diameter-mm", help="Remove predicted lesions whose longest "
+                                   "axial diameter is below this (default: the model's config, 3 mm; 0 = no limit).")
+
+
 @outputs("out")
 def predict(
     model: str | None = typer.Option(None, "--model", help="Model: an installed model's name (ts-pair, "
@@ -147,6 +153,8 @@ def predict(
                                                   help="Lesion where its probability reaches this (default: config; "
                                                        "calibrated on validation by the cpu preset)."),
     argmax: bool = typer.Option(False, "--argmax", help="Plain argmax labels (ignore the config's lesion threshold)."),
+    min_lesion_ml: float | None = MIN_LESION_ML,
+    min_lesion_diameter_mm: float | None = MIN_LESION_DIAMETER,
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo series whose output already exists."),
     label_map: str | None = LABEL_MAP,
     liver_model: Path | None = LIVER_MODEL,
@@ -174,7 +182,8 @@ def predict(
     options = _prediction_options(overlap=overlap, blend_mode=blend_mode, sw_batch_size=sw_batch_size,
                                   resample=resample, largest_liver=largest_liver,
                                   lesion_max_distance_mm=lesion_max_distance_mm, lesion_threshold=lesion_threshold,
-                                  keep_all_lesions=keep_all_lesions, argmax=argmax)
+                                  keep_all_lesions=keep_all_lesions, argmax=argmax, min_lesion_ml=min_lesion_ml,
+                                  min_lesion_diameter_mm=min_lesion_diameter_mm)
     choice = ModelChoice(model=model, liver_model=liver_model, lesion_model=lesion_model, label_map=label_map,
                          liver_label_map=liver_label_map, lesion_label_map=lesion_label_map,
                          folds=_folds(folds), ras=ras)

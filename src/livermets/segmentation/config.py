@@ -242,6 +242,13 @@ class TrainConfig(_Strict):
         return value
 
 
+MIN_LESION_ML = 0.03
+"""Default minimum lesion volume (mL) kept after prediction: below LiTS's smallest reference tumour (38 mm³)."""
+MIN_LESION_DIAMETER_MM = 3.0
+"""Default minimum longest axial diameter (mm) kept after prediction: below RECIST 1.1's nominal 5 mm for a lesion
+too small to measure and below the diameter of a 38 mm³ sphere (4.2 mm)."""
+
+
 class InferenceConfig(_Strict):
     """Sliding-window inference and post-processing defaults (prediction options override them)."""
 
@@ -259,6 +266,14 @@ class InferenceConfig(_Strict):
     largest_liver: bool = True
     lesion_max_distance_mm: float | None = Field(default=
         5.0, ge=0, description="drop lesion voxels farther than this from the liver (None: keep all)"
+    )
+    min_lesion_ml: float = Field(default=
+        MIN_LESION_ML, ge=0, description="after prediction, a lesion (26-connected component) smaller than this "
+        "many mL is removed (0: no volume limit); see livermets.segmentation.lesion_size"
+    )
+    min_lesion_diameter_mm: float = Field(default=
+        MIN_LESION_DIAMETER_MM, ge=0, description="after prediction, a lesion whose longest axial diameter is below "
+        "this many mm is removed (0: no diameter limit)"
     )
 
     @field_validator("tta_flip_axes")
@@ -286,8 +301,9 @@ class QCConfig(_Strict):
     max_lesions: int = Field(default=
         50, ge=0, description="more lesion components (26-connected) than this: flag many_lesions"
     )
-    speckle_voxels: int = Field(default=
-        3, ge=1, description="a lesion component with fewer voxels than this counts as a speckle"
+    speckle_ml: float = Field(default=
+        MIN_LESION_ML, ge=0, description="a lesion component smaller than this many mL (measured before the minimum "
+        "lesion size removes it) counts as a speckle"
     )
     speckle_min_count: int = Field(default=
         5, ge=1, description="this many speckles (or more than half of the components being speckles): flag speckle"
@@ -311,6 +327,15 @@ class QCConfig(_Strict):
         0.0, ge=0, lt=1, description="flag liver_cut_off when more than this fraction of the liver voxels lies on the "
         "first or last slice or on an in-plane edge of the image (0: any liver voxel there)"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy(cls, data: Any) -> Any:
+        """A ``qc`` section written before ``speckle_ml`` existed keeps loading: its ``speckle_voxels`` (a voxel
+        count on the input grid) is dropped, ``speckle_ml`` takes its default."""
+        if isinstance(data, dict) and "speckle_voxels" in data:
+            data = {k: v for k, v in data.items() if k != "speckle_voxels"}
+        return data
 
     @field_validator("liver_ml", "pixel_mm", "slice_mm")
     @classmethod

@@ -53,6 +53,9 @@ class PredictionOptions:
         Drop lesion voxels farther than this from the liver (mm, >= 0); ``"keep_all"``: keep lesions anywhere.
     lesion_threshold
         Lesion where its probability reaches this, in (0, 1); ``"argmax"``: plain argmax labels (MONAI models).
+    min_lesion_ml, min_lesion_diameter_mm
+        After prediction, remove lesions smaller than this volume (mL) or with a shorter longest axial diameter
+        (mm); ``0`` turns the limit off (:mod:`livermets.segmentation.lesion_size`; every kind of model).
 
     Raises
     ------
@@ -67,6 +70,8 @@ class PredictionOptions:
     largest_liver: bool | None = None
     lesion_max_distance_mm: float | Literal["keep_all"] | None = None
     lesion_threshold: float | Literal["argmax"] | None = None
+    min_lesion_ml: float | None = None
+    min_lesion_diameter_mm: float | None = None
 
     def __post_init__(self) -> None:
         _check_number(self.overlap, "overlap", 0.0, 1.0)
@@ -76,6 +81,8 @@ class PredictionOptions:
         _check_choice(self.resample, "resample", ("probabilities", "labels"))
         if self.lesion_max_distance_mm != KEEP_ALL:
             _check_number(self.lesion_max_distance_mm, "lesion_max_distance_mm", 0.0, math.inf)
+        _check_number(self.min_lesion_ml, "min_lesion_ml", 0.0, math.inf)
+        _check_number(self.min_lesion_diameter_mm, "min_lesion_diameter_mm", 0.0, math.inf)
         if self.lesion_threshold != ARGMAX:
             _check_number(self.lesion_threshold, "lesion_threshold", 0.0, 1.0, open_low=True)
 

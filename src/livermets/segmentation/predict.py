@@ -47,6 +47,7 @@ from livermets.segmentation.default_model import (
     default_model_name,
     registry_model,
 )
+from livermets.segmentation.lesion_size import MinLesionSize, model_min_lesion_size, remove_small_lesions
 from livermets.segmentation.model_files import CONFIG_FILE, WEIGHTS_FILE
 from livermets.segmentation.options import LIVER_CHOICES, MONAI_ONLY, PredictionOptions
 from livermets.segmentation.postprocess import (
@@ -211,12 +212,14 @@ def qc_path(out_dir: str | Path, series_id: str) -> Path:
 
 
 def _predict_one(
-    segmenter: ImageSegmenter, series_id: str, path: str, ct: sitk.Image, target: Path, tta: bool, qc: QCConfig
+    segmenter: ImageSegmenter, series_id: str, path: str, ct: sitk.Image, target: Path, tta: bool, qc: QCConfig,
+    min_size: MinLesionSize,
 ) -> PredictionRow:
-    """Segment one CT, write its plausibility record and then its label map (the marker of a finished series)."""
+    """Segment one CT, remove the lesions below ``min_size``, write its plausibility record and then its label map
+    (the marker of a finished series)."""
     tick = time.monotonic()
-    label = segmenter.predict_image(ct, path, tta=tta)
-    record = check_prediction(label, ct, qc, series_id)
+    label, removed = remove_small_lesions(segmenter.predict_image(ct, path, tta=tta), min_size)
+    record = check_prediction(label, ct, qc, series_id, removed)
     write_json(qc_path(target.parent, series_id), record.to_dict())
     write_label(label, target)
     _log_flags(record)
@@ -300,6 +303,9 @@ def predict_cohort(
     prediction is checked (:func:`livermets.segmentation.qc.check_prediction` with ``qc``, default the model's
     ``qc`` thresholds): the record goes to ``OUT/<series_id>.qc.json`` and each flag to one warning. ``options``
     change the model's inference settings for this run (:class:`~livermets.segmentation.options.PredictionOptions`).
+    Before the check, lesions below the minimum lesion size (the model's ``min_lesion_ml`` and
+    ``min_lesion_diameter_mm``, or the options') are removed
+    (:func:`~livermets.segmentation.lesion_size.remove_small_lesions`); the record names the limit and what it removed.
 
     With ``keep_going``, a CT found bad only when its series is read (non-3D, truncated, not in HU) is a failure of
     that series, listed in ``OUT/failures.csv`` (``series_id, image, reason``; always written), and the others go on;
@@ -365,7 +371,8 @@ class _CohortRun:
             announce_model(self.plan.info)
             self.segmenter = self.plan.load(self.device, self.tta)
         row = _predict_one(self.segmenter, series_id, path, ct, target, self.tta,
-                           self.qc if self.qc is not None else self.segmenter.qc)
+                           self.qc if self.qc is not None else self.segmenter.qc,
+                           model_min_lesion_size(self.segmenter, self.plan.options))
         self.succeeded()
         return row
 

@@ -10,8 +10,9 @@
 ``many_lesions``
     More than ``max_lesions`` lesion components (26-connected).
 ``speckle``
-    At least ``speckle_min_count`` lesion components smaller than ``speckle_voxels`` voxels, or more than half of the
-    components that small.
+    At least ``speckle_min_count`` lesion components smaller than ``speckle_ml`` mL, or more than half of the
+    components that small (counted on the prediction before the minimum lesion size removed any,
+    :mod:`livermets.segmentation.lesion_size`).
 ``lesion_outside_liver``
     Lesion components with no liver voxel (label 1) in their 26-neighbourhood.
 ``not_ct``
@@ -50,6 +51,7 @@ from livermets.errors import UserInputError
 from livermets.imaging.geometry import geometry_differences, header_mm
 from livermets.lesions.components import LESION_VALUE, LIVER_VALUE, LesionComponents, label_components
 from livermets.segmentation.config import QCConfig
+from livermets.segmentation.lesion_size import RemovedLesions
 
 FLAG_CODES = (
     "no_liver", "liver_volume", "many_lesions", "speckle", "lesion_outside_liver", "not_ct", "spacing",
@@ -90,7 +92,7 @@ class QCRecord:
     n_lesions
         Lesion components (26-connected).
     n_speckles
-        Lesion components smaller than ``QCConfig.speckle_voxels`` voxels.
+        Lesion components smaller than ``QCConfig.speckle_ml`` mL, those removed by the minimum lesion size included.
     n_lesions_outside_liver
         Lesion components without a liver voxel in their 26-neighbourhood.
     hu_min, hu_max, hu_p99
@@ -101,6 +103,11 @@ class QCRecord:
         Fraction of the liver voxels on the image boundary (first/last slice, in-plane edges); 0 without liver.
     liver_edges
         Which boundaries the liver touches: ``first_slice``, ``last_slice``, ``in_plane_edge``.
+    n_lesions_removed, removed_lesion_ml
+        Lesion components removed by the minimum lesion size after prediction, and their volume in mL (not counted
+        in ``n_lesions`` and ``lesion_ml``).
+    min_lesion_ml, min_lesion_diameter_mm
+        The minimum lesion size applied (``None``: the label map was checked as given).
     flags
         The failed checks (empty when the prediction looks plausible).
     """
@@ -117,6 +124,10 @@ class QCRecord:
     spacing_mm: tuple[float, float, float]
     liver_edge_fraction: float
     liver_edges: list[str] = field(default_factory=list)
+    n_lesions_removed: int = 0
+    removed_lesion_ml: float = 0.0
+    min_lesion_ml: float | None = None
+    min_lesion_diameter_mm: float | None = None
     flags: list[QCFlag] = field(default_factory=list)
 
     @property
@@ -136,12 +147,14 @@ class QCRecord:
         data = asdict(self)
         data["spacing_mm"] = [header_mm(v) for v in self.spacing_mm]
         data.update({key: round(float(data[key]), 2) for key in ("liver_ml", "lesion_ml")})  # 0.01 mL
+        data["removed_lesion_ml"] = round(float(data["removed_lesion_ml"]), 4)
         data["liver_edge_fraction"] = round(float(data["liver_edge_fraction"]), 4)
         data["flag_codes"] = self.codes
         return data
 
 
-def check_prediction(label: sitk.Image, ct: sitk.Image, config: QCConfig, name: str) -> QCRecord:
+def check_prediction(label: sitk.Image, ct: sitk.Image, config: QCConfig, name: str,
+                     removed: RemovedLesions | None = None) -> QCRecord:
     """Measure a predicted label map and its CT and flag what looks implausible.
 
     Parameters
@@ -154,6 +167,9 @@ def check_prediction(label: sitk.Image, ct: sitk.Image, config: QCConfig, name: 
         Thresholds (``SegConfig.qc`` of the model).
     name
         Series id or file name, used in the messages and the record.
+    removed
+        What the minimum lesion size removed from the prediction before ``label``
+        (:func:`livermets.segmentation.lesion_size.remove_small_lesions`): recorded, and counted among the speckles.
 
     Returns
     -------
@@ -170,7 +186,7 @@ def check_prediction(label: sitk.Image, ct: sitk.Image, config: QCConfig, name: 
     >>> import numpy as np, SimpleITK as sitk
     >>> from livermets.segmentation.config import QCConfig
     >>> hu = np.full((20, 40, 40), -1000, np.int16); hu[2:18, 5:35, 5:35] = 60; hu[10, 20, 32] = 400
-    >>> lab = np.zeros(hu.shape, np.uint8); lab[4:16, 10:30, 10:30] = 1; lab[8:10, 15:17, 15:17] = 2
+    >>> lab = np.zeros(hu.shape, np.uint8); lab[4:16, 10:30, 10:30] = 1; lab[8:10, 15:19, 15:19] = 2
     >>> ct, label = sitk.GetImageFromArray(hu), sitk.GetImageFromArray(lab)
     >>> for image in (ct, label):
     ...     image.SetSpacing((0.8, 0.8, 2.5))
@@ -190,12 +206,16 @@ def check_prediction(label: sitk.Image, ct: sitk.Image, config: QCConfig, name: 
     lesions = label_components(array == LESION_VALUE)
     hu_min, hu_max, hu_p99 = _hu_stats(ct)
     edge_fraction, edges = _liver_edges(array, organ_voxels)
+    removed_ml = np.asarray(removed.volumes_ml if removed is not None else (), dtype=float)
+    n_speckles = (np.count_nonzero(lesions.voxel_counts * voxel_ml < config.speckle_ml)
+                  + np.count_nonzero(removed_ml < config.speckle_ml))
+    limit = removed.limit.to_dict() if removed is not None else {}
     record = QCRecord(
         name=name,
         liver_ml=organ_voxels * voxel_ml,
         lesion_ml=int(counts[LESION_VALUE]) * voxel_ml,
         n_lesions=lesions.count,
-        n_speckles=int(np.count_nonzero(lesions.voxel_counts < config.speckle_voxels)),
+        n_speckles=int(n_speckles),
         n_lesions_outside_liver=int(np.count_nonzero(~_touches_liver(lesions, array))),
         hu_min=hu_min,
         hu_max=hu_max,
@@ -203,6 +223,10 @@ def check_prediction(label: sitk.Image, ct: sitk.Image, config: QCConfig, name: 
         spacing_mm=(spacing[0], spacing[1], spacing[2]),
         liver_edge_fraction=edge_fraction,
         liver_edges=edges,
+        n_lesions_removed=len(removed_ml),
+        removed_lesion_ml=float(removed_ml.sum()),
+        min_lesion_ml=limit.get("min_lesion_ml"),
+        min_lesion_diameter_mm=limit.get("min_lesion_diameter_mm"),
     )
     record.flags = _flags(record, config)
     return record
@@ -264,9 +288,11 @@ def _anatomy_flags(r: QCRecord, config: QCConfig) -> list[QCFlag]:
     if r.n_lesions > config.max_lesions:
         flags.append(QCFlag("many_lesions", f"{r.n_lesions} lesion components, more than qc.max_lesions = "
                                             f"{config.max_lesions}"))
-    if r.n_speckles and (r.n_speckles >= config.speckle_min_count or 2 * r.n_speckles > r.n_lesions):
-        flags.append(QCFlag("speckle", f"{r.n_speckles} of {r.n_lesions} lesion components have fewer than "
-                                       f"{config.speckle_voxels} voxels (qc.speckle_voxels); speckle noise?"))
+    predicted = r.n_lesions + r.n_lesions_removed
+    if r.n_speckles and (r.n_speckles >= config.speckle_min_count or 2 * r.n_speckles > predicted):
+        removed = f"; {r.n_lesions_removed} removed by the minimum lesion size" if r.n_lesions_removed else ""
+        flags.append(QCFlag("speckle", f"{r.n_speckles} of {predicted} predicted lesion components are smaller than "
+                                       f"{config.speckle_ml:g} mL (qc.speckle_ml){removed}; speckle noise?"))
     if r.n_lesions_outside_liver:
         flags.append(QCFlag("lesion_outside_liver", f"{r.n_lesions_outside_liver} of {r.n_lesions} lesion "
                                                     "components do not touch the liver"))

@@ -144,7 +144,8 @@ def test_cli_equals_nnunet_own_prediction_and_resumes(foreign: Foreign, referenc
                   "image": [str(p) for p in foreign.images.values()]}).to_csv(manifest, index=False)
     out = foreign.work / "pred_a"
     args = ["seg", "predict", "--model", foreign.a, "--manifest", manifest, "--out", out, "--device", "cpu",
-            "--label-map", "liver=liver,lesion=7", "--all-liver", "--keep-all-lesions"]
+            "--label-map", "liver=liver,lesion=7", "--all-liver", "--keep-all-lesions", "--min-lesion-ml", "0",
+            "--min-lesion-diameter-mm", "0"]
     assert run_cli(monkeypatch, *args) == 0
     for name, path in foreign.images.items():
         label = read_label(out / f"{name}_seg.nii.gz")
@@ -221,7 +222,7 @@ def test_composite_equals_numpy_combination(foreign: Foreign, references: dict[s
     image = foreign.images["permuted"]
     assert run_cli(monkeypatch, "seg", "predict", "--liver-model", foreign.a, "--liver-label-map", "liver",
                    "--lesion-model", foreign.b, "--lesion-max-distance-mm", "5.5", "--image", image,
-                   "--out", out, "--device", "cpu") == 0
+                   "--out", out, "--device", "cpu", "--min-lesion-ml", "0", "--min-lesion-diameter-mm", "0") == 0
     ct = sitk.ReadImage(str(image))
     spacing = ct.GetSpacing()[::-1]
     organ = largest_component(references["a_permuted"] == 5)
