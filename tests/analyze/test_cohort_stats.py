@@ -121,7 +121,7 @@ def test_caveats_count_flags_gated_series_and_name_the_model(tmp_path: Path) -> 
 def test_gate_reason_reads_the_summary_reason_first() -> None:
     ok = {"features": {"status": "ok"}}
     assert gate_reason({"ne_probability": 0.3}, ok) is None
-    assert gate_reason({"ne_probability": None, "ne_probability_reason": "liver cut off"}, ok) == "liver cut off"
+    assert gate_reason({"ne_probability": None, "ne_reason": "liver cut off"}, ok) == "liver cut off"
     assert gate_reason({"ne_probability": np.nan}, {"features": {"status": "failed", "reason": "too many lesions"}}) \
         == "no radiomics features (too many lesions)"
 
