@@ -260,7 +260,8 @@ def _interrupted(url: str, part: Path) -> str:
 def _reason(exc: BaseException) -> str:
     """What went wrong with a request, on one line."""
     text = " ".join(str(exc).split())
-    for marker in ("Connection refused", "Name or service not known", "timed out", "No route to host"):
+    for marker in ("Connection refused", "Name or service not known", "Temporary failure in name resolution",
+                   "timed out", "No route to host", "Network is unreachable"):
         if marker in text:
             return marker.lower()
     return text[-200:]
