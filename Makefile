@@ -41,7 +41,8 @@ browser:
 	fi
 
 # The main job: synth cohort -> U-Net training (cpu preset) -> prediction -> lesion metrics -> radiomics ->
-# phenotype and burden statistics -> the paper's Table 4 from its published features. About 15 minutes on 2 cores.
+# phenotype and burden statistics -> the paper's Table 4 from its published features -> analyze on a real DICOM CT
+# (its time, measured, is in the README).
 demo: $(STAMP)
 	scripts/demo.sh $(DEMO_DIR)
 
