@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import os
 import runpy
+import signal
 import sys
 
 
 def run_livermets(argv: list[str], log: str) -> None:
-    """``python -m livermets ARGV`` in this (forked) process, stdout and stderr to ``log``."""
+    """``python -m livermets ARGV`` in this (forked) process, stdout and stderr to ``log``.
+
+    SIGINT gets Python's default handler first, as in a terminal: a fork server started while SIGINT was ignored (by
+    whichever library did so earlier in the same test worker) passes that disposition on to every child it forks.
+    """
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     descriptor = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(descriptor, 1)
     os.dup2(descriptor, 2)
