@@ -31,13 +31,14 @@ def resolve_phenotype_model(value: str | Path) -> Path:
 
 def no_phenotype_model_line() -> str:
     """How to get an NE probability, and how little the model that comes with livermets is worth."""
+    from livermets.errors import UserInputError
     from livermets.phenotype.model_config import read_model_config
     from livermets.phenotype.published import paper_model_dir
 
     auc = "about 0.58"
     try:
         auc = f"{read_model_config(paper_model_dir())['cv_performance']['auc']:.2f}"
-    except Exception:  # not built yet (or unreadable): say the measured value
+    except (UserInputError, KeyError, TypeError, ValueError):  # not built yet (or unreadable): the measured value
         pass
     return (f"no NE phenotype model given: `--phenotype-model {PAPER_MODEL}` uses the model of the paper's published "
             f"features (built on first use), whose patient-grouped CV AUC ({auc}) is near chance")
