@@ -9,6 +9,7 @@ import typer
 
 from livermets.batch import ALLOW_FAILURES, finish_batch
 from livermets.errors import UserInputError
+from livermets.segmentation.cli import ENGINE, THREADS
 
 if TYPE_CHECKING:
     from livermets.analyze.options import AnalyzeOptions
@@ -45,7 +46,8 @@ MIN_LESION_DIAMETER = typer.Option(None, "--min-lesion-diameter-mm", help="Remov
 
 def _options(model: str | None, phenotype_model: str | None, per_lesion: bool, tta: bool, device: str,
              max_lesions: int, series_uid: str | None = None, show_identifiers: bool = False,
-             gating: tuple[bool, float | None, float | None] = (False, None, None)) -> AnalyzeOptions:
+             gating: tuple[bool, float | None, float | None] = (False, None, None),
+             runtime: tuple[str, int | None] = ("auto", None)) -> AnalyzeOptions:
     """The options, checked as far as possible without loading a model (no torch, no scikit-learn yet)."""
     from livermets.analyze.options import AnalyzeOptions
 
@@ -60,6 +62,9 @@ def _options(model: str | None, phenotype_model: str | None, per_lesion: bool, t
         if not is_registry_name(model):  # a registry model is checked (its files hashed) when it is loaded
             model_kind(model)
     force, min_ml, min_diameter = gating
+    from livermets.segmentation.options import PredictionOptions
+
+    PredictionOptions(engine=runtime[0], threads=runtime[1])  # type: ignore[arg-type]  # checks both values
     for flag, value in (("--min-lesion-ml", min_ml), ("--min-lesion-diameter-mm", min_diameter)):
         if value is not None and not value >= 0:
             raise UserInputError(f"{flag} must be >= 0 (0 = no limit), got {value}")
@@ -67,7 +72,7 @@ def _options(model: str | None, phenotype_model: str | None, per_lesion: bool, t
     return AnalyzeOptions(model=model, phenotype_model=folder, per_lesion=per_lesion, tta=tta,
                           device=device, series_uid=series_uid, show_identifiers=show_identifiers,
                           max_lesions=max_lesions, force_phenotype=force, min_lesion_ml=min_ml,
-                          min_lesion_diameter_mm=min_diameter)
+                          min_lesion_diameter_mm=min_diameter, engine=runtime[0], threads=runtime[1])
 
 
 def _phenotype_folder(value: str | None) -> Path | None:
@@ -99,6 +104,8 @@ def analyze(
     per_lesion: bool = PER_LESION,
     tta: bool = TTA,
     device: str = DEVICE,
+    engine: str = ENGINE,
+    threads: int | None = THREADS,
     series_uid: str | None = typer.Option(None, "--series-uid", help="DICOM folder with several series: this one."),
     show_identifiers: bool = typer.Option(False, "--show-identifiers",
                                           help="Copy DICOM patient name/id/study date into the report."),
@@ -119,7 +126,7 @@ def analyze(
 
     check_ct_path(ct, series_uid)
     options = _options(model, phenotype_model, per_lesion, tta, device, max_lesions, series_uid, show_identifiers,
-                       (force_phenotype, min_lesion_ml, min_lesion_diameter_mm))
+                       (force_phenotype, min_lesion_ml, min_lesion_diameter_mm), (engine, threads))
     if out.exists() and not overwrite:
         raise UserInputError(f"--out {out}: output folder exists (use --overwrite to replace it)")
     from livermets.analyze.single import Analyzer  # torch, MONAI, PyRadiomics: after the inputs are checked
@@ -155,6 +162,9 @@ def run(
     per_lesion: bool = PER_LESION,
     tta: bool = TTA,
     device: str = DEVICE,
+    engine: str = ENGINE,
+    threads: int | None = typer.Option(None, "--threads", help="Threads of each worker's engine (default: the cores "
+                                       "this process may use, shared by the local workers)."),
     max_lesions: int = MAX_LESIONS,
     force_phenotype: bool = FORCE_PHENOTYPE,
     min_lesion_ml: float | None = MIN_LESION_ML,
@@ -177,7 +187,7 @@ def run(
     if workers is not None and workers < 1:
         raise UserInputError(f"--workers must be >= 1, got {workers}")
     options = _options(model, phenotype_model, per_lesion, tta, device, max_lesions,
-                       gating=(force_phenotype, min_lesion_ml, min_lesion_diameter_mm))
+                       gating=(force_phenotype, min_lesion_ml, min_lesion_diameter_mm), runtime=(engine, threads))
     summary = run_cohort(manifest, out, options, workers=workers, scheduler=scheduler)
     typer.echo(f"{summary.n_series} series: {summary.n_done_before} already done, {summary.n_analysed} analysed, "
                f"{len(summary.failures)} failed\ncohort report: {out / 'cohort_report.html'}")

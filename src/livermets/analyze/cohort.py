@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +38,7 @@ from livermets.progress import track
 from livermets.provenance import provenance
 from livermets.radiomics.series import manifest_ids
 from livermets.segmentation.default_model import announce_model
+from livermets.segmentation.engines.threads import available_cores, engine_threads
 
 if TYPE_CHECKING:
     from livermets.analyze.single import Analyzer
@@ -79,7 +79,7 @@ def _analyzer(options: AnalyzeOptions) -> Analyzer:
 
 
 def analyze_job(job: SeriesJob, options: AnalyzeOptions) -> tuple[str | None, list[SentRecord]]:
-    """Analyse one series single-threaded (never raises for bad data).
+    """Analyse one series with ``options.threads`` threads (1 when unset; never raises for bad data).
 
     Returns ``None`` or the reason it failed, and the log records of the job, which the main process logs
     (:func:`livermets.logs.replay`): a worker's warnings are printed, and counted, where the command runs.
@@ -87,8 +87,9 @@ def analyze_job(job: SeriesJob, options: AnalyzeOptions) -> tuple[str | None, li
     import SimpleITK as sitk
     import torch
 
-    torch.set_num_threads(1)
-    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+    threads = options.threads or 1
+    torch.set_num_threads(threads)
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
     with captured_records() as records:
         try:
             _analyzer(options).analyze(job.image, job.out, overwrite=True, series_id=job.series_id, ids=job.ids)
@@ -143,7 +144,8 @@ def run_cohort(manifest: str | Path, out: str | Path, options: AnalyzeOptions, w
     options
         :class:`AnalyzeOptions` for every series; the models are checked here, before any series runs.
     workers
-        Worker processes (default: CPU count); each computes single-threaded.
+        Worker processes (default: the cores this process may use); each gets ``options.threads`` threads, by
+        default the cores shared among the local workers (a remote scheduler's workers: 1).
     scheduler
         ``local`` (a Dask cluster of ``workers`` processes on this machine, or this process for 1 worker) or the
         address of a running ``dask.distributed`` scheduler, e.g. ``tcp://10.0.0.5:8786``.
@@ -151,6 +153,9 @@ def run_cohort(manifest: str | Path, out: str | Path, options: AnalyzeOptions, w
     out = Path(out)
     series_dir = out / "series"
     jobs = _jobs(manifest, series_dir)  # a bad manifest fails first, before the model loads (and warns)
+    workers = workers or available_cores()
+    if options.threads is None:  # local workers share this machine's cores; a remote worker computes single-threaded
+        options = replace(options, threads=engine_threads(None, workers) if scheduler == "local" else 1)
     analyzer = _analyzer(options)
     _ = analyzer.segmenter  # a bad model fails here in one line, before any worker starts
     announce_model(analyzer.model_info)
@@ -160,7 +165,6 @@ def run_cohort(manifest: str | Path, out: str | Path, options: AnalyzeOptions, w
         log.info("removed %d partial series folder(s) left by an interrupted run", len(removed))
     todo = [job for job in jobs if not Path(job.out).is_dir()]
     failures: list[dict[str, str]] = []
-    workers = workers or os.cpu_count() or 1
     for job, get in track(_outcomes(todo, options, workers, scheduler), "Analysing", total=len(todo)):
         reason, records = get()
         replay(records)

@@ -37,6 +37,9 @@ class AnalyzeOptions:
         Remove predicted lesions smaller than this (mL) or with a shorter longest axial diameter (mm); ``None``: the
         segmentation model's settings (defaults 0.03 mL and 3 mm), ``0``: that limit off
         (:mod:`livermets.segmentation.lesion_size`).
+    engine, threads
+        Engine of the segmentation network's forward pass (``auto``: the fastest installed on CPU) and its threads
+        (``None``: the cores this process may use; ``run`` shares them among its local workers).
     """
 
     model: str | Path | None = None
@@ -51,6 +54,8 @@ class AnalyzeOptions:
     force_phenotype: bool = False
     min_lesion_ml: float | None = None
     min_lesion_diameter_mm: float | None = None
+    engine: str = "auto"
+    threads: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}

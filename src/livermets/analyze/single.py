@@ -89,7 +89,8 @@ class Analyzer:
         """The segmentation model (a livermets model, a livermets nnU-Net model or an nnU-Net v2 result folder),
         loaded on first use (so that a bad CT fails before the model is read)."""
         if self._segmenter is None:
-            plan = plan_segmenter(ModelChoice(model=self.options.model))
+            runtime = PredictionOptions(engine=self.options.engine, threads=self.options.threads)  # type: ignore[arg-type]
+            plan = plan_segmenter(ModelChoice(model=self.options.model), runtime)
             self._segmenter = plan.load(self.options.device, self.options.tta)
             self._model_info = plan.info
             if self.announce:
@@ -219,7 +220,8 @@ class Analyzer:
         return {"model": str(folder), "model_name": info.name, "model_version": info.version,
                 "model_licence": info.licence, "model_citation": info.citation, "model_registry": info.registry,
                 "shipped_default": self.shipped_default, "tta": self.options.tta,
-                "device": str(self.segmenter.device), "seconds": round(seconds, 2),
+                "device": str(self.segmenter.device), "engine": self.segmenter.engine,
+                "threads": self.options.threads, "seconds": round(seconds, 2),
                 "lesion_threshold": self.segmenter.lesion_threshold}
 
     def _phenotype(self, scan: ScanInput, features: tuple[SeriesResult, SeriesResult | None], qc: QCRecord,

@@ -121,6 +121,11 @@ RAS = typer.Option(None, "--ras/--no-ras",
                         "when the model's plans.json reader reorients); the output stays on the input's grid.")
 
 
+ENGINE = typer.Option("auto", "--engine", help="Engine of the network's forward pass: torch, onnxruntime, openvino, "
+                     "or auto (on CPU the fastest installed, openvino > onnxruntime > torch; on CUDA torch). The "
+                     "network is exported once per model and patch size into the model home.")
+THREADS = typer.Option(None, "--threads", help="Threads of the engine (default: the cores this process may use, "
+                       "from its CPU affinity and cgroup limit).")
 MIN_LESION_ML = typer.Option(None, "--min-lesion-ml", help="Remove predicted lesions smaller than this many mL "
                              "(default: the model's config, 0.03; 0 = no volume limit).")
 MIN_LESION_DIAMETER = typer.Option(None, "--min-lesion-diameter-mm", help="Remove predicted lesions whose longest "
@@ -139,6 +144,8 @@ def predict(
     split: str | None = typer.Option(None, "--split", help="Only manifest rows of this split (e.g. test)."),
     tta: bool = typer.Option(False, "--tta", help="Average over flips (inference.tta_flip_axes)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    engine: str = ENGINE,
+    threads: int | None = THREADS,
     overlap: float | None = typer.Option(None, "--overlap", help="Sliding-window overlap in [0, 1)."),
     blend_mode: str | None = typer.Option(None, "--blend", help="Sliding-window blending: gaussian or constant."),
     sw_batch_size: int | None = typer.Option(None, "--sw-batch-size", help="Windows per forward pass."),
@@ -183,7 +190,7 @@ def predict(
                                   resample=resample, largest_liver=largest_liver,
                                   lesion_max_distance_mm=lesion_max_distance_mm, lesion_threshold=lesion_threshold,
                                   keep_all_lesions=keep_all_lesions, argmax=argmax, min_lesion_ml=min_lesion_ml,
-                                  min_lesion_diameter_mm=min_lesion_diameter_mm)
+                                  min_lesion_diameter_mm=min_lesion_diameter_mm, engine=engine, threads=threads)
     choice = ModelChoice(model=model, liver_model=liver_model, lesion_model=lesion_model, label_map=label_map,
                          liver_label_map=liver_label_map, lesion_label_map=lesion_label_map,
                          folds=_folds(folds), ras=ras)

@@ -31,6 +31,9 @@ LIVER_CHOICES = ("largest_liver", "lesion_max_distance_mm")
 """Post-processing that a composite (liver model + lesion model) applies itself, not its parts."""
 MONAI_ONLY = ("sw_batch_size", "resample", "lesion_threshold")
 """Options without an nnU-Net counterpart (nnU-Net labels are its argmax on its own resampling)."""
+RUNTIME = ("engine", "threads")
+"""Options of how the network runs, not of the model's settings (never in :meth:`PredictionOptions.overrides`)."""
+ENGINE_CHOICES = ("auto", "torch", "onnxruntime", "openvino")
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,11 @@ class PredictionOptions:
     min_lesion_ml, min_lesion_diameter_mm
         After prediction, remove lesions smaller than this volume (mL) or with a shorter longest axial diameter
         (mm); ``0`` turns the limit off (:mod:`livermets.segmentation.lesion_size`; every kind of model).
+    engine
+        Which engine runs the network's forward pass: ``torch``, ``onnxruntime``, ``openvino``, or ``auto`` (the
+        fastest installed on CPU, PyTorch on CUDA; :mod:`livermets.segmentation.engines`).
+    threads
+        Threads of the engine (``None``: the cores this process may use).
 
     Raises
     ------
@@ -72,6 +80,8 @@ class PredictionOptions:
     lesion_threshold: float | Literal["argmax"] | None = None
     min_lesion_ml: float | None = None
     min_lesion_diameter_mm: float | None = None
+    engine: Literal["auto", "torch", "onnxruntime", "openvino"] | None = None
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         _check_number(self.overlap, "overlap", 0.0, 1.0)
@@ -79,6 +89,10 @@ class PredictionOptions:
             raise ParameterError("{sw_batch_size} {value}: must be a whole number >= 1", value=self.sw_batch_size)
         _check_choice(self.blend_mode, "blend_mode", ("gaussian", "constant"))
         _check_choice(self.resample, "resample", ("probabilities", "labels"))
+        _check_choice(self.engine, "engine", ENGINE_CHOICES)
+        if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int)
+                                         or self.threads < 1):
+            raise ParameterError.about("threads", "must be a whole number >= 1", self.threads)
         if self.lesion_max_distance_mm != KEEP_ALL:
             _check_number(self.lesion_max_distance_mm, "lesion_max_distance_mm", 0.0, math.inf)
         _check_number(self.min_lesion_ml, "min_lesion_ml", 0.0, math.inf)
@@ -88,7 +102,8 @@ class PredictionOptions:
 
     def overrides(self) -> dict[str, Any]:
         """The ``inference`` settings to change, in the model config's terms (``argmax``/``keep_all`` -> None)."""
-        changed = {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+        changed = {f.name: getattr(self, f.name) for f in fields(self)
+                   if getattr(self, f.name) is not None and f.name not in RUNTIME}
         return {name: None if value in (ARGMAX, KEEP_ALL) else value for name, value in changed.items()}
 
     def given(self) -> tuple[str, ...]:

@@ -75,18 +75,25 @@ class Segmenter:
     device
         ``auto``, ``cpu`` or ``cuda``.
     options
-        What this run changes in the saved ``inference`` settings (:class:`PredictionOptions`; default: nothing).
+        What this run changes in the saved ``inference`` settings (:class:`PredictionOptions`; default: nothing),
+        and the engine that runs the network (``engine``, ``threads``; default: the fastest installed on CPU).
     """
 
     def __init__(self, model_dir: str | Path, device: str = "auto", options: PredictionOptions | None = None) -> None:
         from livermets.segmentation.device import resolve_device
+        from livermets.segmentation.engines.choose import resolve_engine
+        from livermets.segmentation.engines.runtime import compile_network
         from livermets.segmentation.monai.networks import build_network, load_weights
         from livermets.segmentation.monai.transforms import eval_transforms
 
+        options = options or PredictionOptions()
         self.model_dir = Path(model_dir)
-        self.config: SegConfig = _model_config(self.model_dir, options or PredictionOptions())
+        self.config: SegConfig = _model_config(self.model_dir, options)
         self.device = resolve_device(device)
-        self.network = load_weights(build_network(self.config), self.model_dir / WEIGHTS_FILE).to(self.device).eval()
+        self.engine = resolve_engine(options.engine, self.device)
+        network = load_weights(build_network(self.config), self.model_dir / WEIGHTS_FILE).to(self.device).eval()
+        shape = (1, 1, *self.config.sampling.patch_size)
+        self.network = compile_network(network, shape, self.engine, options.threads)
         self.transforms = eval_transforms(self.config, with_label=False)
         self.last_timings: dict[str, Any] = {}  # seconds per stage of the last predict_image call
 
@@ -437,6 +444,7 @@ class ImageSegmenter(Protocol):
 
     model_dir: Path
     device: Any
+    engine: str
 
     @property
     def qc(self) -> QCConfig: ...
@@ -637,7 +645,8 @@ def _nnunet_options(options: PredictionOptions) -> dict[str, Any]:
             "use_gaussian": (options.blend_mode or defaults.blend_mode) == "gaussian",
             "largest_liver": defaults.largest_liver if options.largest_liver is None else options.largest_liver,
             "lesion_max_distance_mm": (defaults.lesion_max_distance_mm if distance is None
-                                       else None if isinstance(distance, str) else distance)}
+                                       else None if isinstance(distance, str) else distance),
+            "engine": options.engine, "threads": options.threads}
 
 
 def _load_part(part: _Part, choice: ModelChoice, device: str, tta: bool, options: PredictionOptions,

@@ -145,7 +145,7 @@ def test_cli_equals_nnunet_own_prediction_and_resumes(foreign: Foreign, referenc
     out = foreign.work / "pred_a"
     args = ["seg", "predict", "--model", foreign.a, "--manifest", manifest, "--out", out, "--device", "cpu",
             "--label-map", "liver=liver,lesion=7", "--all-liver", "--keep-all-lesions", "--min-lesion-ml", "0",
-            "--min-lesion-diameter-mm", "0"]
+            "--min-lesion-diameter-mm", "0", "--engine", "torch"]  # nnU-Net's own engine: equal voxel for voxel
     assert run_cli(monkeypatch, *args) == 0
     for name, path in foreign.images.items():
         label = read_label(out / f"{name}_seg.nii.gz")
@@ -243,7 +243,7 @@ class _Stub:
 
     def __init__(self, label: np.ndarray | None = None, fill: int = 2) -> None:
         self.label, self.fill, self.seen = label, fill, []
-        self.model_dir, self.device = Path("stub"), "cpu"
+        self.model_dir, self.device, self.engine = Path("stub"), "cpu", "torch"
 
     qc = None
     lesion_threshold = None
@@ -291,7 +291,7 @@ def test_exact_grid_on_real_dicom(foreign: Foreign, shared_data: Callable[..., P
     written = foreign.work / "dicom_crop.nii.gz"
     sitk.WriteImage(crop, str(written))
     segmenter = NnunetSegmenter(foreign.a, device="cpu", label_map="liver=5,lesion=7", folds=[0],
-                                largest_liver=False, lesion_max_distance_mm=None)
+                                largest_liver=False, lesion_max_distance_mm=None, engine="torch")
     label = segmenter.predict_image(crop)
     assert label.GetSize() == crop.GetSize() and label.GetSpacing() == crop.GetSpacing()
     assert label.GetOrigin() == crop.GetOrigin() and label.GetDirection() == crop.GetDirection()

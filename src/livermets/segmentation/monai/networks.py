@@ -7,7 +7,6 @@ silently giving other predictions.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
@@ -19,6 +18,7 @@ from safetensors.torch import save_file
 from livermets.atomic import atomic_path
 from livermets.errors import UserInputError
 from livermets.segmentation.config import CLASS_NAMES, SegConfig
+from livermets.segmentation.model_files import weights_checksum
 
 
 def build_network(config: SegConfig) -> torch.nn.Module:
@@ -68,16 +68,6 @@ def sliding_window_logits(network: torch.nn.Module, image: torch.Tensor, config:
 
 CHECKSUM_KEY = "livermets_sha256"
 """safetensors metadata key of the tensors' checksum (:func:`weights_checksum`)."""
-
-
-def weights_checksum(tensors: dict[str, torch.Tensor]) -> str:
-    """SHA-256 over every tensor's name, dtype, shape and bytes, in name order."""
-    digest = hashlib.sha256()
-    for name in sorted(tensors):
-        tensor = tensors[name].detach().cpu().contiguous()
-        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 def save_weights(network: torch.nn.Module, path: str | Path) -> Path:

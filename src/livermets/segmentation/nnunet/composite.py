@@ -146,6 +146,7 @@ class CompositeSegmenter:
         self.largest_liver = largest_liver
         self.model_dir = liver.model_dir
         self.device = liver.device
+        self.engine = liver.engine if liver.engine == lesion.engine else f"{liver.engine}+{lesion.engine}"
         self.last_timings: dict[str, Any] = {}
 
     @property

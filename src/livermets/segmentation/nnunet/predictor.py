@@ -43,6 +43,8 @@ from livermets.imaging.geometry import geometry_differences
 from livermets.segmentation.checks import check_ct_intensities
 from livermets.segmentation.config import QCConfig
 from livermets.segmentation.device import nnunet_out_of_memory_error, resolve_device
+from livermets.segmentation.engines.choose import resolve_engine
+from livermets.segmentation.engines.runtime import compile_network
 from livermets.segmentation.nnunet.checkpoint import load_checkpoint
 from livermets.segmentation.nnunet.environment import nnunet_prints_to_log
 from livermets.segmentation.postprocess import LESION, LIVER, postprocess_label
@@ -372,13 +374,17 @@ class NnunetSegmenter:
     classes, parameter
         Classes of the default label map (``("liver",)`` for a liver-only model) and the parameter named in errors
         (``label_map``, ``liver_label_map`` or ``lesion_label_map``).
+    engine, threads
+        The engine of the network's forward pass and its threads (:mod:`livermets.segmentation.engines`;
+        ``None``: the fastest installed on CPU, the cores this process may use).
     """
 
     def __init__(self, model_dir: str | Path, device: str = "auto", label_map: str | LabelMap | None = None,
                  folds: Sequence[str | int] | None = None,
                  tile_step_size: float = 0.5, use_gaussian: bool = True, largest_liver: bool = True,
                  lesion_max_distance_mm: float | None = 5.0, ras: bool | None = None,
-                 classes: Sequence[str] = CLASSES, parameter: str = "label_map") -> None:
+                 classes: Sequence[str] = CLASSES, parameter: str = "label_map", engine: str | None = None,
+                 threads: int | None = None) -> None:
         if not 0 < tile_step_size <= 1:
             raise UserInputError(f"tile_step_size: must be in (0, 1], got {tile_step_size}")
         self.model = locate_model(model_dir, folds)
@@ -389,10 +395,11 @@ class NnunetSegmenter:
         self.lesion_max_distance_mm = lesion_max_distance_mm
         reader = READERS[self.model.plans.get("image_reader_writer", "SimpleITKIO")]
         self.reorient = reader if ras is None else ras
-        self.predictor = build_predictor(self.model, self.device, tile_step_size, use_gaussian)
+        self.predictor = build_predictor(self.model, self.device, tile_step_size, use_gaussian, engine, threads)
+        self.engine: str = self.predictor.engine
         self.last_timings: dict[str, Any] = {}
-        log.info("%s: nnU-Net %s, folds %s, label map %s", self.model.result_folder,
-                 self.predictor.configuration_name, ",".join(self.model.folds), self.label_map)
+        log.info("%s: nnU-Net %s, folds %s, label map %s, engine %s", self.model.result_folder,
+                 self.predictor.configuration_name, ",".join(self.model.folds), self.label_map, self.engine)
 
     @property
     def qc(self) -> QCConfig:
@@ -506,11 +513,15 @@ def _from_ras(labels: np.ndarray, oriented: sitk.Image, original: sitk.Image) ->
 
 
 def build_predictor(model: NnunetModel, device: torch.device, tile_step_size: float = 0.5,
-                    use_gaussian: bool = True) -> Any:
+                    use_gaussian: bool = True, engine: str | None = None, threads: int | None = None) -> Any:
     """nnU-Net's ``nnUNetPredictor`` set up by ``manual_initialization`` with the network of ``plans.json`` and the
     fold weights (never ``initialize_from_trained_model_folder``, which unpickles without restriction).
 
-    The predictor gets the extra attribute ``configuration_name``.
+    With an ONNX Runtime or OpenVINO ``engine`` (:func:`~livermets.segmentation.engines.choose.resolve_engine`;
+    ``None``: the fastest installed on CPU) the predictor's network is an
+    :class:`~livermets.segmentation.engines.runtime.EngineNetwork` of one graph per fold; nnU-Net's tiling,
+    Gaussian weighting and mirroring stay its own. The predictor gets the extra attributes ``configuration_name``
+    and ``engine``.
 
     Raises
     ------
@@ -547,7 +558,15 @@ def build_predictor(model: NnunetModel, device: torch.device, tile_step_size: fl
                                         str(first.get("trainer_name", "nnUNetTrainer")),
                                         _mirror_axes(first.get("inference_allowed_mirroring_axes")))
     predictor.configuration_name = configuration
+    predictor.engine = resolve_engine(engine, device)
+    shape = (1, int(first_conv_channels(network)), *configuration_manager.patch_size)
+    predictor.network = compile_network(network, shape, predictor.engine, threads, weights)
     return predictor
+
+
+def first_conv_channels(network: torch.nn.Module) -> int:
+    """Input channels of the network (those of its first convolution)."""
+    return next(m.in_channels for m in network.modules() if isinstance(m, torch.nn.modules.conv._ConvNd))
 
 
 def _check_architecture(configuration_manager: Any, model: NnunetModel) -> None:

@@ -181,7 +181,8 @@ def load_task(task: TotalSegTask, role: str, device: torch.device, options: Pred
                              f"{task.configuration}")
     labels = choose_label_map(model, task.label_map, (role,), f"{role}_label_map")
     step = task.tile_step_size if options.overlap is None else 1.0 - options.overlap
-    predictor = build_predictor(model, device, step, options.blend_mode != "constant")
+    predictor = build_predictor(model, device, step, options.blend_mode != "constant", options.engine,
+                                options.threads)
     return LoadedTask(task, model, predictor, labels)
 
 
@@ -318,8 +319,9 @@ class TotalSegPairSegmenter:
     device
         ``auto``, ``cpu`` or ``cuda``.
     options
-        ``overlap`` (tile step ``1 - overlap``), ``blend_mode``, ``largest_liver`` (default on) and
-        ``lesion_max_distance_mm`` (default 5 mm; ``"keep_all"``: every lesion voxel the lesion task finds).
+        ``overlap`` (tile step ``1 - overlap``), ``blend_mode``, ``largest_liver`` (default on),
+        ``lesion_max_distance_mm`` (default 5 mm; ``"keep_all"``: every lesion voxel the lesion task finds), and
+        ``engine`` and ``threads`` of the networks' forward passes.
     """
 
     def __init__(self, liver: TotalSegTask, lesion: TotalSegTask, crop: TotalSegTask | None = None,
@@ -333,6 +335,7 @@ class TotalSegPairSegmenter:
         self.lesion = load_task(lesion, "lesion", self.device, options)
         self.crop = self.liver if crop is None or crop == liver else load_task(crop, "liver", self.device, options)
         self.model_dir = liver.result_folder
+        self.engine: str = self.lesion.predictor.engine
         self.largest_liver = True if options.largest_liver is None else options.largest_liver
         distance = options.lesion_max_distance_mm
         self.margin_mm: float | None = (DEFAULT_MARGIN_MM if distance is None else
