@@ -30,8 +30,8 @@ from reference_page import main
 import livermets
 
 REFERENCE = Path(__file__).resolve().parents[1] / "docs" / "api.md"
-ORDER = ("cohort", "imaging", "synth", "segmentation", "segmentation.nnunet", "lesions", "radiomics", "phenotype",
-         "stats", "reproduce", "analyze")
+ORDER = ("cohort", "imaging", "synth", "segmentation", "segmentation.nnunet", "segmentation.engines", "lesions",
+         "radiomics", "phenotype", "stats", "reproduce", "analyze")
 """Pipeline order of the stage packages; a stage package not listed here comes after them (alphabetically)."""
 WIDTH = 100
 """Signatures longer than this are written one parameter per line."""

@@ -125,6 +125,24 @@ def test_graph_cache_is_keyed_by_weights_shape_and_engine_version(tmp_path: Path
     assert changed != graph and len(list(tmp_path.iterdir())) == 4
 
 
+def test_openvino_export_never_calls_its_telemetry_sending_converter(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """ov.convert_model (ovc) sends usage telemetry to Google Analytics unless opted out; the export and the
+    runtime must not reach it."""
+    import openvino_telemetry
+    from openvino.tools.ovc import convert_impl
+
+    calls: list[str] = []
+    monkeypatch.setattr(convert_impl, "init_ovc_telemetry", lambda *a, **k: calls.append("ovc telemetry"))
+    monkeypatch.setattr(openvino_telemetry.Telemetry, "send_event", lambda *a, **k: calls.append("event"))
+    monkeypatch.setenv("LIVERMETS_HOME", str(tmp_path))  # an empty graph cache: the export runs here
+    network, shape = small_unet(), (1, 1, 16, 16, 16)
+    fast = compile_network(network, shape, "openvino", threads=1)
+    with torch.no_grad():
+        assert (fast(torch.zeros(shape)) - network(torch.zeros(shape))).abs().max() < 1e-4
+    assert calls == []
+
+
 def test_a_failed_export_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(network: torch.nn.Module, shape: tuple[int, ...], path: Path) -> None:
         path.write_bytes(b"half a graph")

@@ -8,7 +8,9 @@ the graph records them.
 
 * ONNX Runtime reads ``network.onnx``: PyTorch's ONNX exporter (``torch.onnx.export(dynamo=True)``), float32,
   static shapes.
-* OpenVINO reads ``network.xml`` + ``network.bin``, its own format converted from that ONNX graph.
+* OpenVINO reads ``network.xml`` + ``network.bin``, its own format, read from that ONNX graph by the runtime's ONNX
+  frontend (``Core.read_model``). OpenVINO's conversion tool (``ov.convert_model``, ``ovc``) is never called: it
+  sends usage telemetry unless the user opted out, and livermets sends nothing anywhere.
 
 A graph is written to a temporary folder that is renamed into place, so a killed export leaves nothing half-written
 and two processes exporting the same graph do not clash.
@@ -84,7 +86,8 @@ def exported_graph(network: torch.nn.Module, input_shape: tuple[int, ...], engin
         if engine == "openvino":
             import openvino as ov
 
-            ov.save_model(ov.convert_model(str(onnx_path)), str(staging / "network.xml"), compress_to_fp16=False)
+            # read by the runtime's ONNX frontend, never ov.convert_model: that tool sends usage telemetry
+            ov.save_model(ov.Core().read_model(str(onnx_path)), str(staging / "network.xml"), compress_to_fp16=False)
             onnx_path.unlink()
         (staging / "graph.json").write_text(json.dumps(key, indent=2) + "\n")
     return target
