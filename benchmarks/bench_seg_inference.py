@@ -47,6 +47,17 @@ from livermets.segmentation.predict import ModelChoice, load_segmenter
 model, engine, label_map = sys.argv[1], sys.argv[2], sys.argv[3] or None
 load_segmenter(ModelChoice(model=model, label_map=label_map), device="cpu", options=PredictionOptions(engine=engine))
 """
+STAGES_CHILD = """
+import json, sys
+import SimpleITK as sitk
+from livermets.segmentation.options import PredictionOptions
+from livermets.segmentation.predict import load_segmenter
+segmenter = load_segmenter("shipped", device="cpu", options=PredictionOptions(engine=sys.argv[2]))
+ct = sitk.ReadImage(sys.argv[1])
+segmenter.predict_image(ct)  # warm-up
+segmenter.predict_image(ct)
+print(json.dumps({k: v for k, v in segmenter.last_timings.items() if k.endswith("_s")}))
+"""
 PAIR_CHILD = """
 import sys, json
 from pathlib import Path
@@ -121,6 +132,8 @@ def networks(args: argparse.Namespace, out: Path) -> dict[str, dict[str, object]
                        "run": lambda e, d, m=model: [*CLI, "seg", "predict", "--image", str(ct), "--out", str(d),
                                                      "--device", "cpu", "--engine", e, "--model", m],
                        "label": f"{ct.name.removesuffix('.nii.gz')}_seg.nii.gz", "ct": f"{size} (real CT)"}
+        if name == "unet":
+            plans[name]["stages"] = lambda e, c=ct: [sys.executable, "-c", STAGES_CHILD, str(c), e]
     return plans
 
 
@@ -154,6 +167,12 @@ def main() -> None:
             target = args.out / f"{name}_{engine}"
             shutil.rmtree(target, ignore_errors=True)
             rows[engine] = {**run_child(plan["run"](engine, target), env), "first_use_load_s": first["wall_s"]}  # type: ignore[operator]
+            summary = target / "predictions.csv"
+            if summary.is_file():  # seg predict's own time for the scan (read, network, resampling, checks, write)
+                rows[engine]["predict_s"] = float(summary.read_text().splitlines()[1].split(",")[5])
+            if "stages" in plan:  # seconds per stage of Segmenter.predict_image, the second of two calls
+                stages = subprocess.run(plan["stages"](engine), env=env, capture_output=True, text=True, check=True)  # type: ignore[operator]
+                rows[engine]["stages_s"] = json.loads(stages.stdout.strip().splitlines()[-1])
             if engine != "torch" and "torch" in engines:
                 rows[engine] |= compare(target / str(plan["label"]), args.out / f"{name}_torch" / str(plan["label"]))
             print(f"{name} {engine}: {rows[engine]}", flush=True)

@@ -12,7 +12,8 @@ from livermets import __version__
 
 TRACKED_PACKAGES = (
     "numpy", "scipy", "pandas", "SimpleITK", "nibabel", "pydicom", "highdicom", "connected-components-3d",
-    "scikit-learn", "xgboost", "skops", "torch", "monai", "pyradiomics", "dask", "matplotlib",
+    "scikit-learn", "xgboost", "skops", "torch", "monai", "pyradiomics", "dask", "matplotlib", "onnxruntime",
+    "openvino",
 )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -17,6 +18,7 @@ import SimpleITK as sitk
 from cli_helpers import run_cli
 from livermets.analyze.cohort import RunSummary, run_cohort
 from livermets.analyze.single import AnalyzeOptions
+from livermets.segmentation.engines.threads import engine_threads
 
 SERIES_FILES = ("summary.csv", "lesions.csv", "features.csv")
 COHORT_FILES = ("summary.csv", "lesions.csv", "features.csv", "qc.csv", "predictions.csv")
@@ -108,6 +110,8 @@ def test_two_dask_workers_give_the_same_outputs(reference: tuple[Path, RunSummar
     out = tmp_path / "dask"
     summary = run_cohort(three_series, out, AnalyzeOptions(phenotype_model=ne_model), workers=2, scheduler="local")
     assert summary.n_analysed == 3 and summary.failures == []
+    parameters = json.loads((out / "run.json").read_text())["provenance"]["parameters"]
+    assert parameters["threads"] == engine_threads(None, workers=2)  # the cores shared by the 2 workers
     assert_same_outputs(reference[0], out, pd.read_csv(three_series, dtype=str)["series_id"].tolist())
 
 

@@ -211,6 +211,8 @@ class PredictionRow:
     seconds: float
     n_lesions: int
     qc_flags: str
+    engine: str = ""
+    """The engine that ran the network (``torch``, ``onnxruntime``, ``openvino``; empty when not known)."""
 
 
 def qc_path(out_dir: str | Path, series_id: str) -> Path:
@@ -230,15 +232,16 @@ def _predict_one(
     write_json(qc_path(target.parent, series_id), record.to_dict())
     write_label(label, target)
     _log_flags(record)
-    return _row(series_id, path, target, label, record.n_lesions, record.codes, round(time.monotonic() - tick, 2))
+    return _row(series_id, path, target, label, record.n_lesions, record.codes, round(time.monotonic() - tick, 2),
+                segmenter.engine)
 
 
 def _row(series_id: str, path: str, target: Path, label: sitk.Image, n_lesions: int, codes: list[str],
-         seconds: float) -> PredictionRow:
+         seconds: float, engine: str = "") -> PredictionRow:
     counts = np.bincount(sitk.GetArrayViewFromImage(label).ravel(), minlength=3)
     voxel_ml = float(np.prod(label.GetSpacing())) / 1000.0
     return PredictionRow(series_id, path, str(target), round(counts[LIVER] * voxel_ml, 3),
-                         round(counts[LESION] * voxel_ml, 3), seconds, n_lesions, ";".join(codes))
+                         round(counts[LESION] * voxel_ml, 3), seconds, n_lesions, ";".join(codes), engine)
 
 
 def _finished_row(series_id: str, path: str, target: Path, old: pd.DataFrame) -> PredictionRow | None:
@@ -247,7 +250,8 @@ def _finished_row(series_id: str, path: str, target: Path, old: pd.DataFrame) ->
     previous = old[old["series_id"] == series_id]
     if len(previous):
         record = previous.iloc[-1].to_dict()
-        record["qc_flags"] = "" if pd.isna(record.get("qc_flags")) else str(record["qc_flags"])
+        for text in ("qc_flags", "engine"):  # empty cells read back as NaN; a summary from before engines has none
+            record[text] = "" if pd.isna(record.get(text)) else str(record[text])
         return PredictionRow(**{k: record[k] for k in PredictionRow.__dataclass_fields__})
     qc_file = qc_path(target.parent, series_id)
     if not qc_file.is_file():
