@@ -31,7 +31,6 @@ import platform
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -77,14 +76,11 @@ if ct:
 
 def run_child(command: list[str], env: dict[str, str]) -> dict[str, float]:
     """Wall seconds, CPU seconds (user + system) and peak RSS (GB) of one child process."""
-    tick = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, env=env)
-    _, status, usage = os.wait4(child.pid, 0)
-    seconds = time.perf_counter() - tick
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"failed ({os.waitstatus_to_exitcode(status)}): {' '.join(command)}")
-    return {"wall_s": round(seconds, 1), "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
-            "peak_rss_gb": round(usage.ru_maxrss / 1024**2, 2)}
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from bench_totalseg_pair import run_child as measured
+
+    wall, cpu, peak = measured(command, env)
+    return {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "peak_rss_gb": round(peak, 2)}
 
 
 def compare(label: Path, reference: Path) -> dict[str, float]:
