@@ -43,7 +43,7 @@ def test_nifti_outputs_agree_with_independent_computations(nifti_result: Analyze
     seg = report["segmentation"]  # no model installed in the tests' home: the shipped one, named as the registry does
     assert (seg["model_name"], seg["model_licence"], seg["shipped_default"]) == ("shipped", "Apache-2.0", True)
     assert seg["model_version"] and seg["model_citation"] and seg["model_registry"] is True
-    assert seg["engine"] == "openvino" and seg["threads"] is None  # on CPU the fastest engine by default
+    assert seg["engine"] == "torch" and seg["threads"] is None  # auto: PyTorch is the fastest for MONAI networks
     assert report["provenance"]["parameters"]["engine"] == "auto"
     assert report["provenance"]["versions"]["openvino"] and report["provenance"]["versions"]["onnxruntime"]
     assert "livermets models install ts-pair" in " ".join(report["warnings"])

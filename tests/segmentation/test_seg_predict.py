@@ -127,7 +127,7 @@ def test_cli_predict_manifest_split_and_image(trained_model: Path, tiny_cohort: 
     assert sorted(p.name for p in out.glob("*.nii.gz")) == [f"{s}_seg.nii.gz" for s in test_ids]
     summary = pd.read_csv(out / "predictions.csv")
     assert summary["series_id"].tolist() == test_ids
-    assert summary["engine"].tolist() == ["openvino"] * len(test_ids)  # the default on CPU
+    assert summary["engine"].tolist() == ["torch"] * len(test_ids)  # auto on CPU, for a MONAI network
     image_path = tiny_cohort.parent / manifest.loc[0, "image"]
     proc = subprocess.run([*base, "--image", str(image_path), "--out", str(out), "--resample", "labels",
                            "--keep-all-lesions"], capture_output=True, text=True, timeout=300)

@@ -90,7 +90,7 @@ class Segmenter:
         self.model_dir = Path(model_dir)
         self.config: SegConfig = _model_config(self.model_dir, options)
         self.device = resolve_device(device)
-        self.engine = resolve_engine(options.engine, self.device)
+        self.engine = resolve_engine(options.engine, self.device, kind="monai")
         network = load_weights(build_network(self.config), self.model_dir / WEIGHTS_FILE).to(self.device).eval()
         shape = (1, 1, *self.config.sampling.patch_size)
         self.network = compile_network(network, shape, self.engine, options.threads)

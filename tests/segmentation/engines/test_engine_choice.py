@@ -22,6 +22,8 @@ CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 def test_auto_is_the_fastest_installed_engine_on_cpu_and_torch_on_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
     assert set(available_engines()) == {"torch", "onnxruntime", "openvino"}  # all three are dependencies
     assert resolve_engine("auto", CPU) == "openvino" == AUTO_ORDER[0]
+    assert resolve_engine("auto", CPU, kind="monai") == "torch"  # measured as fast for the shipped U-Net
+    assert resolve_engine("openvino", CPU, kind="monai") == "openvino"
     assert resolve_engine(None, CUDA) == "torch" and resolve_engine("torch", CUDA) == "torch"
     monkeypatch.setattr(choose, "available_engines", lambda: ("torch", "onnxruntime"))
     assert resolve_engine("auto", CPU) == "onnxruntime"

@@ -322,6 +322,7 @@ def test_analyze_loads_an_nnunet_result_folder(foreign: Foreign) -> None:
     analyzer = Analyzer(AnalyzeOptions(model=foreign.a, device="cpu"))
     assert isinstance(analyzer.segmenter, NnunetSegmenter)
     assert analyzer.segmenter.lesion_threshold is None and analyzer.segmenter.qc.max_lesions == 50
+    assert analyzer.segmenter.engine == "openvino"  # on CPU, nnU-Net networks run in the fastest engine by default
 
 
 def _copy_model(source: Path, tmp_path: Path) -> Path:

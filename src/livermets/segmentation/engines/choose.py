@@ -1,7 +1,10 @@
 """Which engine runs a network's forward pass: ``torch``, ``onnxruntime`` or ``openvino``.
 
-``auto`` picks, on CPU, the fastest engine installed (OpenVINO, then ONNX Runtime: docs/benchmarks.md, "Inference
-engines on CPU"), and PyTorch when neither is installed; on CUDA it is always PyTorch.
+``auto`` picks, on CPU, the engine measured fastest for the kind of network (docs/benchmarks.md, "Inference engines
+on CPU"): for nnU-Net networks (livermets nnU-Net models, nnU-Net result folders, the TotalSegmentator models)
+OpenVINO, then ONNX Runtime, then PyTorch, whichever is installed first; for MONAI networks PyTorch, which ran the
+shipped U-Net's network as fast as either engine (its forward pass is under a tenth of a prediction's time). On
+CUDA it is always PyTorch.
 
 Examples
 --------
@@ -28,7 +31,9 @@ if TYPE_CHECKING:
 ENGINES = ("torch", "onnxruntime", "openvino")
 """The engines, PyTorch eager first."""
 AUTO_ORDER = ("openvino", "onnxruntime")
-"""CPU engines ``auto`` tries, fastest first (measured: docs/benchmarks.md)."""
+"""CPU engines ``auto`` tries for nnU-Net networks, fastest first (measured: docs/benchmarks.md)."""
+AUTO_ORDER_BY_KIND = {"nnunet": AUTO_ORDER, "monai": ()}
+"""CPU engines ``auto`` tries per kind of network; none: PyTorch."""
 _DISTRIBUTION = {"torch": "torch", "onnxruntime": "onnxruntime", "openvino": "openvino"}
 _NEEDS = {"onnxruntime": ("onnxruntime", "onnx", "onnxscript"), "openvino": ("openvino", "onnx", "onnxscript")}
 """Modules an engine needs: its runtime, and ``onnx`` + ``onnxscript`` for PyTorch's ONNX exporter."""
@@ -44,8 +49,9 @@ def engine_version(name: str) -> str:
     return importlib.metadata.version(_DISTRIBUTION[name])
 
 
-def resolve_engine(name: str | None, device: torch.device) -> str:
-    """The engine to use for ``name`` (``None`` or ``auto``: the fastest available one) on ``device``.
+def resolve_engine(name: str | None, device: torch.device, kind: str = "nnunet") -> str:
+    """The engine to use for ``name`` (``None`` or ``auto``: the fastest available one for a ``kind`` network,
+    ``nnunet`` or ``monai``) on ``device``.
 
     Raises
     ------
@@ -62,7 +68,7 @@ def resolve_engine(name: str | None, device: torch.device) -> str:
                              value=name, where=device.type)
     available = available_engines()
     if name == "auto":
-        return next((engine for engine in AUTO_ORDER if engine in available), "torch")
+        return next((engine for engine in AUTO_ORDER_BY_KIND[kind] if engine in available), "torch")
     if name not in available:
         missing = ", ".join(m for m in _NEEDS[name] if importlib.util.find_spec(m) is None)
         raise ParameterError("{engine} {value}: not installed in this Python (pip install {missing})",

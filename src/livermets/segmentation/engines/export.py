@@ -19,25 +19,26 @@ and two processes exporting the same graph do not clash.
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import io
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import torch
 
 from livermets.segmentation.engines.choose import engine_version
 from livermets.segmentation.model_files import weights_checksum
 
-if TYPE_CHECKING:
-    import torch
-
-EXPORT_FORMAT = 1
+EXPORT_FORMAT = 5
 """Version of the export recipe below; raising it re-exports every cached graph."""
 OPSET = 20
 GRAPH_FILES = {"onnxruntime": ("network.onnx",), "openvino": ("network.xml", "network.bin")}
@@ -55,8 +56,6 @@ def graph_cache() -> Path:
 
 def graph_key(network: torch.nn.Module, input_shape: tuple[int, ...], engine: str) -> dict[str, Any]:
     """What an exported graph depends on (its cache key is the SHA-256 of this, :func:`key_digest`)."""
-    import torch
-
     return {"weights_sha256": weights_checksum(dict(network.state_dict())),
             "architecture_sha256": hashlib.sha256(repr(network).encode()).hexdigest(),
             "input_shape": list(input_shape), "engine": engine, "engine_version": engine_version(engine),
@@ -110,10 +109,10 @@ def _staging(folder: Path) -> Iterator[Path]:
 
 
 def _export_onnx(network: torch.nn.Module, input_shape: tuple[int, ...], path: Path) -> None:
-    """PyTorch's ONNX exporter on one float32 input of ``input_shape`` (static shapes), its chatter silenced."""
-    import torch
-
+    """PyTorch's ONNX exporter on one float32 input of ``input_shape`` (static shapes), its chatter silenced; the
+    instance norms written out (:func:`stable_norms`)."""
     example = torch.zeros(input_shape, dtype=torch.float32)
+    network = stable_norms(network)
     quiet = [logging.getLogger(name) for name in QUIET_LOGGERS]
     levels = [logger.level for logger in quiet]
     for logger in quiet:
@@ -121,8 +120,52 @@ def _export_onnx(network: torch.nn.Module, input_shape: tuple[int, ...], path: P
     try:
         with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(network.cpu().float().eval(), (example,), str(path), dynamo=True, opset_version=OPSET,
+            torch.onnx.export(network, (example,), str(path), dynamo=True, opset_version=OPSET,
                               input_names=["image"], output_names=["logits"], external_data=False, verbose=False)
     finally:
         for logger, level in zip(quiet, levels, strict=True):
             logger.setLevel(level)
+
+
+class _StableInstanceNorm(torch.nn.Module):
+    """Instance norm written out so that ONNX Runtime and OpenVINO compute it as precisely as PyTorch does.
+
+    Their instance-norm kernels take the variance as E[x^2] - E[x]^2 in float32 with one long sum per channel; that
+    loses precision when a channel's mean is large against its spread, and over the millions of voxels of a 128^3
+    patch. Here the mean comes first, the variance is that of the centred values, and each mean is taken over the
+    last two axes first and then over the first (shorter sums). The output is the same function.
+    """
+
+    def __init__(self, norm: torch.nn.modules.instancenorm._InstanceNorm) -> None:
+        super().__init__()
+        self.eps = norm.eps
+        self.weight, self.bias = norm.weight, norm.bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        centred = x - _mean(x)
+        y = centred / torch.sqrt(_mean(centred * centred) + self.eps)
+        if self.weight is None or self.bias is None:
+            return y
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        return y * self.weight.reshape(shape) + self.bias.reshape(shape)
+
+
+def _mean(x: torch.Tensor) -> torch.Tensor:
+    """Per-channel mean over the spatial axes of (N, C, *spatial): nested means (the last two axes, then the rest)."""
+    inner = tuple(range(max(2, x.dim() - 2), x.dim()))
+    outer = tuple(range(2, max(2, x.dim() - 2)))
+    mean = x.sum(dim=inner, keepdim=True) * (1.0 / math.prod(x.shape[d] for d in inner))
+    if not outer:
+        return mean
+    return mean.sum(dim=outer, keepdim=True) * (1.0 / math.prod(x.shape[d] for d in outer))
+
+
+def stable_norms(network: torch.nn.Module) -> torch.nn.Module:
+    """A float32 CPU copy of ``network`` with its instance norms (those without running statistics) written out as
+    :class:`_StableInstanceNorm`."""
+    clone = copy.deepcopy(network).cpu().float().eval()
+    for module in list(clone.modules()):
+        for child_name, child in list(module.named_children()):
+            if isinstance(child, torch.nn.modules.instancenorm._InstanceNorm) and not child.track_running_stats:
+                setattr(module, child_name, _StableInstanceNorm(child))
+    return clone
