@@ -69,7 +69,7 @@ def test_every_prediction_option_is_an_option_of_seg_predict():
         "overlap": "--overlap", "blend_mode": "--blend", "sw_batch_size": "--sw-batch-size",
         "resample": "--resample", "largest_liver": "--largest-liver", "lesion_max_distance_mm":
         "--lesion-max-distance-mm", "lesion_threshold": "--lesion-threshold", "min_lesion_ml": "--min-lesion-ml",
-        "min_lesion_diameter_mm": "--min-lesion-diameter-mm"}
+        "min_lesion_diameter_mm": "--min-lesion-diameter-mm", "engine": "--engine", "threads": "--threads"}
 
 
 @pytest.mark.parametrize(("values", "message"), [

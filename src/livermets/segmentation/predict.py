@@ -310,7 +310,8 @@ def predict_cohort(
     is checked before any work (files exist, headers readable, model folders and label maps; the first CT's
     intensities before the model loads). A summary ``OUT/predictions.csv`` lists series, output path, liver (label
     1) and lesion volume (mL), seconds per scan (empty for a series finished by a killed run), lesion components
-    (``n_lesions``) and the plausibility flags (``qc_flags``, codes separated by ``;``, empty when none). Every
+    (``n_lesions``), the plausibility flags (``qc_flags``, codes separated by ``;``, empty when none) and the engine
+    that ran the network (``engine``; empty, as ``seconds``, for a series finished by a killed run). Every
     prediction is checked (:func:`livermets.segmentation.qc.check_prediction` with ``qc``, default the model's
     ``qc`` thresholds): the record goes to ``OUT/<series_id>.qc.json`` and each flag to one warning. ``options``
     change the model's inference settings for this run (:class:`~livermets.segmentation.options.PredictionOptions`).

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import SimpleITK as sitk
 import torch
-from tests.cli_helpers import one_error_line, run_cli
 
+from cli_helpers import one_error_line, run_cli
 from livermets.errors import ParameterError
 from livermets.segmentation.engines import choose
 from livermets.segmentation.engines.choose import AUTO_ORDER, available_engines, resolve_engine
