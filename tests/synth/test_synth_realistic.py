@@ -104,14 +104,65 @@ def test_lesion_kinds_contrast_and_clipping() -> None:
 
 def test_draw_lesions_ranges() -> None:
     rng = np.random.default_rng(0)
-    specs = [s for _ in range(200) for s in insertion.draw_lesions(rng)]
-    counts = [len(insertion.draw_lesions(rng)) for _ in range(500)]
-    assert max(counts) <= 30 and 0.1 < np.mean(np.array(counts) == 0) < 0.3
+    drawn = [insertion.draw_lesions(rng) for _ in range(2000)]
+    specs = [s for livers in drawn for s in livers]
+    counts = np.array([len(livers) for livers in drawn])
+    assert counts.max() <= 50 and counts.max() >= 30 and 0.15 < np.mean(counts == 0) < 0.25
     diameters = np.array([s.diameter_mm for s in specs])
-    assert diameters.min() >= 3.0 and diameters.max() <= 60.0 and (diameters >= 10).mean() > 0.4
+    assert diameters.min() >= 5.0 and diameters.max() <= 120.0
+    assert 15.0 < np.median(diameters) < 30.0  # most metastases 10-40 mm (LiTS)
+    assert 0.3 < np.mean((diameters >= 10) & (diameters <= 40)) and 0.02 < np.mean(diameters > 80) < 0.1
     assert {s.kind for s in specs} == set(insertion.KINDS)
     assert all(10 <= s.contrast_hu <= 80 for s in specs)
-    assert all(s.diameter_mm >= 12 for s in specs if s.kind in ("rim", "necrotic"))
+    assert all(s.diameter_mm >= 12 for s in specs if s.kind in ("rim", "necrotic", "calcified"))
+    assert all(s.diameter_mm > 30 for s in specs if s.bulge) and any(s.bulge for s in specs)
+    assert all(s.diameter_mm > 15 for s in specs if s.satellites) and max(s.satellites for s in specs) == 4
+    ranged = insertion.draw_lesions(rng, count=200, diameter_range_mm=(30.0, 100.0))
+    assert all(30.0 <= s.diameter_mm <= 100.0 for s in ranged)
+
+
+def _block_liver(shape: tuple[int, int, int] = (60, 90, 90)) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(3)
+    hu = rng.normal(100.0, 8.0, shape).astype(np.float32)
+    liver = np.zeros(shape, np.float32)
+    liver[5:55, 10:80, 10:80] = 1.0
+    return hu, liver
+
+
+def test_bulging_lesion_leaves_the_liver_and_plain_one_does_not() -> None:
+    hu, liver = _block_liver()
+    outside = []
+    for bulge in (False, True):
+        spec = insertion.LesionSpec("hypo", 50.0, 40.0, bulge=bulge)
+        rng = np.random.default_rng(11)  # the same seed: the same centre and shape both times
+        occ, _ = insertion.insert_lesions(hu.copy(), liver, (1.0, 1.0, 1.0), rng, [spec])
+        outside.append(int(((occ >= 0.5) & (liver == 0)).sum()))
+    assert outside[0] == 0
+    assert outside[1] > 100  # an exophytic tumour: lesion voxels beyond the liver surface
+
+
+def test_cysts_are_water_and_stay_liver() -> None:
+    hu, liver = _block_liver()
+    work = hu.copy()
+    specs = [insertion.LesionSpec("cyst", 20.0, 0.0)]
+    assert insertion.insert_cysts(work, liver, (1.0, 1.0, 1.0), np.random.default_rng(2), specs) == 1
+    changed = np.abs(work - hu) > 40  # the liver is 100 HU, a cyst 0-15 HU
+    assert 0.5 * 4 / 3 * np.pi * 10**3 < changed.sum() < 2 * 4 / 3 * np.pi * 10**3
+    assert -10 < np.median(work[changed]) < 25
+    rng = np.random.default_rng(0)
+    drawn = [insertion.draw_cysts(rng) for _ in range(1000)]
+    assert 0.25 < np.mean([bool(d) for d in drawn]) < 0.35
+    assert all(5.0 <= c.diameter_mm <= 30.0 and c.kind == "cyst" for d in drawn for c in d)
+
+
+def test_calcified_lesion_has_a_dense_core() -> None:
+    hu, liver = _block_liver()
+    spec = insertion.LesionSpec("calcified", 30.0, 30.0)
+    occ, rows = insertion.insert_lesions(hu, liver, (1.0, 1.0, 1.0), np.random.default_rng(4), [spec])
+    centre = tuple(int(round(rows[0][f"centre_{a}_mm"])) for a in "zyx")  # type: ignore[call-overload]
+    assert hu[centre] > 200  # calcification, 150-450 HU
+    rim = (occ > 0.99) & (ndimage.binary_erosion(occ > 0.99, iterations=3) == 0)
+    assert np.median(hu[rim]) < 100  # hypo-attenuating edge
 
 
 def test_rendered_case_labels_and_geometry(source: SourceScan) -> None:

@@ -5,11 +5,13 @@ Everything works on numpy arrays in SimpleITK's (z, y, x) order with the voxel s
 object's bounding box.
 
 A lesion is an irregular ellipsoid (a randomly rotated ellipsoid whose signed distance is perturbed by a smooth random
-field), optionally confluent with one to three satellites. Its attenuation is drawn relative to the local liver:
-hypo-attenuating, rim-enhancing (dark core, bright rim), necrotic (fluid core, dark wall) or hyper-attenuating, at
-10-80 HU of contrast. It replaces the low-frequency content of the background (vessels disappear inside it) and keeps
-the scan's own high-frequency noise, so the noise inside a lesion matches the scan. Lesions are clipped to the liver:
-a lesion at the surface is cut by it, as a subcapsular metastasis is.
+field), optionally confluent with one to four satellites. Its attenuation is drawn relative to the local liver:
+hypo-attenuating, rim-enhancing (dark core, bright rim), necrotic (fluid core, dark wall), calcified (dark with a
+dense core) or hyper-attenuating, at 10-80 HU of contrast. It replaces the low-frequency content of the background
+(vessels disappear inside it) and keeps the scan's own high-frequency noise, so the noise inside a lesion matches the
+scan. Lesions are clipped to the liver (a subcapsular metastasis is cut by its surface), except that half of those
+above 30 mm may bulge beyond it (exophytic); the liver label includes every lesion. Simple cysts (water, smooth,
+sharp) are painted the same way as hard negatives and stay liver.
 
 Examples
 --------
@@ -32,42 +34,76 @@ from scipy import ndimage
 
 from livermets.synth.shapes import F32, Array, occupancy, random_rotation, smooth_field, smoothstep
 
-LesionKind = Literal["hypo", "rim", "necrotic", "hyper"]
-KINDS: tuple[LesionKind, ...] = ("hypo", "rim", "necrotic", "hyper")
-KIND_PROBABILITIES = (0.45, 0.2, 0.1, 0.25)
-DIAMETER_RANGE_MM = (3.0, 60.0)
+LesionKind = Literal["hypo", "rim", "necrotic", "hyper", "calcified", "cyst"]
+KINDS: tuple[LesionKind, ...] = ("hypo", "rim", "necrotic", "hyper", "calcified")
+KIND_PROBABILITIES = (0.4, 0.2, 0.12, 0.18, 0.1)
+DIAMETER_RANGE_MM = (5.0, 120.0)
+SIZE_MEDIAN_MM, SIZE_LOG_SD = 20.0, 0.75  # most metastases 10-40 mm (LiTS), a long tail above 80 mm
+LARGE_RANGE_MM, LARGE_PROBABILITY = (40.0, 120.0), 0.3  # a dominant large tumour in this share of livers
 CONTRAST_RANGE_HU = (10.0, 80.0)
-MAX_LESIONS = 30
+MAX_LESIONS = 50
+CYST_RANGE_MM, CYST_PROBABILITY = (5.0, 30.0), 0.3
+BULGE_MIN_MM, BULGE_PROBABILITY = 30.0, 0.5
 Spacing = tuple[float, float, float]  # (z, y, x) mm
 
 
 @dataclass(frozen=True)
 class LesionSpec:
-    """One lesion to insert: kind, diameter (mm), contrast to the liver (HU, positive), confluent satellites."""
+    """One lesion to insert: kind, diameter (mm), contrast to the liver (HU, positive), confluent satellites.
+
+    ``bulge``: the lesion may grow up to about 15 % of its diameter beyond the liver surface (an exophytic tumour);
+    the liver label then includes it (LiTS convention).
+    """
 
     kind: LesionKind
     diameter_mm: float
     contrast_hu: float
     satellites: int = 0
+    bulge: bool = False
 
 
-def draw_lesions(rng: np.random.Generator, count: int | None = None, zero_fraction: float = 0.2) -> list[LesionSpec]:
-    """Random lesion specifications: 0-30 per liver (a fifth lesion-free), 3-60 mm log-uniform, 10-80 HU contrast.
+def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
+    return float(np.exp(rng.uniform(np.log(low), np.log(high))))
 
-    With ``count`` the number is fixed; otherwise it is 0 with probability ``zero_fraction`` and else 1 + a geometric
-    count (mean about 4), capped at :data:`MAX_LESIONS`.
+
+def _diameter(rng: np.random.Generator, dominant: bool, diameter_range_mm: tuple[float, float] | None) -> float:
+    if diameter_range_mm is not None:
+        return _log_uniform(rng, *diameter_range_mm)
+    if dominant:
+        return _log_uniform(rng, *LARGE_RANGE_MM)
+    return float(np.clip(SIZE_MEDIAN_MM * np.exp(SIZE_LOG_SD * rng.standard_normal()), *DIAMETER_RANGE_MM))
+
+
+def draw_lesions(rng: np.random.Generator, count: int | None = None, zero_fraction: float = 0.2,
+                 diameter_range_mm: tuple[float, float] | None = None) -> list[LesionSpec]:
+    """Random metastases: 0-50 per liver (``zero_fraction`` lesion-free), 5-120 mm, 10-80 HU contrast.
+
+    With ``count`` the number is fixed; otherwise it is 0 with probability ``zero_fraction`` and else a geometric
+    count whose mean is itself random (2.5-12.5), capped at :data:`MAX_LESIONS`. Diameters are log-normal (median
+    20 mm, clipped to 5-120 mm) and, in 30 % of livers, the first lesion is a dominant tumour of 40-120 mm
+    (log-uniform); ``diameter_range_mm`` draws every diameter log-uniform in that range instead. Lesions above 15 mm
+    get 1-4 confluent satellites with probability 0.3; lesions above 30 mm may bulge beyond the liver surface.
     """
     if count is None:
-        count = 0 if rng.random() < zero_fraction else min(MAX_LESIONS, int(rng.geometric(0.25)))
+        count = 0 if rng.random() < zero_fraction else min(MAX_LESIONS, int(rng.geometric(rng.uniform(0.08, 0.4))))
+    dominant = rng.random() < LARGE_PROBABILITY
     specs = []
-    for _ in range(count):
-        diameter = float(np.exp(rng.uniform(*np.log(DIAMETER_RANGE_MM))))
+    for i in range(count):
+        diameter = _diameter(rng, dominant and i == 0, diameter_range_mm)
         kind = KINDS[int(rng.choice(len(KINDS), p=KIND_PROBABILITIES))]
-        if kind in ("rim", "necrotic") and diameter < 12.0:
-            kind = "hypo"  # a rim or a necrotic core needs room
-        satellites = int(rng.integers(1, 4)) if diameter > 15.0 and rng.random() < 0.2 else 0
-        specs.append(LesionSpec(kind, diameter, float(rng.uniform(*CONTRAST_RANGE_HU)), satellites))
+        if kind in ("rim", "necrotic", "calcified") and diameter < 12.0:
+            kind = "hypo"  # a rim, a necrotic core or a calcification needs room
+        satellites = int(rng.integers(1, 5)) if diameter > 15.0 and rng.random() < 0.3 else 0
+        bulge = diameter > BULGE_MIN_MM and rng.random() < BULGE_PROBABILITY
+        specs.append(LesionSpec(kind, diameter, float(rng.uniform(*CONTRAST_RANGE_HU)), satellites, bulge))
     return specs
+
+
+def draw_cysts(rng: np.random.Generator, probability: float = CYST_PROBABILITY) -> list[LesionSpec]:
+    """Simple hepatic cysts (hard negatives, labelled liver): none, or with ``probability`` 1-3 of 5-30 mm."""
+    if rng.random() >= probability:
+        return []
+    return [LesionSpec("cyst", _log_uniform(rng, *CYST_RANGE_MM), 0.0) for _ in range(int(rng.integers(1, 4)))]
 
 
 def _grid(shape: tuple[int, ...], box: tuple[slice, ...], spacing: Spacing) -> list[Array]:
@@ -106,13 +142,19 @@ def _lesion_sd(rng: np.random.Generator, coords: list[Array], shape: tuple[int, 
         offset = centre + direction * radius * rng.uniform(0.6, 1.0)
         sd = np.minimum(sd, _blob_sd(coords, offset, np.full(3, r_sat), np.eye(3)))
     bumps = smooth_field(rng, shape, spacing, max(2.0, 0.6 * radius))
-    return (sd + F32(rng.uniform(0.05, 0.2) * radius) * bumps).astype(F32)
+    irregularity = rng.uniform(0.0, 0.03) if spec.kind == "cyst" else rng.uniform(0.05, 0.2)
+    return (sd + F32(irregularity * radius) * bumps).astype(F32)
 
 
 def _profile(spec: LesionSpec, depth: Array, radius: float, rng: np.random.Generator, liver_hu: float) -> Array:
     """HU of the lesion as a function of the depth below its surface (mm)."""
     t = np.clip(depth / max(radius, 1e-3), 0.0, 1.0)  # 0 at the surface, 1 at the centre
     c = spec.contrast_hu
+    if spec.kind == "cyst":  # water, homogeneous, sharp
+        return np.full(depth.shape, rng.uniform(0.0, 15.0), F32)
+    if spec.kind == "calcified":  # hypo-attenuating with a dense calcified core
+        base = liver_hu - c
+        return (base + (rng.uniform(150.0, 450.0) - base) * smoothstep(t, 0.45, 0.8)).astype(F32)
     if spec.kind == "hyper":
         return (liver_hu + c * (0.85 + 0.15 * smoothstep(t, 0.0, 0.5))).astype(F32)
     if spec.kind == "hypo":
@@ -134,40 +176,67 @@ def _centre(rng: np.random.Generator, candidates: Array, shape: tuple[int, ...],
     return (np.asarray(index, dtype=np.float64) + rng.uniform(-0.5, 0.5, 3)) * np.asarray(spacing)
 
 
+def _allowed(liver: Array, spec: LesionSpec, spacing: Spacing) -> Array:
+    """Where a lesion may lie (occupancy in [0, 1]): the liver, or for a bulging lesion also a margin beyond it."""
+    inside = np.clip(liver, 0.0, 1.0)
+    if not spec.bulge:
+        return inside
+    sigma = [0.15 * spec.diameter_mm / s for s in spacing]
+    margin = 3.0 * ndimage.gaussian_filter((liver >= 0.5).astype(F32), sigma)  # >= 0.5 up to ~0.15 D outside
+    return np.clip(np.maximum(inside, margin), 0.0, 1.0)
+
+
+def _paint_one(hu: Array, liver: Array, spacing: Spacing, rng: np.random.Generator, candidates: Array,
+               spec: LesionSpec) -> tuple[tuple[slice, ...], Array, dict[str, float | str]] | None:
+    """Paint one lesion (or cyst) at a random centre in the liver; return its box, occupancy there and its row."""
+    centre = _centre(rng, candidates, liver.shape, spacing)
+    if centre is None:
+        return None
+    reach = spec.diameter_mm * (1.3 if spec.satellites == 0 else 2.2) / 2.0 + 2.0 * max(spacing)
+    box = _box(centre, reach, spacing, hu.shape)
+    if box is None:
+        return None
+    coords = _grid(hu.shape, box, spacing)
+    sub_shape = (box[0].stop - box[0].start, box[1].stop - box[1].start, box[2].stop - box[2].start)
+    sd = _lesion_sd(rng, coords, sub_shape, spacing, centre, spec)
+    occ = occupancy(sd, float(min(spacing))) * _allowed(liver[box], spec, spacing)
+    background = hu[box]
+    smooth_bg = ndimage.gaussian_filter(background, [2.0 / s for s in spacing])
+    inside_liver = liver[box] >= 0.5
+    liver_hu = float(np.median(smooth_bg[inside_liver])) if inside_liver.any() else float(np.median(smooth_bg))
+    target = _profile(spec, -sd, spec.diameter_mm / 2.0, rng, liver_hu)
+    hu[box] = background + occ * (target - smooth_bg)
+    row = {**asdict(spec), "liver_hu": round(liver_hu, 1), "centre_z_mm": round(float(centre[0]), 2),
+           "centre_y_mm": round(float(centre[1]), 2), "centre_x_mm": round(float(centre[2]), 2)}
+    return box, occ, row
+
+
 def insert_lesions(hu: Array, liver: Array, spacing: Spacing, rng: np.random.Generator,
                    specs: list[LesionSpec]) -> tuple[Array, list[dict[str, float | str]]]:
     """Paint ``specs`` into ``hu`` (in place) at random centres inside ``liver`` (occupancy in [0, 1]).
 
-    Returns the lesion occupancy (clipped to the liver, float32 like ``hu``) and one row per lesion: index, kind,
-    diameter, contrast, satellites, centre (mm in array order z, y, x) and the liver HU around it.
+    Returns the lesion occupancy (float32 like ``hu``; clipped to the liver, or for a bulging lesion to a margin
+    around it, so the liver label must include the lesions) and one row per lesion: index, kind, diameter,
+    contrast, satellites, bulge, centre (mm in array order z, y, x) and the liver HU around it.
     """
     lesion_occ = np.zeros(hu.shape, F32)
     rows: list[dict[str, float | str]] = []
-    width = float(min(spacing))
     candidates = np.flatnonzero(liver.ravel() >= 0.5)  # once: the liver does not change while lesions are painted
     for index, spec in enumerate(specs, start=1):
-        centre = _centre(rng, candidates, liver.shape, spacing)
-        if centre is None:
-            break
-        reach = spec.diameter_mm * (1.3 if spec.satellites == 0 else 2.2) / 2.0 + 2.0 * max(spacing)
-        box = _box(centre, reach, spacing, hu.shape)
-        if box is None:
+        painted = _paint_one(hu, liver, spacing, rng, candidates, spec)
+        if painted is None:
             continue
-        coords = _grid(hu.shape, box, spacing)
-        sub_shape = (box[0].stop - box[0].start, box[1].stop - box[1].start, box[2].stop - box[2].start)
-        sd = _lesion_sd(rng, coords, sub_shape, spacing, centre, spec)
-        occ = occupancy(sd, width) * np.clip(liver[box], 0.0, 1.0)
-        background = hu[box]
-        smooth_bg = ndimage.gaussian_filter(background, [2.0 / s for s in spacing])
-        inside_liver = liver[box] >= 0.5
-        liver_hu = float(np.median(smooth_bg[inside_liver])) if inside_liver.any() else float(np.median(smooth_bg))
-        target = _profile(spec, -sd, spec.diameter_mm / 2.0, rng, liver_hu)
-        hu[box] = background + occ * (target - smooth_bg)
+        box, occ, row = painted
         lesion_occ[box] = np.maximum(lesion_occ[box], occ)
-        rows.append({"lesion_index": index, **asdict(spec), "liver_hu": round(liver_hu, 1),
-                     "centre_z_mm": round(float(centre[0]), 2), "centre_y_mm": round(float(centre[1]), 2),
-                     "centre_x_mm": round(float(centre[2]), 2)})
+        rows.append({"lesion_index": index, **row})
     return lesion_occ, rows
+
+
+def insert_cysts(hu: Array, liver: Array, spacing: Spacing, rng: np.random.Generator,
+                 specs: list[LesionSpec]) -> int:
+    """Paint simple cysts (:func:`draw_cysts`) into ``hu`` in place; they stay liver. Return how many were painted."""
+    candidates = np.flatnonzero(liver.ravel() >= 0.5)
+    return sum(_paint_one(hu, liver, spacing, rng, candidates, spec) is not None for spec in specs)
 
 
 def insert_vessels(hu: Array, liver: Array, spacing: Spacing, rng: np.random.Generator,

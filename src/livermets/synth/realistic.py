@@ -2,8 +2,8 @@
 
 Each case starts from a real CT and its multi-label map (TotalSegmentator classes, liver = 5), and draws:
 
-1. **Anatomy**: a random anisotropic scaling (0.85-1.15), in-plane rotation (+/- 8 degrees) and smooth elastic
-   deformation (amplitude up to 6 mm, correlation 40-70 mm) of the scan and its labels, and a random field of view
+1. **Anatomy**: a random anisotropic scaling (0.8-1.2), in-plane rotation (+/- 10 degrees) and smooth elastic
+   deformation (amplitude up to 10 mm, correlation 40-70 mm) of the scan and its labels, and a random field of view
    (in-plane and through-plane cut-offs that keep the liver's centre).
 2. **Acquisition**: in-plane spacing 0.55-1.0 mm, slice thickness 0.6-5 mm (each output slice the average of 1-3
    thinner sub-slices: through-plane partial volume), CT-like correlated noise to a total of 5-25 HU.
@@ -11,10 +11,13 @@ Each case starts from a real CT and its multi-label map (TotalSegmentator classe
    tissue group a new mean HU from that phase's range (liver 45-140 HU; vessels, kidneys, spleen, fat, muscle,
    bowel; :mod:`livermets.synth.tissues`), keeping the scan's real texture scaled by 0.8-1.3; otherwise the real
    attenuation is kept (native phase for the bundled examples).
-4. **Intrahepatic vessels** brighter or darker than the liver by phase, and **metastases**
-   (:mod:`livermets.synth.insertion`): 0-30 per liver, 3-60 mm, hypo/rim/necrotic/hyper, 10-80 HU contrast.
+4. **Intrahepatic vessels** brighter or darker than the liver by phase, **simple cysts** (hard negatives, labelled
+   liver; 30 % of livers) and **metastases** (:mod:`livermets.synth.insertion`): 0-50 per liver, 5-120 mm
+   (log-normal around 20 mm, a dominant 40-120 mm tumour in 30 % of livers), single, confluent or bulging beyond the
+   liver surface, hypo/rim/necrotic/calcified/hyper, 10-80 HU contrast.
 
-Labels follow LiTS (1 liver incl. vessels, 2 lesion) where the averaged occupancy reaches 0.5. Randomness: case ``i``
+Labels follow LiTS (1 liver incl. vessels and cysts, 2 lesion; the liver includes its lesions) where the averaged
+occupancy reaches 0.5. Randomness: case ``i``
 uses ``SeedSequence(seed, spawn_key=(i,))``, so a case does not depend on the others or on the number of workers.
 
 Examples
@@ -37,7 +40,7 @@ from scipy import ndimage
 
 from livermets.errors import UserInputError
 from livermets.imaging.io import read_image
-from livermets.synth.insertion import draw_lesions, insert_lesions, insert_vessels
+from livermets.synth.insertion import draw_cysts, draw_lesions, insert_cysts, insert_lesions, insert_vessels
 from livermets.synth.phantom import correlated_noise
 from livermets.synth.shapes import F32, Array, smooth_field
 from livermets.synth.tissues import (
@@ -52,7 +55,7 @@ from livermets.synth.tissues import (
     tissue_groups,
 )
 
-GENERATOR_VERSION = "realistic-1"
+GENERATOR_VERSION = "realistic-2"
 MAX_WORKING_VOXELS = 14_000_000
 
 
@@ -173,10 +176,10 @@ def _source_coordinates(rng: np.random.Generator, shape: tuple[int, int, int], s
                         lo: Array, source: Source) -> list[Array]:
     """Source voxel coordinates (z, y, x) of every working voxel under a random scaling, rotation and deformation."""
     centre = lo + (np.asarray(shape) - 1) * np.asarray(spacing) / 2.0
-    scale = rng.uniform(0.85, 1.15, 3)
-    angle = math.radians(rng.uniform(-8.0, 8.0))
+    scale = rng.uniform(0.8, 1.2, 3)
+    angle = math.radians(rng.uniform(-10.0, 10.0))
     c, s = math.cos(angle), math.sin(angle)
-    amplitude, correlation = rng.uniform(0.0, 6.0), rng.uniform(40.0, 70.0)
+    amplitude, correlation = rng.uniform(0.0, 10.0), rng.uniform(40.0, 70.0)
     axes = [lo[k] + np.arange(shape[k], dtype=F32) * F32(spacing[k]) - F32(centre[k]) for k in range(3)]
     z = axes[0][:, None, None] / F32(scale[0])
     y = axes[1][None, :, None] / F32(scale[1])
@@ -244,18 +247,20 @@ def render_case(config: RealisticConfig, index: int) -> RealisticCase:
     phase_key: Phase = acq.phase or "native"
     vessel_contrast = float(rng.uniform(*VESSEL_CONTRAST[phase_key]))
     insert_vessels(hu, liver, spacing, rng, vessel_contrast)
+    n_cysts = insert_cysts(hu, liver, spacing, rng, draw_cysts(rng))
     specs = draw_lesions(rng, zero_fraction=config.lesion_free_fraction)
     lesion_occ, lesion_rows = insert_lesions(hu, liver, spacing, rng, specs)
     hu, liver, lesion_occ = (_through_plane_average(v, acq.sub_slices) for v in (hu, liver, lesion_occ))
     hu += correlated_noise(rng, hu.shape, acq.noise_sd)
     label = (liver >= 0.5).astype(np.uint8)
-    label[(lesion_occ >= 0.5) & (label == 1)] = 2
+    label[lesion_occ >= 0.5] = 2  # the liver includes its lesions, also where one bulges beyond the surface
     out_spacing = (spacing[2], spacing[1], spacing[0] * acq.sub_slices)
     voxel_ml = float(np.prod(out_spacing)) / 1000.0
     record = {"source": scan.name, "phase": acq.phase or "source", "pixel_mm": round(spacing[2], 4),
               "slice_thickness_mm": round(out_spacing[2], 4), "noise_sd_hu": round(acq.noise_sd, 2),
               "liver_mean_hu": round(liver_mean, 1), "vessel_contrast_hu": round(vessel_contrast, 1),
-              "n_lesions_truth": len(lesion_rows), "liver_volume_ml": round(float((label > 0).sum()) * voxel_ml, 3),
+              "n_lesions_truth": len(lesion_rows), "n_cysts": n_cysts,
+              "liver_volume_ml": round(float((label > 0).sum()) * voxel_ml, 3),
               "lesion_volume_ml": round(float((label == 2).sum()) * voxel_ml, 3)}
     hu_int = np.clip(np.rint(hu), -1024, 3071).astype(np.int16)
     return RealisticCase(hu_int, label, out_spacing, source.direction, record, lesion_rows)

@@ -3,7 +3,7 @@
 Layout (every file atomic; ``manifest.csv`` last, so its presence marks a complete cohort)::
 
     OUT/images/REAL-0001.nii.gz   CT, int16 HU
-    OUT/labels/REAL-0001.nii.gz   uint8, 0 background, 1 liver (incl. vessels), 2 lesion
+    OUT/labels/REAL-0001.nii.gz   uint8, 0 background, 1 liver (incl. vessels and cysts), 2 lesion
     OUT/manifest.csv              series_id, study_id, patient_id, image, label, split + the case description
     OUT/lesions.csv               one row per inserted lesion (kind, diameter, contrast, centre)
     OUT/provenance.json           parameters, generator version, library versions
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 PARTS = ".realistic_parts"
 MANIFEST_COLUMNS = ["series_id", "study_id", "patient_id", "image", "label", "split", "source", "phase", "pixel_mm",
                     "slice_thickness_mm", "noise_sd_hu", "liver_mean_hu", "vessel_contrast_hu", "n_lesions",
-                    "n_lesions_truth", "liver_volume_ml", "lesion_volume_ml", "dataset"]
+                    "n_lesions_truth", "n_cysts", "liver_volume_ml", "lesion_volume_ml", "dataset"]
 
 
 def case_id(index: int) -> str:
