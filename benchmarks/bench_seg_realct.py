@@ -36,6 +36,8 @@ import SimpleITK as sitk
 from livermets.imaging.geometry import geometry_differences, reorient_like
 from livermets.imaging.io import read_image
 from livermets.lesions.scan_metrics import evaluate_scan, stratum_names
+from livermets.segmentation.lesion_size import model_min_lesion_size, remove_small_lesions
+from livermets.segmentation.options import PredictionOptions
 from livermets.segmentation.predict import Segmenter
 from livermets.synth.insertion import LesionSpec, draw_lesions, insert_lesions
 
@@ -107,13 +109,18 @@ def big_ct(shared: Path) -> sitk.Image:
                          -1024.0, sitk.sitkInt16)
 
 
-def evaluate_model(model: str, cases: list[Case]) -> pd.DataFrame:
-    """One row per scan and rule: the scan's metrics with per-stratum counts."""
-    segmenter = Segmenter(model)
+def evaluate_model(model: str, cases: list[Case], options: PredictionOptions | None = None) -> pd.DataFrame:
+    """One row per scan and rule: the scan's metrics with per-stratum counts.
+
+    The prediction loses its lesions below the model's minimum lesion size, as ``seg predict`` and ``analyze`` do.
+    """
+    segmenter = Segmenter(model, options=options)
+    limit = model_min_lesion_size(segmenter, options)
     rows = []
     for case in cases:
         tick = time.perf_counter()
-        predicted = sitk.GetArrayFromImage(segmenter.predict_image(case.image, case.name))
+        label, _ = remove_small_lesions(segmenter.predict_image(case.image, case.name), limit)  # as seg predict does
+        predicted = sitk.GetArrayFromImage(label)
         seconds = time.perf_counter() - tick
         for rule in RULES:
             result = evaluate_scan(case.truth, predicted, case.image.GetSpacing(), case.name, rule=rule,

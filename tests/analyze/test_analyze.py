@@ -33,7 +33,10 @@ def phantom_ct(tiny_cohort: Path) -> Path:
 @pytest.fixture(scope="module")
 def nifti_result(phantom_ct: Path, ne_model: Path, tmp_path_factory: pytest.TempPathFactory) -> AnalyzeResult:
     out = tmp_path_factory.mktemp("analyze_nifti") / "case"
-    return Analyzer(AnalyzeOptions(phenotype_model=ne_model, per_lesion=True)).analyze(phantom_ct, out)
+    # Forced: the lesions found on this 6 mm-pixel phantom give features outside the published table's range, so the
+    # gate withholds the probability (tested in test_gate_cli.py); here the numbers themselves are checked.
+    return Analyzer(AnalyzeOptions(phenotype_model=ne_model, per_lesion=True, force_phenotype=True)).analyze(
+        phantom_ct, out)
 
 
 def test_nifti_outputs_agree_with_independent_computations(nifti_result: AnalyzeResult, phantom_ct: Path,

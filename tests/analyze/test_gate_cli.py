@@ -1,6 +1,6 @@
 """No NE probability from an unusable segmentation, through ``livermets analyze``: a real CT cropped to its 20
-head-most slices (the liver cut off, lung taken for liver) and a real CT without liver; ``--force-phenotype``
-writes the probability and the report says so in its first line."""
+head-most slices (the liver cut off; a metastasis inserted so that there are features) and a real CT without liver;
+``--force-phenotype`` writes the probability and the report says so in its first line."""
 
 from __future__ import annotations
 
@@ -18,18 +18,27 @@ import SimpleITK as sitk
 from cli_helpers import run_cli
 from livermets.analyze.gate import BLOCKING_FLAGS
 from livermets.phenotype.training import predict_with_folder
+from livermets.synth.insertion import LesionSpec, insert_lesions
+from livermets.synth.tissues import TOTALSEG_LIVER
 
 GATE_CODES = {*BLOCKING_FLAGS, "liver_cut_off", "out_of_range"}
 N_SLICES = 20
 
 
-def _crop(ct: Path, out: Path, head: bool) -> Path:
-    """The ``N_SLICES`` slices of ``ct`` nearest the head (largest LPS z) or the feet, as a NIfTI file."""
+def _cut_liver_with_tumour(ct: Path, seg: Path, out: Path) -> Path:
+    """The ``N_SLICES`` head-most slices of ``ct`` (the liver cut off) with a 35 mm metastasis inserted into the
+    liver of ``seg`` (TotalSegmentator's labels of the 30 head-most slices), so that the scan has lesion features."""
     image = sitk.ReadImage(str(ct))
-    z_up = image.GetDirection()[8] > 0  # LPS: +z points to the head
-    depth = image.GetDepth()
-    first = depth - N_SLICES if head == z_up else 0
-    sitk.WriteImage(image[:, :, first : first + N_SLICES], str(out))
+    assert image.GetDirection()[8] > 0  # LPS: +z points to the head, the last slices are the head-most
+    part = image[:, :, image.GetDepth() - N_SLICES:]
+    labels = sitk.GetArrayFromImage(sitk.ReadImage(str(seg)))[-N_SLICES:]
+    hu = sitk.GetArrayFromImage(part).astype(np.float32)
+    liver = (labels == TOTALSEG_LIVER).astype(np.float32)
+    spacing = tuple(float(s) for s in reversed(part.GetSpacing()))
+    insert_lesions(hu, liver, spacing, np.random.default_rng(0), [LesionSpec("hypo", 35.0, 50.0)])  # type: ignore[arg-type]
+    tumour = sitk.GetImageFromArray(np.rint(hu).astype(np.int16))
+    tumour.CopyInformation(part)
+    sitk.WriteImage(tumour, str(out))
     return out
 
 
@@ -73,7 +82,8 @@ def cropped(shared_data: Callable[..., Path], ne_model: Path,
             tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
     """``analyze`` of the 20 head-most slices of a real CT, without and with ``--force-phenotype``."""
     folder = tmp_path_factory.mktemp("cropped")
-    ct = _crop(shared_data("totalsegmentator", "example_ct.nii.gz"), folder / "head20.nii.gz", head=True)
+    ct = _cut_liver_with_tumour(shared_data("totalsegmentator", "example_ct.nii.gz"),
+                                shared_data("totalsegmentator", "example_seg.nii.gz"), folder / "head20.nii.gz")
     return {"withheld": _analyze(ct, ne_model, folder / "withheld"),
             "forced": _analyze(ct, ne_model, folder / "forced", "--force-phenotype"),
             "out": {"forced": folder / "forced"}}

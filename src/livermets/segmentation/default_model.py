@@ -29,8 +29,8 @@ from livermets.segmentation.registry import default_order, entry
 SHIPPED = "shipped"
 INSTALL_HINT = "livermets models install ts-pair"
 SHIPPED_MODEL_WARNING = ("Segmented with the model shipped with livermets, which was trained on synthetic CT built "
-                         "from one real anatomy: on real CT it misses part of the liver and most metastases "
-                         f"(docs/benchmarks.md). Check the masks before using any number; `{INSTALL_HINT}` installs "
+                         "from one real anatomy: on real CT it misses small metastases and marks about ten "
+                         f"false-positive lesions per scan (docs/benchmarks.md). Check the masks before using any number; `{INSTALL_HINT}` installs "
                          "TotalSegmentator's liver and liver-lesion models, used by default once installed.")
 """What the reports say when the shipped model segmented (a series report, and the cohort report of ``run``)."""
 log = logging.getLogger(__name__)
@@ -142,6 +142,6 @@ def resolve_model(model: str | Path | None, warn: bool = True) -> Path:
 
 def warn_default_model(how: str = "default") -> None:
     """Log that the shipped model is used, what that means for real CT, and how to install the better one."""
-    log.warning("model: shipped (%s; trained on synthetic CT built from one real anatomy, it misses part of the "
-                "liver and most metastases on real CT, see docs/benchmarks.md); for TotalSegmentator's liver and "
-                "liver-lesion models run: %s", how, INSTALL_HINT)
+    log.warning("model: shipped (%s; trained on synthetic CT built from one real anatomy, it misses small "
+                "metastases and marks about ten false-positive lesions per real CT, see docs/benchmarks.md); for "
+                "TotalSegmentator's liver and liver-lesion models run: %s", how, INSTALL_HINT)
