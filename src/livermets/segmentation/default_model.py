@@ -30,8 +30,9 @@ SHIPPED = "shipped"
 INSTALL_HINT = "livermets models install ts-pair"
 SHIPPED_MODEL_WARNING = ("Segmented with the model shipped with livermets, which was trained on synthetic CT built "
                          "from one real anatomy: on real CT it misses small metastases and marks about ten "
-                         f"false-positive lesions per scan (docs/benchmarks.md). Check the masks before using any number; `{INSTALL_HINT}` installs "
-                         "TotalSegmentator's liver and liver-lesion models, used by default once installed.")
+                         "false-positive lesions per scan (docs/benchmarks.md). Check the masks before using any "
+                         f"number; `{INSTALL_HINT}` installs TotalSegmentator's liver and liver-lesion models, used "
+                         "by default once installed.")
 """What the reports say when the shipped model segmented (a series report, and the cohort report of ``run``)."""
 log = logging.getLogger(__name__)
 
