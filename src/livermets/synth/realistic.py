@@ -17,8 +17,8 @@ Each case starts from a real CT and its multi-label map (TotalSegmentator classe
    liver surface, hypo/rim/necrotic/calcified/hyper, 10-80 HU contrast.
 
 Labels follow LiTS (1 liver incl. vessels and cysts, 2 lesion; the liver includes its lesions) where the averaged
-occupancy reaches 0.5. Randomness: case ``i``
-uses ``SeedSequence(seed, spawn_key=(i,))``, so a case does not depend on the others or on the number of workers.
+occupancy reaches 0.5. Randomness: case ``i`` uses ``SeedSequence(seed, spawn_key=(i,))``, so a case does not depend
+on the others or on the number of workers.
 
 Examples
 --------
